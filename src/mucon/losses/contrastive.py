@@ -1,0 +1,72 @@
+"""The contrastive loss core: SupCon's L_out with a general positive mask (NT-Xent is its simplest case)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mucon.distributed import gather, gather_with_grad
+from mucon.losses.positives import positive_mask
+
+
+def contrastive_loss(
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    positives: torch.Tensor,
+    anchor_columns: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Mean over anchors of the positive-weighted cross-entropy against every other candidate.
+
+    anchors [n, d] and candidates [N, d] are L2-normalised embeddings; positives [n, N] holds each pair's
+    target weight; anchor_columns [n] is each anchor's own column in the candidates, excluded from both
+    the positives and the softmax denominator. For anchor i:
+        l_i = -(1 / sum_j P_ij) sum_{j != i} P_ij log( exp(s_ij / t) / sum_{k != i} exp(s_ik / t) ),
+    computed with log-sum-exp. Anchors without any positive do not count.
+    """
+    rows = torch.arange(anchors.shape[0], device=anchors.device)
+    logits = anchors @ candidates.T / temperature
+    logits = logits.index_put((rows, anchor_columns), torch.tensor(float("-inf"), device=logits.device, dtype=logits.dtype))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = positives.to(log_prob.dtype).index_put((rows, anchor_columns), torch.tensor(0.0, device=logits.device, dtype=log_prob.dtype))
+    log_prob = log_prob.masked_fill(positives == 0, 0.0)
+    weight = positives.sum(1)
+    has_positive = weight > 0
+    per_anchor = -(positives * log_prob).sum(1)[has_positive] / weight[has_positive]
+    return per_anchor.mean()
+
+
+class ContrastiveLoss(nn.Module):
+    """Contrastive loss over the global batch: gathers embeddings (with gradient), clip ids and labels.
+
+    Clip ids are local to each process and lie in [0, n) for n embeddings; they are offset by rank so that
+    only views of the same clip on the same process are each other's self-supervised positives, while
+    label positives and negatives come from every process.
+    """
+
+    def __init__(self, temperature: float = 0.1, *, min_shared_labels: int = 1, weighted: bool = False):
+        super().__init__()
+        self.temperature = temperature
+        self.min_shared_labels = min_shared_labels
+        self.weighted = weighted
+
+    def forward(self, z: torch.Tensor, clip_ids: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = F.normalize(z.float(), dim=1)
+        candidates, offset = gather_with_grad(z)
+        rows = z.shape[0]
+        process_of_row = torch.arange(candidates.shape[0], device=z.device) // rows
+        candidate_ids = gather(clip_ids) + process_of_row * rows
+        own_ids = clip_ids + offset
+        candidate_labels = gather(labels) if labels is not None else None
+        mask = positive_mask(
+            own_ids, candidate_ids, labels, candidate_labels,
+            min_shared_labels=self.min_shared_labels, weighted=self.weighted,
+        )
+        anchor_columns = offset + torch.arange(rows, device=z.device)
+        return contrastive_loss(candidates[offset : offset + rows], candidates, mask, anchor_columns, self.temperature)
+
+
+def nt_xent_ids(batch_size: int, n_views: int, device: torch.device | None = None) -> torch.Tensor:
+    """Clip ids for embeddings laid out view-major ([view0 of all clips, view1 of all clips, ...])."""
+    return torch.arange(batch_size, device=device).repeat(n_views)
