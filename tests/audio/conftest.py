@@ -1,0 +1,77 @@
+"""Synthetic audio folders: every format, rate and channel count mucon meets, plus every kind of bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+# name -> (sample rate, channels, seconds, soundfile format options); names sort in this order.
+GOOD_FILES = {
+    "a_16k_mono.wav": (16000, 1, 1.5, {}),
+    "b_22k_stereo.flac": (22050, 2, 1.3, {}),
+    "c_44k_mono.ogg": (44100, 1, 1.2, {"format": "OGG", "subtype": "VORBIS"}),
+    "d_48k_stereo.opus": (48000, 2, 1.4, {"format": "OGG", "subtype": "OPUS"}),
+    "e_44k_stereo.mp3": (44100, 2, 1.6, {"format": "MP3", "subtype": "MPEG_LAYER_III"}),
+    "nested/f_48k_mono.AIFF": (48000, 1, 2.0, {"format": "AIFF", "subtype": "PCM_16"}),
+}
+# name -> the reason prepare_store must give for skipping it.
+BAD_FILES = {
+    "bad_corrupt.flac": "corrupt",
+    "bad_empty.wav": "empty",
+    "bad_short.wav": "too short",
+    "bad_silent.wav": "silent",
+    "bad_text.wav": "not audio",
+}
+IGNORED_FILES = ("notes.txt", "nested/cover.jpg")
+
+
+def music_like(sample_rate: int, channels: int, seconds: float, seed: int) -> np.ndarray:
+    """A few decaying partials plus noise: broadband enough to exercise codecs and resamplers."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    tones = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3)) / (k + 1) for k, f in enumerate(rng.uniform(100, 3000, 4)))
+    signal = 0.25 * tones * np.exp(-t % 0.5) + 0.02 * rng.standard_normal(len(t))
+    return np.stack([signal * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def write_good_file(path: Path, sample_rate: int, channels: int, seconds: float, options: dict, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, music_like(sample_rate, channels, seconds, seed), sample_rate, **options)
+
+
+def write_bad_files(folder: Path) -> None:
+    """One file per way an input can be unusable; each still carries an audio extension."""
+    rng = np.random.default_rng(0)
+    valid = folder / "valid.flac"
+    sf.write(valid, music_like(22050, 1, 1.5, 99), 22050)
+    header_then_garbage = valid.read_bytes()[:200] + rng.bytes(valid.stat().st_size - 200)
+    valid.unlink()
+    (folder / "bad_corrupt.flac").write_bytes(header_then_garbage)
+    (folder / "bad_empty.wav").write_bytes(b"")
+    sf.write(folder / "bad_short.wav", music_like(16000, 1, 0.05, 7), 16000)
+    sf.write(folder / "bad_silent.wav", np.zeros(24000, np.float32), 16000)
+    (folder / "bad_text.wav").write_text("this is not audio\n" * 50)
+
+
+def write_ignored_files(folder: Path) -> None:
+    for name in IGNORED_FILES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("not an audio extension")
+
+
+def build_mixed_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, (name, (sample_rate, channels, seconds, options)) in enumerate(GOOD_FILES.items()):
+        write_good_file(folder / name, sample_rate, channels, seconds, options, seed)
+    write_bad_files(folder)
+    write_ignored_files(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mixed_audio_dir(tmp_path_factory) -> Path:
+    """Good files of every format next to bad ones; shared read-only by all tests."""
+    return build_mixed_folder(tmp_path_factory.mktemp("mixed_audio"))
