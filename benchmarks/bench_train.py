@@ -1,0 +1,120 @@
+"""Training throughput of a method preset on this machine: samples/s, achieved FLOP/s against the
+machine's measured matmul peak, and peak memory. Each preset runs in its own process so that peak
+memory (max RSS on CPU, max allocated on CUDA) is its own.
+
+    python benchmarks/bench_train.py                      # CLMR paper and CPU presets
+    python benchmarks/bench_train.py configs/clmr-cpu.yaml --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PRESETS = [ROOT / "configs" / "clmr.yaml", ROOT / "configs" / "clmr-cpu.yaml"]
+
+
+def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def measure_preset(config_path: Path, steps: int, device: torch.device) -> dict:
+    from mucon.config import load_config
+    from mucon.methods import method_class
+
+    config = load_config(config_path)
+    method = method_class(config.method_name)(config).to(device)
+    method.train()
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-4)
+    batch_size = config.data.batch_size
+    generator = torch.Generator().manual_seed(0)
+    batch = {"audio": torch.randint(-8000, 8000, (batch_size, method.crop_samples), generator=generator, dtype=torch.int16).to(device)}
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = method.compute_loss(batch)
+        loss.backward()
+        optimizer.step()
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    flops_per_step = counter.get_total_flops()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    peak_memory = (
+        torch.cuda.max_memory_allocated() if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {
+        "preset": config_path.name,
+        "encoder": config.encoder.name,
+        "batch": batch_size,
+        "crop_samples": method.crop_samples,
+        "seconds_per_step": seconds,
+        "samples_per_second": batch_size / seconds,
+        "flops_per_step": flops_per_step,
+        "achieved_flops": flops_per_step / seconds,
+        "peak_memory_bytes": peak_memory,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("presets", nargs="*", type=Path, default=DEFAULT_PRESETS)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.child:
+        print(json.dumps(measure_preset(args.presets[0], args.steps, device)))
+        return
+
+    peak = matmul_peak_flops(device)
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}, float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    header = f"{'preset':<18}{'encoder':<16}{'batch':>6}{'crop':>8}{'s/step':>9}{'samples/s':>11}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of peak':>9}{'peak mem':>10}"
+    print(header)
+    print("-" * len(header))
+    for preset in args.presets:
+        out = subprocess.run(
+            [sys.executable, __file__, str(preset), "--steps", str(args.steps), "--device", args.device, "--child"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"{r['preset']:<18}{r['encoder']:<16}{r['batch']:>6}{r['crop_samples']:>8}{r['seconds_per_step']:>9.3f}"
+            f"{r['samples_per_second']:>11.1f}{r['flops_per_step'] / 1e9:>12.1f}{r['achieved_flops'] / 1e9:>9.1f}"
+            f"{r['achieved_flops'] / peak:>9.1%}{r['peak_memory_bytes'] / 2**20:>8.0f}MiB"
+        )
+    print("FLOPs are those torch.utils.flop_counter counts (matmuls and convolutions of forward and backward);"
+          " the augmentation chain's FFTs are timed but not counted.")
+
+
+if __name__ == "__main__":
+    main()

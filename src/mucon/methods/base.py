@@ -1,0 +1,105 @@
+"""The training loop every method shares: make views -> encode -> project -> loss.
+
+A method is a small subclass that says how many samples it needs per clip, how it turns a batch into
+views, and which loss compares them; logging, the optimiser, the seeded view generator and what a
+checkpoint carries (resolved config, mucon version, label vocabulary) live here once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import nn
+
+import mucon
+from mucon.config import RunConfig, from_dict
+from mucon.encoders import build_encoder, build_head
+
+
+@dataclasses.dataclass
+class MethodParams:
+    name: str
+
+
+class Method(L.LightningModule):
+    Params: ClassVar[type[MethodParams]] = MethodParams
+
+    def __init__(self, config: RunConfig, label_vocabulary: list[str] | None = None):
+        super().__init__()
+        self.config = config
+        self.params = from_dict(self.Params, config.method, where="method")
+        self.label_vocabulary = list(label_vocabulary or [])
+        self.encoder = build_encoder(config.encoder.name, **config.encoder.params)
+        if self.encoder.sample_rate != config.data.sample_rate:
+            raise ValueError(
+                f"encoder {config.encoder.name} expects {self.encoder.sample_rate} Hz but data.sample_rate is "
+                f"{config.data.sample_rate}"
+            )
+        self.projector = self.build_projector()
+        self._view_generator: torch.Generator | None = None
+        self._pending_generator_state: torch.Tensor | None = None
+
+    # --- what a method defines ---------------------------------------------------------------------
+    @property
+    def crop_samples(self) -> int:
+        """Samples the data module cuts per clip (views are made from them on the device)."""
+        raise NotImplementedError
+
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of one batch and any extra figures to log."""
+        raise NotImplementedError
+
+    def build_projector(self) -> nn.Module:
+        return build_head(self.config.head.name, in_dim=self.encoder.dim, **self.config.head.params)
+
+    # --- shared pieces -----------------------------------------------------------------------------
+    @property
+    def view_generator(self) -> torch.Generator:
+        """The one source of randomness for views on the model's device, seeded per process."""
+        if self._view_generator is None or self._view_generator.device != self.device:
+            self._view_generator = torch.Generator(device=self.device)
+            self._view_generator.manual_seed(self.config.seed * 1_000_003 + self.global_rank)
+            if self._pending_generator_state is not None:
+                self._view_generator.set_state(self._pending_generator_state)
+                self._pending_generator_state = None
+        return self._view_generator
+
+    @staticmethod
+    def audio(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's int16 crops as float waveforms in [-1, 1)."""
+        return batch["audio"].float() / 32768.0
+
+    def project(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.encoder.embed(waveforms))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, figures = self.compute_loss(batch)
+        batch_size = batch["audio"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        for name, value in figures.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        settings = self.config.optimizer
+        optimizer = torch.optim.Adam(self.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        if settings.halve_lr_at_fraction is None:
+            return optimizer
+        milestone = max(1, int(self.config.trainer.max_steps * settings.halve_lr_at_fraction))
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[milestone], gamma=0.5)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mucon"] = {
+            "version": mucon.__version__,
+            "config": self.config.to_dict(),
+            "label_vocabulary": self.label_vocabulary,
+            "view_generator_state": self.view_generator.get_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_generator_state = checkpoint["mucon"]["view_generator_state"]
+        self._view_generator = None
