@@ -1,0 +1,59 @@
+"""Encoders (waveform -> frames ``[B, T, D]``) and projection heads, built by name from configs."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from mucon.encoders.base import Encoder, SpectrogramEncoder, pool_frames
+from mucon.encoders.efficientnet import EfficientNetB0, EfficientNetB0Backbone
+from mucon.encoders.fcn import PEMRCNN
+from mucon.encoders.heads import COLAHead, ProjectionHead
+from mucon.encoders.samplecnn import SampleCNN
+from mucon.encoders.small_cnn import SmallCNN
+
+ENCODERS: dict[str, type[Encoder]] = {
+    "samplecnn": SampleCNN,
+    "pemr_cnn": PEMRCNN,
+    "efficientnet_b0": EfficientNetB0,
+    "small_cnn": SmallCNN,
+}
+
+HEADS: dict[str, type[nn.Module]] = {
+    "projection": ProjectionHead,
+    "cola": COLAHead,
+}
+
+
+def _lookup(registry: dict, kind: str, name: str):
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {sorted(registry)}") from None
+
+
+def build_encoder(name: str, **kwargs) -> Encoder:
+    """Encoder by config name, e.g. ``build_encoder("samplecnn", input_samples=59535)``."""
+    return _lookup(ENCODERS, "encoder", name)(**kwargs)
+
+
+def build_head(name: str, **kwargs) -> nn.Module:
+    """Head by config name, e.g. ``build_head("projection", in_dim=512, hidden_dim=512, out_dim=128)``."""
+    return _lookup(HEADS, "head", name)(**kwargs)
+
+
+__all__ = [
+    "COLAHead",
+    "EfficientNetB0",
+    "EfficientNetB0Backbone",
+    "ENCODERS",
+    "Encoder",
+    "HEADS",
+    "PEMRCNN",
+    "ProjectionHead",
+    "SampleCNN",
+    "SmallCNN",
+    "SpectrogramEncoder",
+    "build_encoder",
+    "build_head",
+    "pool_frames",
+]

@@ -1,0 +1,120 @@
+"""The encoder interface every method and evaluation codes against.
+
+An encoder maps a batch of mono waveforms to a sequence of frame features ``[B, T, D]``; pooling to
+one vector per clip is a separate, named step. Keeping the frames lets evaluation build timestamp
+embeddings (HEAR) and lets a method choose where to pool, while ``embed`` gives the clip vector that
+the papers' projection heads take.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Pooling = Literal["mean", "max"]
+
+
+def pool_frames(frames: Tensor, pooling: Pooling) -> Tensor:
+    """Reduce ``[B, T, D]`` frames over time to ``[B, D]``."""
+    if pooling == "mean":
+        return frames.mean(dim=1)
+    if pooling == "max":
+        return frames.amax(dim=1)
+    raise ValueError(f"pooling must be 'mean' or 'max', got {pooling!r}")
+
+
+class Encoder(nn.Module):
+    """Base class: waveform ``[B, samples]`` -> frames ``[B, T, D]``.
+
+    Subclasses set ``sample_rate`` (the rate the weights expect), ``input_samples`` (the crop length
+    the architecture was designed for, which HEAR windows use), ``dim`` (D), ``pooling`` and
+    ``min_input_samples`` (the shortest input that still yields one frame; T grows with length).
+    """
+
+    sample_rate: int
+    input_samples: int
+    dim: int
+    pooling: Pooling
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def min_input_samples(self) -> int:
+        raise NotImplementedError
+
+    def pool(self, frames: Tensor) -> Tensor:
+        """``[B, T, D]`` -> ``[B, D]`` with this encoder's pooling."""
+        return pool_frames(frames, self.pooling)
+
+    def embed(self, waveform: Tensor) -> Tensor:
+        """One vector per clip: ``pool(forward(waveform))``."""
+        return self.pool(self(waveform))
+
+    def check_input(self, waveform: Tensor) -> None:
+        """Fail with a readable message instead of a shape error deep inside the network."""
+        if waveform.dim() != 2:
+            raise ValueError(f"expected a waveform batch [B, samples], got shape {tuple(waveform.shape)}")
+        if waveform.shape[-1] < self.min_input_samples:
+            raise ValueError(
+                f"{type(self).__name__} needs at least {self.min_input_samples} samples at "
+                f"{self.sample_rate} Hz, got {waveform.shape[-1]}"
+            )
+
+
+class SpectrogramEncoder(Encoder):
+    """A frontend (waveform -> ``[B, n_mels, frames]``) followed by a 2D backbone.
+
+    The split exists because PEMR masks the spectrogram between the two steps:
+    ``forward(w) == forward_spectrogram(frontend(w))``. Subclasses set ``min_frames``, the fewest
+    spectrogram frames the backbone accepts.
+    """
+
+    frontend: nn.Module
+    min_frames: int
+
+    def forward_spectrogram(self, spec: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        self.check_input(waveform)
+        return self.forward_spectrogram(self.frontend(waveform))
+
+    @property
+    def min_input_samples(self) -> int:
+        """Shortest waveform whose spectrogram has ``min_frames`` frames.
+
+        Found by asking the frontend (bisection on silent input) rather than assuming its padding
+        and centring conventions; computed once and cached.
+        """
+        cached = getattr(self, "_min_input_samples", None)
+        if cached is None:
+            cached = _smallest_length_with_frames(self.frontend, self.min_frames)
+            self._min_input_samples = cached
+        return cached
+
+
+@torch.no_grad()
+def _smallest_length_with_frames(frontend: nn.Module, min_frames: int) -> int:
+    tensors = [*frontend.parameters(), *frontend.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+
+    def frames_for(length: int) -> int:
+        try:
+            return frontend(torch.zeros(1, length, device=device)).shape[-1]
+        except (RuntimeError, ValueError):  # too short for the frontend's own window
+            return 0
+
+    high = 1
+    while frames_for(high) < min_frames:
+        high *= 2
+    low = high // 2  # frames_for(low) < min_frames, or low == 0
+    while high - low > 1:
+        middle = (low + high) // 2
+        if frames_for(middle) >= min_frames:
+            high = middle
+        else:
+            low = middle
+    return high

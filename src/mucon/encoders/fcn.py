@@ -1,0 +1,78 @@
+"""PEMR's encoder: a 4-block 2D CNN on a 128-band dB mel spectrogram.
+
+Shapes at the design length (59049 samples at 22050 Hz, 128 mels x 462 frames)::
+
+    [B, 1, 128, 462] -> BN -> 64ch /(2,4) -> [64, 64, 115] -> 128ch /(2,4) -> [128, 32, 28]
+                     -> 128ch /(2,4) -> [128, 16, 7] -> 128ch /(4,5) -> [128, 4, 1]
+
+so one frame of 128 channels x 4 bands = 512 features. Time is divided by 4*4*4*5 = 320, so the
+backbone needs at least 320 frames (about 1.9 s with the PEMR frontend); longer inputs give
+``frames // 320`` time steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from mucon.encoders.base import SpectrogramEncoder
+
+PEMR_CHANNELS = (64, 128, 128, 128)
+PEMR_POOLS = ((2, 4), (2, 4), (2, 4), (4, 5))
+
+
+class PEMRCNN(SpectrogramEncoder):
+    """BatchNorm2d(1) on the spectrogram, then 4 x [3x3 conv + BN + ReLU + MaxPool].
+
+    Pooling is MAX over time: at the design length the last (4, 5) max-pool already spans all the
+    remaining time, so the network's clip vector is a max over time; a global max over T keeps that
+    meaning for longer inputs (a wider last pool), where a mean would change it into an average of
+    window vectors. At the design length T = 1 and the choice makes no difference.
+    """
+
+    pooling = "max"
+
+    def __init__(
+        self,
+        frontend: nn.Module | None = None,
+        n_mels: int = 128,
+        sample_rate: int = 22050,
+        input_samples: int = 59049,
+        channels: tuple[int, ...] = PEMR_CHANNELS,
+        pools: tuple[tuple[int, int], ...] = PEMR_POOLS,
+    ):
+        super().__init__()
+        if len(channels) != len(pools):
+            raise ValueError("channels and pools must have one entry per block")
+        if frontend is None:
+            from mucon.audio.frontend import pemr_frontend
+
+            frontend = pemr_frontend()
+        self.frontend = frontend
+        self.sample_rate = sample_rate
+        self.input_samples = input_samples
+
+        freq_reduction = math.prod(pool[0] for pool in pools)
+        if n_mels < freq_reduction:
+            raise ValueError(f"n_mels={n_mels} is fewer than the {freq_reduction}x frequency pooling")
+        self.dim = channels[-1] * (n_mels // freq_reduction)
+        self.min_frames = math.prod(pool[1] for pool in pools)
+
+        self.input_norm = nn.BatchNorm2d(1)
+        blocks = []
+        in_channels = 1
+        for out_channels, pool in zip(channels, pools):
+            blocks += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(),
+                nn.MaxPool2d(pool),
+            ]
+            in_channels = out_channels
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward_spectrogram(self, spec: Tensor) -> Tensor:
+        """``[B, n_mels, frames]`` -> ``[B, T, channels * remaining bands]``."""
+        features = self.blocks(self.input_norm(spec.unsqueeze(1)))  # [B, C, F, T]
+        return features.flatten(1, 2).transpose(1, 2)
