@@ -49,6 +49,7 @@ class OptimizerConfig:
 @dataclass
 class TrainerConfig:
     max_steps: int = 1000
+    max_time: str | None = None  # "DD:HH:MM:SS": stop at whichever of max_steps and max_time comes first
     accelerator: str = "auto"
     devices: int | str | list[int] = "auto"
     num_nodes: int = 1

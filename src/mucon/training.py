@@ -27,6 +27,7 @@ def build_trainer(config: RunConfig) -> L.Trainer:
     settings = config.trainer
     return L.Trainer(
         max_steps=settings.max_steps,
+        max_time=settings.max_time,
         accelerator=settings.accelerator,
         devices=settings.devices,
         num_nodes=settings.num_nodes,

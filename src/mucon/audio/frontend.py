@@ -1,0 +1,186 @@
+"""Log-mel front ends that run on the model's device, as part of the model.
+
+PEMR's encoder reads a dB mel spectrogram (torchaudio's conventions); MSCOL/COLA read a natural-log
+mel spectrogram computed the TensorFlow way. Both are one module here, ``LogMelSpectrogram``,
+built from plain torch so that no audio library decides the numbers, with presets that reproduce
+each paper's frame counts (PEMR: 59049 samples -> 128 x 462; COLA: 16000 samples -> 64 x 98).
+
+Mel scale: HTK (mel = 2595 log10(1 + f / 700)), triangles linear in Hz between mel-spaced edges,
+no area normalisation; this is torchaudio's default, which PEMR used, and the scale TensorFlow's
+mel matrix (COLA) is built on.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Scale = Literal["db", "log"]
+
+PEMR_SAMPLE_RATE = 22050
+PEMR_CROP_SAMPLES = 59049
+COLA_SAMPLE_RATE = 16000
+COLA_CROP_SAMPLES = 16000  # 1 s: 1 + (16000 - 400) // 160 = 98 frames, as in COLA and MSCOL
+
+
+def _hz_to_mel(hz: Tensor) -> Tensor:
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+
+def _mel_to_hz(mel: Tensor) -> Tensor:
+    return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> Tensor:
+    """HTK-mel triangular filterbank ``[n_freqs, n_mels]`` for rFFT bins 0 .. sample_rate / 2.
+
+    Band m rises linearly (in Hz) from edge m to edge m + 1 and falls to edge m + 2, the
+    ``n_mels + 2`` edges being evenly spaced in mel between ``f_min`` and ``f_max``.
+    """
+    if not 0.0 <= f_min < f_max <= sample_rate / 2:
+        raise ValueError(f"need 0 <= f_min < f_max <= sample_rate / 2, got {f_min}, {f_max}")
+    bin_hz = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)
+    mel_edges = torch.linspace(
+        _hz_to_mel(torch.tensor(f_min, dtype=torch.float64)),
+        _hz_to_mel(torch.tensor(f_max, dtype=torch.float64)),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
+    hz_edges = _mel_to_hz(mel_edges)
+    lower, centre, upper = hz_edges[:-2], hz_edges[1:-1], hz_edges[2:]
+    rising = (bin_hz.unsqueeze(1) - lower) / (centre - lower)
+    falling = (upper - bin_hz.unsqueeze(1)) / (upper - centre)
+    return torch.minimum(rising, falling).clamp(min=0.0).to(torch.float32)
+
+
+class LogMelSpectrogram(nn.Module):
+    """Waveforms ``[..., T]`` -> log-mel spectrograms ``[..., n_mels, frames]``.
+
+    Frames are ``win_length`` samples every ``hop_length``, Hann-windowed (periodic), zero-padded
+    to ``n_fft`` for the FFT. With ``center=True`` the signal is reflect-padded by win_length // 2
+    on each side first, so frames = 1 + T // hop (torch.stft / torchaudio); with ``center=False``
+    frames = 1 + (T - win_length) // hop (TensorFlow's ``tf.signal.stft``). Framing by
+    ``win_length`` rather than ``n_fft`` is what lets a 400-sample window in a 1024-point FFT give
+    COLA's 98 frames per second; when win_length == n_fft it equals torch.stft.
+
+    ``power`` 2 gives a power spectrogram, 1 a magnitude one. ``scale='db'`` gives
+    10 log10(max(mel, 1e-10)), optionally floored at ``top_db`` below each example's maximum;
+    ``scale='log'`` gives log(max(mel, 1e-5)). ``normalize_waveform`` divides each waveform by its
+    L2 norm first (MSCOL/COLA), making the features independent of the clip's level.
+    Window and filterbank are non-persistent buffers: they follow ``.to(device)`` and stay out of
+    checkpoints.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        win_length: int | None = None,
+        hop_length: int | None = None,
+        n_mels: int = 128,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        scale: Scale = "db",
+        power: float = 2.0,
+        center: bool = True,
+        normalize_waveform: bool = False,
+        top_db: float | None = None,
+    ):
+        super().__init__()
+        if scale not in ("db", "log"):
+            raise ValueError(f"scale must be 'db' or 'log', got {scale!r}")
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length or n_fft
+        self.hop_length = hop_length or self.win_length // 4
+        if self.win_length > n_fft:
+            raise ValueError(f"win_length {self.win_length} exceeds n_fft {n_fft}")
+        self.n_mels = n_mels
+        self.scale = scale
+        self.power = power
+        self.center = center
+        self.normalize_waveform = normalize_waveform
+        self.top_db = top_db
+        f_max = sample_rate / 2 if f_max is None else f_max
+        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
+        self.register_buffer(
+            "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min, f_max), persistent=False
+        )
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for a waveform of ``n_samples``."""
+        if self.center:
+            return 1 + n_samples // self.hop_length
+        return 1 + (n_samples - self.win_length) // self.hop_length
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        leading, length = waveform.shape[:-1], waveform.shape[-1]
+        x = waveform.reshape(-1, length)
+        if self.normalize_waveform:
+            x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        if self.center:
+            pad = self.win_length // 2
+            x = nn.functional.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+        frames = x.unfold(-1, self.win_length, self.hop_length) * self.window.to(x.dtype)
+        spectrum = torch.fft.rfft(frames, n=self.n_fft).abs()  # [B, frames, freqs]
+        if self.power != 1.0:
+            spectrum = spectrum.pow(self.power)
+        mel = spectrum @ self.filterbank.to(x.dtype)  # [B, frames, n_mels]
+        if self.scale == "db":
+            features = 10.0 * torch.log10(mel.clamp(min=1e-10))
+            if self.top_db is not None:
+                ceiling = features.amax(dim=(-2, -1), keepdim=True)
+                features = torch.maximum(features, ceiling - self.top_db)
+        else:
+            features = torch.log(mel.clamp(min=1e-5))
+        return features.transpose(-1, -2).reshape(*leading, self.n_mels, -1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
+            f"hop_length={self.hop_length}, n_mels={self.n_mels}, scale={self.scale!r}, power={self.power}, "
+            f"center={self.center}, normalize_waveform={self.normalize_waveform}"
+        )
+
+
+def pemr_frontend() -> LogMelSpectrogram:
+    """PEMR: 22050 Hz, n_fft = window = 256, hop 128, 128 mels over 0 .. 11025 Hz, power in dB.
+
+    Centre padding (torchaudio's default, which PEMR's release used) is what turns 59049 samples
+    into 462 frames: 1 + 59049 // 128.
+    """
+    return LogMelSpectrogram(
+        sample_rate=PEMR_SAMPLE_RATE,
+        n_fft=256,
+        win_length=256,
+        hop_length=128,
+        n_mels=128,
+        scale="db",
+        center=True,
+    )
+
+
+def cola_frontend() -> LogMelSpectrogram:
+    """COLA / MSCOL: 16 kHz, 25 ms window (400), 10 ms hop (160), 1024-point FFT, 64 mels over
+    60 .. 7800 Hz, log(max(x, 1e-5)), L2-normalised waveform.
+
+    No centre padding (TensorFlow's ``tf.signal.stft``, which COLA used), so ``COLA_CROP_SAMPLES``
+    = 16000 samples (1 s) give 98 frames. The mel filterbank is applied to the magnitude
+    spectrogram (power 1), as COLA's code does.
+    """
+    return LogMelSpectrogram(
+        sample_rate=COLA_SAMPLE_RATE,
+        n_fft=1024,
+        win_length=400,
+        hop_length=160,
+        n_mels=64,
+        f_min=60.0,
+        f_max=7800.0,
+        scale="log",
+        power=1.0,
+        center=False,
+        normalize_waveform=True,
+    )
+
