@@ -41,6 +41,28 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corpus_build(args: argparse.Namespace) -> int:
+    from mucon.data.corpus import build_corpus
+    from mucon.data.corpus.render import SoundfontMissing
+
+    try:
+        report = build_corpus(args.out_dir, size=args.size, sample_rate=args.sample_rate, seed=args.seed,
+                              soundfonts=args.soundfont, progress=not args.quiet)
+    except SoundfontMissing as error:
+        print(f"mucon corpus build: {error}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+def _corpus_plot(args: argparse.Namespace) -> int:
+    from mucon.data.corpus.plot import plot_stems
+
+    for version in args.versions:
+        print(plot_stems(args.corpus_dir, version, args.out_dir / f"{version}.png"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mucon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mucon {__version__}")
@@ -66,6 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
     pretrain.add_argument("overrides", nargs="*", help="key.sub=value settings over the config")
     pretrain.set_defaults(run=_pretrain)
+
+    corpus = commands.add_parser("corpus", help="the built-in corpus: rendered multitrack music with labels")
+    corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True)
+    build = corpus_commands.add_parser("build", help="render the corpus offline from music21 scores and GM soundfonts")
+    build.add_argument("out_dir", type=Path)
+    build.add_argument("--size", choices=["small", "default", "full"], default="default")
+    build.add_argument("--sample-rate", type=int, default=22050)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--soundfont", action="append", help="a .sf2/.sf3 file to render with (repeatable; "
+                       "default: the Debian GM soundfonts)")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(run=_corpus_build)
+    plot = corpus_commands.add_parser("plot", help="spectrograms of versions' mixtures and stems, as PNG")
+    plot.add_argument("corpus_dir", type=Path)
+    plot.add_argument("versions", nargs="+", help="version ids (the `version` column of metadata.csv)")
+    plot.add_argument("--out-dir", type=Path, default=Path("."))
+    plot.set_defaults(run=_corpus_plot)
     return parser
 
 
