@@ -1,0 +1,418 @@
+"""From audio files to embeddings: the windowing every evaluation shares, a streamed folder export,
+and a disk cache so a task's files are embedded once per (model, files, corruption).
+
+Windows are ``encoder.input_samples`` long, the crop the encoder was trained on, so the network
+always sees the input size its statistics were learnt from. A clip shorter than a window, or the
+tail of a longer one, is zero-padded to a full window. A clip's embedding is the mean of its
+window embeddings (each window already pooled by the encoder).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+import mucon
+from mucon.audio.io import AudioDecodeError, is_audio_path, load_audio
+from mucon.encoders import Encoder
+
+CACHE_FORMAT = 1  # bump when what is cached, or how it is computed, changes
+
+
+# --- models ----------------------------------------------------------------------------------------
+
+
+def resolve_encoder(model: str | os.PathLike | Encoder, device: str | torch.device = "cpu") -> Encoder:
+    """The encoder of a checkpoint (via ``mucon.load``) or an ``Encoder`` itself, on ``device``, in eval mode.
+
+    Eval mode matters: batch-norm then uses its running statistics, so a clip's embedding does not
+    depend on what else is in the batch.
+    """
+    encoder = model if isinstance(model, Encoder) else mucon.load(model, device).encoder
+    return encoder.to(device).eval()
+
+
+def model_fingerprint(model: str | os.PathLike | Encoder) -> str:
+    """A cache key for a model: a checkpoint's path, size and mtime, or a hash of an encoder's weights.
+
+    Path and mtime are enough for checkpoints (hashing hundreds of MB on every run is not); an
+    in-memory encoder has no file, so its class, settings and tensors are hashed.
+    """
+    if not isinstance(model, Encoder):
+        path = Path(model).resolve()
+        stat = path.stat()
+        return f"checkpoint:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    digest = hashlib.sha256(repr(model).encode())
+    digest.update(f"{type(model).__qualname__}:{model.sample_rate}:{model.input_samples}:{model.dim}".encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return f"encoder:{digest.hexdigest()}"
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a module's tensors live (CPU for one without any, like a pure feature extractor)."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
+
+
+# --- windows ---------------------------------------------------------------------------------------
+
+
+def count_windows(n_samples: int, window: int, hop: int) -> int:
+    """Windows starting at 0, hop, 2 hop, ... until one reaches the end (at least one)."""
+    return 1 + max(0, -(-(n_samples - window) // hop))
+
+
+def frame_windows(audio: Tensor, window: int, hop: int) -> Tensor:
+    """``[..., T]`` -> ``[..., K, window]``: the last window (or a short clip) zero-padded at the end."""
+    n_windows = count_windows(audio.shape[-1], window, hop)
+    padded_length = (n_windows - 1) * hop + window
+    audio = torch.nn.functional.pad(audio, (0, padded_length - audio.shape[-1]))
+    return audio.unfold(-1, window, hop)
+
+
+@torch.no_grad()
+def embed_windows(encoder: Encoder, windows: Tensor, batch_size: int = 64) -> Tensor:
+    """``[N, window]`` -> ``[N, D]`` pooled window embeddings, at most ``batch_size`` windows per forward."""
+    device = module_device(encoder)
+    outputs = [
+        encoder.embed(windows[start : start + batch_size].to(device, torch.float32)).float()
+        for start in range(0, windows.shape[0], batch_size)
+    ]
+    return torch.cat(outputs) if outputs else windows.new_zeros(0, encoder.dim)
+
+
+def iter_clip_embeddings(
+    encoder: Encoder, clips: Iterable[tuple[Any, Tensor]], hop: int, batch_size: int = 64
+) -> Iterator[tuple[Any, Tensor]]:
+    """``(key, waveform [T])`` -> ``(key, window embeddings [K, D])`` on the CPU, in input order.
+
+    Windows of consecutive clips share forward passes, so a folder of short files still runs in
+    full batches; at most about one batch plus one clip's windows is held at a time.
+    """
+    pending: list[tuple[Any, Tensor]] = []
+    n_pending = 0
+    for key, waveform in clips:
+        windows = frame_windows(torch.as_tensor(waveform, dtype=torch.float32), encoder.input_samples, hop)
+        pending.append((key, windows))
+        n_pending += len(windows)
+        if n_pending >= batch_size:
+            yield from _embed_pending(encoder, pending, batch_size)
+            pending, n_pending = [], 0
+    if pending:
+        yield from _embed_pending(encoder, pending, batch_size)
+
+
+def _embed_pending(
+    encoder: Encoder, pending: list[tuple[Any, Tensor]], batch_size: int
+) -> Iterator[tuple[Any, Tensor]]:
+    embeddings = embed_windows(encoder, torch.cat([windows for _, windows in pending]), batch_size).cpu()
+    yield from zip([key for key, _ in pending], embeddings.split([len(windows) for _, windows in pending]))
+
+
+def hop_samples(encoder: Encoder, hop_seconds: float | None, default_fraction: float) -> int:
+    """A hop in samples: ``hop_seconds`` if given, else ``default_fraction`` of the encoder's window."""
+    hop = encoder.input_samples * default_fraction if hop_seconds is None else hop_seconds * encoder.sample_rate
+    if hop < 1:
+        raise ValueError(f"hop must be at least one sample, got {hop_seconds} s")
+    return int(round(hop))
+
+
+# --- streamed export of a folder ---------------------------------------------------------------------
+
+
+class _GrowingNpy:
+    """A float32 ``[rows, dim]`` .npy file that rows are appended to, valid after every ``flush``.
+
+    The header is written with a fixed size and rewritten in place with the row count, so neither
+    the rows nor their number need to be known in advance, and an interrupted run leaves a
+    readable file of everything embedded so far.
+    """
+
+    HEADER_BYTES = 128  # a multiple of 64, as the .npy format recommends for memory mapping
+
+    def __init__(self, path: Path, dim: int):
+        self.dim, self.rows = dim, 0
+        self.file = open(path, "wb")
+        self._write_header()
+
+    def _write_header(self) -> None:
+        text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({self.rows}, {self.dim}), }}"
+        magic = b"\x93NUMPY\x01\x00"
+        body = self.HEADER_BYTES - len(magic) - 2
+        self.file.seek(0)
+        self.file.write(magic + struct.pack("<H", body) + text.ljust(body - 1).encode("latin1") + b"\n")
+        self.file.seek(0, os.SEEK_END)
+
+    def append(self, row: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(row, dtype="<f4").tobytes())
+        self.rows += 1
+
+    def flush(self) -> None:
+        self._write_header()
+        self.file.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self.file.close()
+
+
+@dataclasses.dataclass
+class FolderEmbeddings:
+    """What ``embed_folder`` wrote: row i of ``embeddings`` is the file on row i of ``index``."""
+
+    embeddings: Path
+    index: Path
+    failed: Path
+    n_embedded: int
+    n_failed: int
+
+
+def embed_folder(
+    model: str | os.PathLike | Encoder,
+    audio_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    hop_seconds: float | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    flush_every: int = 256,
+    progress: bool = True,
+) -> FolderEmbeddings:
+    """The clip embedding of every audio file under ``audio_dir`` (recursive), streamed to ``out_dir``.
+
+    Writes ``embeddings.npy`` (float32 ``[files, D]``, open it with ``np.load(..., mmap_mode='r')``),
+    ``index.csv`` (row, path relative to audio_dir, seconds, windows), ``failed.csv`` (path, reason,
+    detail) and ``embeddings.json`` (model, sample rate, window, hop). Each file's embedding is the
+    mean over windows of ``encoder.input_samples`` every ``hop_seconds`` (default: half a window).
+    Files are written as they go, so memory does not grow with the folder; a file that cannot be
+    decoded is listed in failed.csv and skipped.
+    """
+    encoder = resolve_encoder(model, device)
+    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    if not audio_dir.is_dir():
+        raise NotADirectoryError(f"{audio_dir}: not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hop = hop_samples(encoder, hop_seconds, default_fraction=0.5)
+    files = sorted(path for path in audio_dir.rglob("*") if path.is_file() and is_audio_path(path))
+
+    result = FolderEmbeddings(out_dir / "embeddings.npy", out_dir / "index.csv", out_dir / "failed.csv", 0, 0)
+    (out_dir / "embeddings.json").write_text(
+        json.dumps(
+            {
+                "model": model if not isinstance(model, Encoder) else type(model).__name__,
+                "audio_dir": str(audio_dir),
+                "sample_rate": encoder.sample_rate,
+                "window_samples": encoder.input_samples,
+                "hop_samples": hop,
+                "dim": encoder.dim,
+                "pooling": "mean of window embeddings",
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    bar = tqdm(total=len(files), desc=f"embedding {audio_dir.name}", unit="file", disable=not progress)
+    matrix = _GrowingNpy(result.embeddings, encoder.dim)
+    with open(result.index, "w", newline="") as index_file, open(result.failed, "w", newline="") as failed_file:
+        index_rows, failed_rows = csv.writer(index_file), csv.writer(failed_file)
+        index_rows.writerow(["row", "path", "seconds", "windows"])
+        failed_rows.writerow(["path", "reason", "detail"])
+
+        def decoded() -> Iterator[tuple[tuple[str, float], np.ndarray]]:
+            for file in files:
+                relative = file.relative_to(audio_dir).as_posix()
+                try:
+                    audio = load_audio(file, encoder.sample_rate)
+                except AudioDecodeError as error:
+                    failed_rows.writerow([relative, error.reason, error.detail])
+                    result.n_failed += 1
+                    bar.update()
+                    continue
+                yield (relative, len(audio) / encoder.sample_rate), audio
+
+        try:
+            for (relative, seconds), windows in iter_clip_embeddings(encoder, decoded(), hop, batch_size):
+                matrix.append(windows.mean(dim=0).numpy())
+                index_rows.writerow([result.n_embedded, relative, f"{seconds:.3f}", len(windows)])
+                result.n_embedded += 1
+                bar.update()
+                if result.n_embedded % flush_every == 0:
+                    for handle in (matrix, index_file, failed_file):
+                        handle.flush()
+        finally:
+            matrix.close()
+            bar.close()
+    return result
+
+
+# --- cached embeddings of a task's files -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FileEmbeddings:
+    """Window embeddings of a list of files: those of ``paths[i]`` are ``windows[offsets[i]:offsets[i+1]]``."""
+
+    paths: list[str]
+    windows: np.ndarray
+    offsets: np.ndarray
+    failed: dict[str, str]
+
+    def means(self) -> np.ndarray:
+        """One vector per file: the mean of its windows."""
+        sums = np.add.reduceat(self.windows, self.offsets[:-1], axis=0) if len(self.paths) else self.windows[:0]
+        return sums / np.diff(self.offsets)[:, None]
+
+    def chunks(self, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Windows of ``paths`` (all embedded) and, for each window, the position of its file in ``paths``."""
+        position = {path: i for i, path in enumerate(self.paths)}
+        ranges = [(self.offsets[position[p]], self.offsets[position[p] + 1]) for p in paths]
+        rows = np.concatenate([np.arange(start, end) for start, end in ranges]) if ranges else np.zeros(0, int)
+        owner = np.repeat(np.arange(len(paths)), [end - start for start, end in ranges])
+        return self.windows[rows], owner
+
+
+def _file_generator(seed: int, condition_key: str, path: str) -> torch.Generator:
+    """A generator per (seed, corruption, file): the corrupted audio of a file never depends on which
+    other files, models or batches came before it, which is what makes it cacheable."""
+    digest = hashlib.sha256(f"{seed}|{condition_key}|{path}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def embed_files(
+    encoder: Encoder,
+    audio_root: str | os.PathLike,
+    paths: Sequence[str],
+    *,
+    corruption=None,
+    seed: int = 0,
+    hop_seconds: float | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+    description: str = "embedding",
+) -> FileEmbeddings:
+    """Window embeddings of ``paths`` (relative to ``audio_root``), optionally corrupted first.
+
+    ``corruption`` is a ``robustness.Condition``; it is applied to each whole decoded file with a
+    generator seeded by (seed, condition, path). The default hop is a full window: non-overlapping
+    chunks, as in SemiSupCon's downstream protocol. Files that cannot be decoded end up in ``failed``.
+    """
+    audio_root = Path(audio_root)
+    hop = hop_samples(encoder, hop_seconds, default_fraction=1.0)
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(paths), desc=description, unit="file", leave=False, disable=not progress)
+
+    def decoded() -> Iterator[tuple[str, Tensor]]:
+        for path in paths:
+            try:
+                audio = torch.from_numpy(load_audio(audio_root / path, encoder.sample_rate))
+            except AudioDecodeError as error:
+                failed[path] = error.reason
+                bar.update()
+                continue
+            if corruption is not None:
+                generator = _file_generator(seed, corruption.key, path)
+                audio = corruption.apply(audio.unsqueeze(0), encoder.sample_rate, generator)[0]
+            yield path, audio
+
+    embedded, windows = [], []
+    for path, path_windows in iter_clip_embeddings(encoder, decoded(), hop, batch_size):
+        embedded.append(path)
+        windows.append(path_windows.numpy())
+        bar.update()
+    bar.close()
+    offsets = np.cumsum([0] + [len(w) for w in windows])
+    matrix = np.concatenate(windows) if windows else np.zeros((0, encoder.dim), np.float32)
+    return FileEmbeddings(embedded, matrix, offsets, failed)
+
+
+def _cache_key(fingerprint: str, encoder: Encoder, audio_root: Path, paths: Sequence[str], settings: dict) -> str:
+    files = []
+    for path in paths:
+        try:
+            stat = (audio_root / path).stat()
+            files.append([path, stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            files.append([path, None, None])
+    description = {
+        "format": CACHE_FORMAT,
+        "model": fingerprint,
+        "sample_rate": encoder.sample_rate,
+        "window": encoder.input_samples,
+        "root": str(audio_root.resolve()),
+        "files": files,
+        **settings,
+    }
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cached_embed_files(
+    encoder: Encoder,
+    fingerprint: str,
+    audio_root: str | os.PathLike,
+    paths: Sequence[str],
+    cache_dir: str | os.PathLike,
+    *,
+    corruption=None,
+    seed: int = 0,
+    hop_seconds: float | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+    description: str = "embedding",
+) -> FileEmbeddings:
+    """``embed_files``, computed once and kept in ``cache_dir``.
+
+    The key covers the model (``model_fingerprint``), every file's path, size and mtime, the
+    corruption and its seed, and the hop: editing a file or retraining a checkpoint invalidates it.
+    """
+    audio_root, cache_dir = Path(audio_root), Path(cache_dir)
+    settings = {"corruption": None if corruption is None else corruption.key, "hop_seconds": hop_seconds}
+    if corruption is not None:
+        settings["seed"] = seed
+    cache_file = cache_dir / f"{_cache_key(fingerprint, encoder, audio_root, paths, settings)}.npz"
+    if cache_file.is_file():
+        with np.load(cache_file) as stored:
+            return FileEmbeddings(
+                paths=stored["paths"].tolist(),
+                windows=stored["windows"],
+                offsets=stored["offsets"],
+                failed=dict(zip(stored["failed_paths"].tolist(), stored["failed_reasons"].tolist())),
+            )
+    result = embed_files(
+        encoder,
+        audio_root,
+        paths,
+        corruption=corruption,
+        seed=seed,
+        hop_seconds=hop_seconds,
+        batch_size=batch_size,
+        progress=progress,
+        description=description,
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache_file.with_suffix(".partial")
+    with open(partial, "wb") as handle:  # a file handle: np.savez would append .npz to a name
+        np.savez(
+            handle,
+            paths=np.array(result.paths, dtype=str),
+            windows=result.windows,
+            offsets=result.offsets,
+            failed_paths=np.array(list(result.failed), dtype=str),
+            failed_reasons=np.array(list(result.failed.values()), dtype=str),
+        )
+    os.replace(partial, cache_file)  # readers never see half a file
+    return result

@@ -1,0 +1,69 @@
+"""SemiSupCon's robustness protocol: a probe trained on CLEAN train embeddings is scored on test
+audio corrupted (i) by the pretraining chain at severities 0, .5, 1, 1.5, 2 and (ii) by corruptions
+pretraining never applied, one at a time. Severity 0 is the clean test score, shared by every
+curve. The corruption's random parameters are drawn per file from (seed, corruption, severity,
+path), so every model hears the same corrupted test set (at its own sample rate), whatever the
+order or batching.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from mucon.evaluation.corruptions import CORRUPTIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """One corruption at one severity: the unit that test audio is embedded under."""
+
+    corruption: str
+    severity: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.corruption}@{self.severity:g}"
+
+    def apply(self, x: Tensor, sample_rate: int, generator: torch.Generator) -> Tensor:
+        return CORRUPTIONS[self.corruption].apply(x, self.severity, sample_rate, generator)
+
+
+def robustness_conditions(
+    sample_rate: int, corruptions: Sequence[str] | None = None, severities: Sequence[float] | None = None
+) -> tuple[list[Condition], dict[str, str]]:
+    """The conditions to test and the skipped corruptions with the reason (MP3 where libsndfile
+    cannot encode it at this rate).
+
+    Default: every corruption at each of its severities; ``severities`` keeps only those levels
+    (a corruption with a single level, like reverse, keeps it), e.g. (1, 2) for a quick run.
+    """
+    names = list(CORRUPTIONS) if corruptions is None else list(corruptions)
+    unknown = sorted(set(names) - set(CORRUPTIONS))
+    if unknown:
+        raise ValueError(f"unknown corruption(s) {unknown}; choose from {sorted(CORRUPTIONS)}")
+    conditions, skipped = [], {}
+    for name in names:
+        corruption = CORRUPTIONS[name]
+        if not corruption.available(sample_rate):
+            skipped[name] = f"cannot be encoded at {sample_rate} Hz by this libsndfile"
+            continue
+        levels = corruption.severities
+        if severities is not None and len(levels) > 1:
+            levels = tuple(level for level in levels if level in severities)
+        conditions.extend(Condition(name, level) for level in levels)
+    return conditions, skipped
+
+
+def robustness_curves(
+    clean_score: float, conditions: Sequence[Condition], score: Callable[[Condition], float]
+) -> dict[str, dict[str, float]]:
+    """``{corruption: {severity: score}}``, each curve starting from the clean score at severity 0."""
+    curves: dict[str, dict[str, float]] = {}
+    for condition in conditions:
+        curve = curves.setdefault(condition.corruption, {"0": clean_score})
+        curve[f"{condition.severity:g}"] = score(condition)
+    return curves

@@ -1,0 +1,261 @@
+"""Downstream tasks declared as data: a CSV table of files, labels and splits plus a small header.
+
+A user adds a task by writing two files, no code::
+
+    # genre.yaml (YAML or JSON)
+    name: genre
+    type: multiclass          # multilabel | multiclass | key | regression | retrieval
+    table: genre.csv          # default: the header's name with .csv; relative to the header
+    audio_root: audio         # default: the header's folder; table paths are relative to it
+    label: genre              # the label column (retrieval: the group column)
+
+    # genre.csv
+    path,split,genre
+    a/track1.wav,train,rock
+
+Multilabel labels are joined by ';' in one cell. Splits are train / valid / test; a probe task
+without a valid split gets one carved from train (see probes). A retrieval task queries the items
+of ``retrieval_split`` (default test; "all" for every row) against each other. Rows with an empty
+label are left out: a corpus may leave a group or a tag unset for some versions.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mucon.evaluation.metrics import (
+    KEY_NAMES,
+    accuracy,
+    average_precision_macro,
+    key_index,
+    key_weighted_scores,
+    macro_f1,
+    r2_score,
+    roc_auc_macro,
+)
+
+TASK_TYPES = ("multilabel", "multiclass", "key", "regression", "retrieval")
+# The figure a robustness curve follows and a summary leads with, per task type.
+PRIMARY_METRIC = {
+    "multilabel": "roc_auc",
+    "multiclass": "accuracy",
+    "key": "weighted",
+    "regression": "r2",
+    "retrieval": "map",
+}
+# What a probe of each type is trained as (a key is one of 24 classes).
+PROBE_KIND = {"multilabel": "multilabel", "multiclass": "multiclass", "key": "multiclass", "regression": "regression"}
+SPLITS = ("train", "valid", "test")
+MULTILABEL_SEPARATOR = ";"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One downstream task: ``paths[i]`` (relative to ``audio_root``) has ``labels[i]`` in ``splits[i]``."""
+
+    name: str
+    type: str
+    audio_root: Path
+    paths: tuple[str, ...]
+    splits: tuple[str, ...]
+    labels: tuple[str, ...]
+    retrieval_split: str = "test"
+
+    def __post_init__(self):
+        if self.type not in TASK_TYPES:
+            raise ValueError(f"task {self.name!r}: type {self.type!r} is not one of {TASK_TYPES}")
+        if not len(self.paths) == len(self.splits) == len(self.labels):
+            raise ValueError(f"task {self.name!r}: paths, splits and labels differ in length")
+        unknown = sorted(set(self.splits) - set(SPLITS))
+        if unknown:
+            raise ValueError(f"task {self.name!r}: unknown split(s) {unknown}; use {SPLITS}")
+        if self.type == "retrieval":
+            if self.retrieval_split != "all" and self.retrieval_split not in SPLITS:
+                raise ValueError(f"task {self.name!r}: retrieval_split must be one of {SPLITS} or 'all'")
+        elif not {"train", "test"} <= set(self.splits):
+            raise ValueError(f"task {self.name!r}: a probe task needs train and test rows")
+        if self.type == "key":
+            for label in set(self.labels):
+                key_index(label)  # fail at load time on a malformed key, not after embedding
+        if self.type == "regression":
+            for label in set(self.labels):
+                float(label)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Output names of a probe: the 24 keys, the tags, or the classes in natural order.
+
+        Numeric class names (MIDI pitches) sort by value, so confusion matrices read in order.
+        """
+        if self.type == "key":
+            return KEY_NAMES
+        if self.type == "multilabel":
+            return tuple(sorted({tag for label in self.labels for tag in _tags(label)}))
+        if self.type == "multiclass":
+            return tuple(sorted(set(self.labels), key=_natural_order))
+        return ()
+
+    def rows(self, split: str) -> np.ndarray:
+        """Row indices of a split ("all" for every row)."""
+        return np.array([i for i, s in enumerate(self.splits) if split in ("all", s)], dtype=np.int64)
+
+    def targets(self, rows: np.ndarray) -> np.ndarray:
+        """Encoded labels of ``rows``: class indices, multi-hot rows, values, or group names."""
+        labels = [self.labels[i] for i in rows]
+        if self.type == "key":
+            return np.array([key_index(label) for label in labels], dtype=np.int64)
+        if self.type == "multiclass":
+            index = {name: i for i, name in enumerate(self.classes)}
+            return np.array([index[label] for label in labels], dtype=np.int64)
+        if self.type == "multilabel":
+            index = {name: i for i, name in enumerate(self.classes)}
+            hot = np.zeros((len(labels), len(index)), dtype=np.float32)
+            for row, label in enumerate(labels):
+                hot[row, [index[tag] for tag in _tags(label)]] = 1.0
+            return hot
+        if self.type == "regression":
+            return np.array([float(label) for label in labels], dtype=np.float32)
+        return np.array(labels)
+
+
+def score_predictions(task_type: str, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """The metrics of a probe task from track-level probe outputs (probabilities or values)."""
+    if task_type == "multilabel":
+        return {"roc_auc": roc_auc_macro(targets, predictions), "pr_auc": average_precision_macro(targets, predictions)}
+    if task_type == "regression":
+        return {"r2": r2_score(targets, predictions)}
+    predicted = predictions.argmax(axis=1)
+    if task_type == "key":
+        weighted = float(key_weighted_scores(targets, predicted).mean())
+        return {"accuracy": accuracy(targets, predicted), "weighted": weighted}
+    if task_type == "multiclass":
+        return {"accuracy": accuracy(targets, predicted), "macro_f1": macro_f1(targets, predicted)}
+    raise ValueError(f"{task_type!r} is not a probe task type")
+
+
+def _tags(label: str) -> list[str]:
+    return [tag.strip() for tag in label.split(MULTILABEL_SEPARATOR) if tag.strip()]
+
+
+def _natural_order(name: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)
+
+
+def task_from_table(
+    name: str,
+    task_type: str,
+    table: str | Path,
+    audio_root: str | Path,
+    label: str,
+    path_column: str = "path",
+    split_column: str = "split",
+    retrieval_split: str = "test",
+) -> Task:
+    """A task from a CSV table; rows whose label cell is empty are left out."""
+    with open(table, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {path_column, split_column, label} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{table}: task {name!r} needs column(s) {sorted(missing)}")
+        rows = [row for row in reader if row[label].strip()]
+    return Task(
+        name=name,
+        type=task_type,
+        audio_root=Path(audio_root),
+        paths=tuple(row[path_column] for row in rows),
+        splits=tuple(row[split_column].strip() for row in rows),
+        labels=tuple(row[label].strip() for row in rows),
+        retrieval_split=retrieval_split,
+    )
+
+
+def load_task(header_path: str | Path) -> Task:
+    """A task declared by a YAML/JSON header and its CSV table (see the module docstring)."""
+    header_path = Path(header_path)
+    header = yaml.safe_load(header_path.read_text())
+    if not isinstance(header, dict):
+        raise ValueError(f"{header_path}: a task header is a mapping (name, type, label, ...)")
+    known = {"name", "type", "table", "audio_root", "label", "path_column", "split_column", "retrieval_split"}
+    unknown = sorted(set(header) - known)
+    if unknown:
+        raise ValueError(f"{header_path}: unknown key(s) {unknown}; known: {sorted(known)}")
+    for required in ("name", "type", "label"):
+        if required not in header:
+            raise ValueError(f"{header_path}: missing {required!r}")
+    folder = header_path.parent
+    return task_from_table(
+        name=str(header["name"]),
+        task_type=header["type"],
+        table=folder / header.get("table", header_path.with_suffix(".csv").name),
+        audio_root=folder / header.get("audio_root", "."),
+        label=header["label"],
+        path_column=header.get("path_column", "path"),
+        split_column=header.get("split_column", "split"),
+        retrieval_split=header.get("retrieval_split", "test"),
+    )
+
+
+def _columns(table: Path) -> set[str]:
+    with open(table, newline="") as handle:
+        return set(next(csv.reader(handle), []))
+
+
+def _has_values(table: Path, column: str) -> bool:
+    with open(table, newline="") as handle:
+        return any(row[column].strip() for row in csv.DictReader(handle))
+
+
+def corpus_tasks(corpus_dir: str | Path) -> list[Task]:
+    """The built-in tasks of a mucon corpus, derived from its metadata tables.
+
+    From ``metadata.csv`` (mixtures): key (MIREX-weighted), composer, instrument families present
+    (multilabel tagging), tempo (regression), cover retrieval (cover_group, test split) and tune
+    retrieval (tune_group); from ``notes/metadata.csv``: instrument family and pitch (multiclass over
+    MIDI pitch). A task whose column is absent or empty is skipped, so a smaller corpus still works.
+    """
+    corpus_dir = Path(corpus_dir)
+    declared = [
+        # (table, audio root, task name, type, column, retrieval split)
+        ("metadata.csv", ".", "key", "key", "key", "test"),
+        ("metadata.csv", ".", "composer", "multiclass", "composer", "test"),
+        ("metadata.csv", ".", "instrument-tags", "multilabel", "families", "test"),
+        ("metadata.csv", ".", "tempo", "regression", "tempo", "test"),
+        ("metadata.csv", ".", "cover-retrieval", "retrieval", "cover_group", "test"),
+        ("metadata.csv", ".", "tune-retrieval", "retrieval", "tune_group", "test"),
+        ("notes/metadata.csv", "notes", "instrument-family", "multiclass", "family", "test"),
+        ("notes/metadata.csv", "notes", "pitch", "multiclass", "pitch", "test"),
+    ]
+    tasks = []
+    for table, root, name, task_type, column, split in declared:
+        table = corpus_dir / table
+        if table.is_file() and column in _columns(table) and _has_values(table, column):
+            tasks.append(task_from_table(name, task_type, table, corpus_dir / root, column, retrieval_split=split))
+    if not tasks:
+        raise FileNotFoundError(f"{corpus_dir}: no metadata.csv or notes/metadata.csv with task columns")
+    return tasks
+
+
+def resolve_tasks(specs: Sequence[Task | str | Path]) -> list[Task]:
+    """Tasks from Task objects, header files, or corpus folders (expanded to their built-in tasks)."""
+    tasks: list[Task] = []
+    for spec in specs:
+        if isinstance(spec, Task):
+            tasks.append(spec)
+        elif Path(spec).is_dir():
+            tasks.extend(corpus_tasks(spec))
+        else:
+            tasks.append(load_task(spec))
+    names = [task.name for task in tasks]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"task names must be unique; repeated: {duplicates}")
+    return tasks

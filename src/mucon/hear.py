@@ -1,0 +1,90 @@
+"""The HEAR 2021 API (https://hearbenchmark.com), so any mucon checkpoint runs in the HEAR suite.
+
+Timestamp embeddings are WINDOW embeddings: windows of ``encoder.input_samples`` (the crop the
+encoder was pretrained on) every ``hop_seconds`` (default half a window), each pooled by the
+encoder and stamped at the window's centre. Windows rather than the encoder's inner frames,
+because the pooled window vector is what contrastive training shaped (the projection head sees
+only it), and because frame rates differ wildly between encoders (SampleCNN gives one frame per
+window) while windows behave the same for all. For HEAR's event tasks pass a smaller hop, e.g.
+``load_model(path, hop_seconds=0.05)``, at a proportional cost.
+
+Input of any length is accepted: windows start at 0 and the last one (or a clip shorter than one
+window) is zero-padded at the end. Scene embeddings are the mean of the timestamp embeddings.
+The encoder runs in eval mode without gradients, in chunks of at most ``batch_size`` windows, so
+each clip's embedding is independent of the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mucon.encoders import Encoder
+from mucon.evaluation.embed import embed_windows, frame_windows, hop_samples, module_device, resolve_encoder
+
+
+class HearModel(nn.Module):
+    """An encoder with the attributes HEAR asks of a model and the windowing settings."""
+
+    def __init__(self, encoder: Encoder, hop_seconds: float | None = None, batch_size: int = 64):
+        super().__init__()
+        self.encoder = encoder.eval()
+        self.sample_rate = encoder.sample_rate
+        self.scene_embedding_size = encoder.dim
+        self.timestamp_embedding_size = encoder.dim
+        self.window_samples = encoder.input_samples
+        self.hop_samples = hop_samples(encoder, hop_seconds, default_fraction=0.5)
+        self.batch_size = batch_size
+
+
+def load_model(
+    model_file_path: str = "",
+    *,
+    hop_seconds: float | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> HearModel:
+    """A mucon checkpoint as a HEAR model (mucon ships no default weights, so a path is required)."""
+    if not model_file_path:
+        raise ValueError("mucon.hear.load_model needs the path of a mucon checkpoint (.ckpt)")
+    return HearModel(resolve_encoder(model_file_path, device), hop_seconds, batch_size)
+
+
+def model_from_encoder(encoder: Encoder, *, hop_seconds: float | None = None, batch_size: int = 64) -> HearModel:
+    """Any ``Encoder`` (random weights, hand-made features) behind the same API, for baselines and tests."""
+    return HearModel(resolve_encoder(encoder, module_device(encoder)), hop_seconds, batch_size)
+
+
+def _check_audio(audio: Tensor) -> None:
+    if audio.dim() != 2:
+        raise ValueError(f"HEAR audio is [n_sounds, n_samples], got shape {tuple(audio.shape)}")
+
+
+@torch.no_grad()
+def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, Tensor]:
+    """``[n, samples]`` at ``model.sample_rate`` -> (embeddings ``[n, T, D]``, window centres ``[n, T]`` in ms)."""
+    _check_audio(audio)
+    model.eval()
+    n_sounds = audio.shape[0]
+    windows = frame_windows(audio, model.window_samples, model.hop_samples)  # [n, T, window]
+    n_windows = windows.shape[1]
+    embeddings = embed_windows(model.encoder, windows.reshape(n_sounds * n_windows, -1), model.batch_size)
+    centres = torch.arange(n_windows, dtype=torch.float64) * model.hop_samples + model.window_samples / 2
+    timestamps = (centres * 1000.0 / model.sample_rate).to(torch.float32).expand(n_sounds, n_windows)
+    return embeddings.reshape(n_sounds, n_windows, -1).to(audio.device), timestamps.to(audio.device)
+
+
+@torch.no_grad()
+def get_scene_embeddings(audio: Tensor, model: HearModel) -> Tensor:
+    """``[n, samples]`` -> ``[n, D]``: the mean over time of the timestamp embeddings."""
+    embeddings, _ = get_timestamp_embeddings(audio, model)
+    return embeddings.mean(dim=1)
+
+
+__all__ = [
+    "HearModel",
+    "get_scene_embeddings",
+    "get_timestamp_embeddings",
+    "load_model",
+    "model_from_encoder",
+]

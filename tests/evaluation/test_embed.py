@@ -1,0 +1,118 @@
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mucon import hear
+from mucon.audio.io import load_audio
+from mucon.encoders import build_encoder
+from mucon.evaluation import embed
+from mucon.evaluation.embed import cached_embed_files, embed_files, embed_folder, model_fingerprint
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build_encoder("small_cnn", sample_rate=RATE, input_samples=RATE).eval()
+
+
+def tone(seconds: float, hz: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Five good files (one in a subfolder, one at 22.05 kHz, one shorter than a window) and a bad one."""
+    root = tmp_path / "audio"
+    (root / "sub").mkdir(parents=True)
+    sf.write(root / "a.wav", tone(2.0, 220), RATE)
+    sf.write(root / "b.flac", tone(1.3, 330), RATE)
+    sf.write(root / "sub" / "c.wav", tone(0.4, 440), RATE)
+    sf.write(root / "d.wav", tone(1.0, 550), RATE)
+    sf.write(root / "e.wav", tone(1.5, 660), 22050)
+    (root / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    (root / "notes.txt").write_text("not audio: ignored")
+    return root
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_embed_folder_embeds_every_good_file_and_reports_the_bad_one(encoder, folder, tmp_path):
+    result = embed_folder(encoder, folder, tmp_path / "out", batch_size=4, flush_every=2, progress=False)
+    index = read_csv(result.index)
+    failed = read_csv(result.failed)
+    assert [row["path"] for row in index] == ["a.wav", "b.flac", "d.wav", "e.wav", "sub/c.wav"]
+    assert [(row["path"], row["reason"]) for row in failed] == [("broken.wav", "not audio")]
+    assert (result.n_embedded, result.n_failed) == (5, 1)
+    matrix = np.load(result.embeddings, mmap_mode="r")
+    assert matrix.shape == (5, encoder.dim) and matrix.dtype == np.float32 and np.isfinite(matrix).all()
+
+
+def test_embed_folder_rows_are_the_hear_scene_embeddings_of_the_files(encoder, folder, tmp_path):
+    result = embed_folder(encoder, folder, tmp_path / "out", batch_size=3, progress=False)
+    matrix = np.load(result.embeddings)
+    model = hear.model_from_encoder(encoder)
+    for row in read_csv(result.index):
+        audio = torch.from_numpy(load_audio(folder / row["path"], RATE)).unsqueeze(0)
+        expected = hear.get_scene_embeddings(audio, model)[0].numpy()
+        np.testing.assert_allclose(matrix[int(row["row"])], expected, atol=1e-5, rtol=1e-4)
+        assert int(row["windows"]) == max(1, int(np.ceil((audio.shape[1] - RATE) / (RATE // 2))) + 1)
+
+
+def test_the_embedding_file_is_a_valid_npy_while_it_grows(tmp_path):
+    growing = embed._GrowingNpy(tmp_path / "rows.npy", 3)
+    growing.append(np.ones(3))
+    growing.flush()
+    np.testing.assert_array_equal(np.load(tmp_path / "rows.npy"), np.ones((1, 3)))
+    growing.append(np.full(3, 2.0))
+    growing.close()
+    np.testing.assert_array_equal(np.load(tmp_path / "rows.npy"), [[1, 1, 1], [2, 2, 2]])
+
+
+def test_windows_of_many_short_files_share_forward_passes(encoder, folder):
+    calls = []
+    handle = encoder.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    try:
+        result = embed_files(encoder, folder, ["d.wav"] * 6, batch_size=4, progress=False)
+    finally:
+        handle.remove()
+    assert calls == [4, 2] and len(result.paths) == 6
+    np.testing.assert_allclose(result.windows, np.repeat(result.windows[:1], 6, axis=0), atol=1e-5)
+
+
+def test_file_embeddings_are_cached_and_recomputed_when_a_file_changes(encoder, folder, tmp_path, monkeypatch):
+    fingerprint = model_fingerprint(encoder)
+    paths = ["a.wav", "broken.wav", "sub/c.wav"]
+    first = cached_embed_files(encoder, fingerprint, folder, paths, tmp_path / "cache", progress=False)
+    assert first.paths == ["a.wav", "sub/c.wav"] and first.failed == {"broken.wav": "not audio"}
+    assert first.means().shape == (2, encoder.dim)
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("should have come from the cache")
+
+    monkeypatch.setattr(embed, "embed_files", no_embedding)
+    again = cached_embed_files(encoder, fingerprint, folder, paths, tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(again.windows, first.windows)
+    assert again.failed == first.failed
+
+    sf.write(folder / "a.wav", tone(2.5, 220), RATE)  # size and mtime change: the key changes
+    with pytest.raises(AssertionError, match="cache"):
+        cached_embed_files(encoder, fingerprint, folder, paths, tmp_path / "cache", progress=False)
+
+
+def test_fingerprint_changes_with_the_weights_not_with_the_object(encoder):
+    copy = build_encoder("small_cnn", sample_rate=RATE, input_samples=RATE)
+    copy.load_state_dict(encoder.state_dict())
+    assert model_fingerprint(copy) == model_fingerprint(encoder)
+    with torch.no_grad():
+        copy.to_frames.bias.add_(1.0)
+    assert model_fingerprint(copy) != model_fingerprint(encoder)
