@@ -3,7 +3,7 @@ machine's measured matmul peak, and peak memory. Each preset runs in its own pro
 memory (max RSS on CPU, max allocated on CUDA) is its own.
 
     python benchmarks/bench_train.py                      # CLMR paper and CPU presets
-    python benchmarks/bench_train.py configs/clmr-cpu.yaml --steps 10
+    python benchmarks/bench_train.py clmr-cpu --steps 10
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PRESETS = [ROOT / "configs" / "clmr.yaml", ROOT / "configs" / "clmr-cpu.yaml"]
+DEFAULT_PRESETS = ["clmr", "clmr-cpu"]
 
 
 def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
@@ -37,7 +36,7 @@ def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def measure_preset(config_path: Path, steps: int, device: torch.device) -> dict:
+def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
     from mucon.config import load_config
     from mucon.methods import method_class
 
@@ -72,7 +71,7 @@ def measure_preset(config_path: Path, steps: int, device: torch.device) -> dict:
         torch.cuda.max_memory_allocated() if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     )
     return {
-        "preset": config_path.name,
+        "preset": Path(config_path).stem,
         "encoder": config.encoder.name,
         "batch": batch_size,
         "crop_samples": method.crop_samples,
@@ -86,7 +85,7 @@ def measure_preset(config_path: Path, steps: int, device: torch.device) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("presets", nargs="*", type=Path, default=DEFAULT_PRESETS)
+    parser.add_argument("presets", nargs="*", default=DEFAULT_PRESETS, help="preset names or config files")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mucon" / "configs"
 
 
 def write_tone_folder(folder: Path, n_files: int, sample_rate: int, seconds: float, seed: int = 0) -> Path:

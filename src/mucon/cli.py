@@ -63,6 +63,35 @@ def _corpus_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    from mucon.evaluation import embed_folder
+
+    result = embed_folder(args.checkpoint, args.audio_dir, args.out, hop_seconds=args.hop_seconds,
+                          batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+    print(f"embedded {result.n_embedded} files into {result.embeddings} (rows listed in {result.index}); "
+          f"failed {result.n_failed}" + (f", listed in {result.failed}" if result.n_failed else ""))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mucon.evaluation import evaluate
+
+    models = {Path(path).parent.parent.name if Path(path).parent.name == "checkpoints" else Path(path).stem: path
+              for path in args.checkpoint}
+    evaluate(models, args.tasks, args.out, robustness=not args.no_robustness, seed=args.seed,
+             baselines=not args.no_baselines, device=args.device,
+             severities=tuple(args.severities) if args.severities else None)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mucon.demo import run_demo
+
+    run_demo(args.out, budget_minutes=args.budget_minutes, corpus_dir=args.corpus, corpus_size=args.corpus_size,
+             seed=args.seed, progress=not args.quiet)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mucon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mucon {__version__}")
@@ -82,12 +111,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder with a method preset",
                                    epilog="overrides: key.sub=value, e.g. trainer.max_steps=500 data.batch_size=32")
-    pretrain.add_argument("--config", required=True, type=Path, help="a preset (configs/*.yaml) or a run's config.yaml")
+    pretrain.add_argument("--config", required=True, help="a preset name (clmr, clmr-cpu, ...), a YAML file, "
+                          "or a run's config.yaml")
     pretrain.add_argument("--store", help="the prepared store (sets data.store)")
     pretrain.add_argument("--run-dir", help="where checkpoints and logs go (sets run_dir)")
     pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
     pretrain.add_argument("overrides", nargs="*", help="key.sub=value settings over the config")
     pretrain.set_defaults(run=_pretrain)
+
+    embed = commands.add_parser("embed", help="the embedding of every audio file of a folder, streamed to disk")
+    embed.add_argument("audio_dir", type=Path)
+    embed.add_argument("--checkpoint", required=True, type=Path)
+    embed.add_argument("--out", required=True, type=Path, help="folder for embeddings.npy, index.csv, failed.csv")
+    embed.add_argument("--hop-seconds", type=float, help="window hop (default: half the encoder's window)")
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--device", default="cpu")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    embed.set_defaults(run=_embed)
+
+    evaluation = commands.add_parser("evaluate", help="probe checkpoints and baselines on tasks; table, JSON, MD, PNG")
+    evaluation.add_argument("--checkpoint", required=True, action="append", help="repeatable")
+    evaluation.add_argument("--tasks", required=True, nargs="+", help="task header files (.yaml/.json) or corpus folders")
+    evaluation.add_argument("--out", required=True, type=Path)
+    evaluation.add_argument("--no-robustness", action="store_true", help="skip the corrupted-audio tests")
+    evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: all)")
+    evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--device", default="cpu")
+    evaluation.set_defaults(run=_evaluate)
+
+    demo = commands.add_parser("demo", help="the whole loop on the built-in corpus: pretrain every method, evaluate, compare")
+    demo.add_argument("--out", type=Path, default=Path("mucon-demo"))
+    demo.add_argument("--budget-minutes", type=float, default=20.0, help="pretraining time shared by the methods")
+    demo.add_argument("--corpus", type=Path, help="an existing corpus folder (default: built and cached)")
+    demo.add_argument("--corpus-size", choices=["small", "default", "full"], default="default")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(run=_demo)
 
     corpus = commands.add_parser("corpus", help="the built-in corpus: rendered multitrack music with labels")
     corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True)

@@ -17,8 +17,26 @@ from typing import Any
 import yaml
 
 
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
 class ConfigError(ValueError):
     pass
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config file, or a shipped preset by name (`clmr`, `clmr-cpu`, ...)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = PRESETS_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    raise ConfigError(f"{name_or_path}: neither a config file nor a preset; presets: {', '.join(preset_names())}")
 
 
 @dataclass
@@ -150,8 +168,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a preset or a run's saved config.yaml, apply overrides, and check it."""
-    path = Path(path)
+    """Read a preset (by name or file) or a run's saved config.yaml, apply overrides, and check it."""
+    path = resolve_config_path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:

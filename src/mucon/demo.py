@@ -1,0 +1,112 @@
+"""`mucon demo`: the whole loop on the built-in corpus, on a laptop CPU.
+
+Build (once, cached) the corpus, prepare its training mixtures as a store, pretrain every method that
+has a CPU preset within a shared time budget, then evaluate each next to the baselines on the corpus
+tasks and print one comparison table. Everything lands in one folder; the corpus and store are cached
+across runs in MUCON_CACHE (default ~/.cache/mucon).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mucon.config import load_config, preset_names
+from mucon.methods import METHODS
+
+CORPUS_SAMPLE_RATE = 22050
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MUCON_CACHE", Path.home() / ".cache" / "mucon"))
+
+
+def demo_presets() -> list[str]:
+    """The CPU preset of every registered method, in registration order."""
+    shipped = set(preset_names())
+    return [f"{name}-cpu" for name in METHODS if f"{name}-cpu" in shipped]
+
+
+def training_metadata(corpus_dir: Path, out_csv: Path) -> Path:
+    """The corpus table restricted to the train split: pretraining never hears a test piece."""
+    with open(corpus_dir / "metadata.csv", newline="") as source:
+        reader = csv.DictReader(source)
+        rows = [row for row in reader if row["split"] == "train"]
+        fields = reader.fieldnames
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_csv, "w", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return out_csv
+
+
+@dataclass
+class DemoTimes:
+    corpus: float = 0.0
+    prepare: float = 0.0
+    pretrain: float = 0.0
+    evaluate: float = 0.0
+
+    def summary(self) -> str:
+        total = self.corpus + self.prepare + self.pretrain + self.evaluate
+        return (f"time: corpus {self.corpus / 60:.1f} min, prepare {self.prepare / 60:.1f} min, pretrain "
+                f"{self.pretrain / 60:.1f} min, evaluate {self.evaluate / 60:.1f} min, total {total / 60:.1f} min")
+
+
+def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = 20.0, corpus_dir: str | Path | None = None,
+             corpus_size: str = "default", presets: list[str] | None = None, seed: int = 0,
+             robustness_severities: tuple[float, ...] = (1.0, 2.0), progress: bool = True) -> dict:
+    """Run the demo and return the evaluation results; `budget_minutes` is shared by the pretraining runs."""
+    from mucon.audio.store import prepare_store
+    from mucon.data.corpus import build_corpus
+    from mucon.evaluation import evaluate
+    from mucon.training import LAST_CHECKPOINT, pretrain
+
+    out_dir = Path(out_dir)
+    presets = presets or demo_presets()
+    times = DemoTimes()
+
+    started = time.time()
+    corpus_dir = Path(corpus_dir) if corpus_dir else cache_dir() / f"corpus-{corpus_size}-{CORPUS_SAMPLE_RATE}-seed{seed}"
+    print(f"[1/4] corpus: {corpus_dir}")
+    print(build_corpus(corpus_dir, size=corpus_size, sample_rate=CORPUS_SAMPLE_RATE, seed=seed, progress=progress).summary())
+    times.corpus = time.time() - started
+
+    checkpoints = {}
+    per_run_seconds = budget_minutes * 60 / max(1, len(presets))
+    for number, preset in enumerate(presets, 1):
+        config = load_config(preset)
+        rate = config.data.sample_rate
+        store = cache_dir() / "stores" / f"{corpus_dir.name}-train-{rate}"
+        started = time.time()
+        print(f"[2/4] store of the training mixtures at {rate} Hz: {store}")
+        metadata = training_metadata(corpus_dir, store.with_name(store.name + "-metadata.csv"))
+        print(prepare_store(corpus_dir, store, rate, metadata=metadata, progress=progress).summary())
+        times.prepare += time.time() - started
+
+        run_dir = out_dir / "runs" / preset
+        hours, rest = divmod(int(per_run_seconds), 3600)
+        config = load_config(preset, [
+            f"data.store={store}", f"run_dir={run_dir}", f"seed={seed}",
+            f"trainer.max_time=00:{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
+            f"trainer.progress_bar={str(progress).lower()}",
+        ])
+        started = time.time()
+        print(f"[3/4] pretraining {preset} ({number}/{len(presets)}), at most {per_run_seconds / 60:.1f} min "
+              f"or {config.trainer.max_steps} steps")
+        last = run_dir / LAST_CHECKPOINT
+        checkpoints[preset] = pretrain(config, resume=last.exists())
+        times.pretrain += time.time() - started
+
+    started = time.time()
+    print("[4/4] evaluating every model and the baselines on the corpus tasks")
+    results = evaluate(checkpoints, [corpus_dir], out_dir / "report", robustness=True, seed=seed,
+                       severities=robustness_severities, cache_dir=cache_dir() / "embeddings")
+    times.evaluate = time.time() - started
+    print(times.summary())
+    print(f"report: {out_dir / 'report' / 'results.md'}")
+    return results
