@@ -299,34 +299,31 @@ class _SpectralFilter(Augmentation):
         return torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * gain, n=n_fft)[:, :length]
 
 
-class LowPass(_SpectralFilter):
+class _CutoffFilter(_SpectralFilter):
+    """A filter with one per-example cutoff drawn uniformly on the mel scale; subclasses pick the slope."""
+
+    def __init__(
+        self, sample_rate: int, min_cutoff_hz: float, max_cutoff_hz: float, order: int = 4, p: float = 1.0
+    ):
+        super().__init__(sample_rate, order, p)
+        _check_range("cutoff (Hz)", min_cutoff_hz, max_cutoff_hz)
+        self.min_cutoff_hz, self.max_cutoff_hz = min_cutoff_hz, max_cutoff_hz
+
+    def response(self, freqs: Tensor, n: int, generator: torch.Generator) -> Tensor:
+        cutoff = _mel_uniform(n, self.min_cutoff_hz, self.max_cutoff_hz, freqs, generator)
+        return self.gain(freqs, cutoff.unsqueeze(1), self.order)
+
+
+class LowPass(_CutoffFilter):
     """Low-pass with a per-example cutoff drawn uniformly on the mel scale."""
 
-    def __init__(
-        self, sample_rate: int, min_cutoff_hz: float, max_cutoff_hz: float, order: int = 4, p: float = 1.0
-    ):
-        super().__init__(sample_rate, order, p)
-        _check_range("cutoff (Hz)", min_cutoff_hz, max_cutoff_hz)
-        self.min_cutoff_hz, self.max_cutoff_hz = min_cutoff_hz, max_cutoff_hz
-
-    def response(self, freqs: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        cutoff = _mel_uniform(n, self.min_cutoff_hz, self.max_cutoff_hz, freqs, generator)
-        return _lowpass_gain(freqs, cutoff.unsqueeze(1), self.order)
+    gain = staticmethod(_lowpass_gain)
 
 
-class HighPass(_SpectralFilter):
+class HighPass(_CutoffFilter):
     """High-pass with a per-example cutoff drawn uniformly on the mel scale."""
 
-    def __init__(
-        self, sample_rate: int, min_cutoff_hz: float, max_cutoff_hz: float, order: int = 4, p: float = 1.0
-    ):
-        super().__init__(sample_rate, order, p)
-        _check_range("cutoff (Hz)", min_cutoff_hz, max_cutoff_hz)
-        self.min_cutoff_hz, self.max_cutoff_hz = min_cutoff_hz, max_cutoff_hz
-
-    def response(self, freqs: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        cutoff = _mel_uniform(n, self.min_cutoff_hz, self.max_cutoff_hz, freqs, generator)
-        return _highpass_gain(freqs, cutoff.unsqueeze(1), self.order)
+    gain = staticmethod(_highpass_gain)
 
 
 class BandPass(_SpectralFilter):
