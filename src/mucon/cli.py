@@ -176,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (OSError, ValueError) as error:  # a user's mistake (a path, a setting): one line, not a traceback
+        print(f"mucon {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
