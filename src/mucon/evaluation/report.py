@@ -34,18 +34,21 @@ def _summary_metrics(results: dict, task: str) -> list[str]:
 
 
 def summary_table(results: dict) -> tuple[list[str], list[list[str]]]:
-    """Rows: models; columns: each task's metrics (first probe head; retrieval by cosine similarity)."""
+    """Rows: each task's metrics (first probe head; retrieval by cosine similarity); columns: models.
+
+    Tasks times metrics outnumber models, so this way round the table fits a terminal.
+    """
     head = results["settings"]["heads"][0]
-    columns = [(task, metric) for task in results["tasks"] for metric in _summary_metrics(results, task)]
-    header = ["model"] + [f"{task} {metric}" for task, metric in columns]
+    header = ["task", "metric", *results["models"]]
     rows = []
-    for model in results["models"]:
-        row = [model]
-        for task, metric in columns:
-            scores = results["scores"].get(model, {}).get(task, {})
-            scores = scores.get(RETRIEVAL_HEAD if results["tasks"][task]["type"] == "retrieval" else head, {})
-            row.append(_format(scores.get(metric, float("nan"))))
-        rows.append(row)
+    for task in results["tasks"]:
+        scored_by = RETRIEVAL_HEAD if results["tasks"][task]["type"] == "retrieval" else head
+        for metric in _summary_metrics(results, task):
+            row = [task, metric]
+            for model in results["models"]:
+                scores = results["scores"].get(model, {}).get(task, {}).get(scored_by, {})
+                row.append(_format(scores.get(metric, float("nan"))))
+            rows.append(row)
     return header, rows
 
 
