@@ -59,8 +59,12 @@ class DemoTimes:
 
 def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = 20.0, corpus_dir: str | Path | None = None,
              corpus_size: str = "default", presets: list[str] | None = None, seed: int = 0,
-             robustness_severities: tuple[float, ...] = (1.0, 2.0), progress: bool = True) -> dict:
-    """Run the demo and return the evaluation results; `budget_minutes` is shared by the pretraining runs."""
+             robustness_severities: tuple[float, ...] = (1.0, 2.0), overrides: list[str] | None = None,
+             progress: bool = True) -> dict:
+    """Run the demo and return the evaluation results; `budget_minutes` is shared by the pretraining runs.
+
+    `overrides` (key.sub=value) apply to every preset, after the demo's own settings.
+    """
     from mucon.audio.store import prepare_store
     from mucon.data.corpus import build_corpus
     from mucon.evaluation import evaluate
@@ -94,6 +98,7 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = 20.0
             f"data.store={store}", f"run_dir={run_dir}", f"seed={seed}",
             f"trainer.max_time=00:{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
             f"trainer.progress_bar={str(progress).lower()}",
+            *(overrides or []),
         ])
         started = time.time()
         print(f"[3/4] pretraining {preset} ({number}/{len(presets)}), at most {per_run_seconds / 60:.1f} min "

@@ -100,3 +100,10 @@ def test_retrieval_metrics_ignore_queries_without_any_hit():
     result = metrics.retrieval_metrics(embeddings, np.array(["a", "a", "lonely"]))
     assert result["queries"] == 2
     assert result["map"] == 1.0 and result["mean_rank_first_hit"] == 1.0
+
+
+def test_retrieval_without_any_possible_hit_scores_nothing_instead_of_failing():
+    for embeddings, groups in [(np.zeros((0, 4)), np.array([])), (np.eye(3), np.array(["a", "b", "c"]))]:
+        scores = metrics.retrieval_metrics(embeddings, groups)
+        assert scores["queries"] == 0
+        assert np.isnan(scores["map"]) and np.isnan(scores["mean_rank_first_hit"])

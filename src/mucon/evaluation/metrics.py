@@ -193,6 +193,10 @@ def retrieval_metrics(embeddings: np.ndarray, groups: np.ndarray, k: int = 10) -
     hits = np.take_along_axis(same_group, ranking, axis=1)
     n_hits = hits.sum(axis=1)
     answered = n_hits > 0
+    if not answered.any():  # too few items, or every group a singleton: nothing to score
+        nothing = float("nan")
+        return {"map": nothing, "mean_rank_first_hit": nothing, f"precision_at_{k}": nothing,
+                "cosine_same_group": nothing, "cosine_other_group": nothing, "queries": 0}
     hits, n_hits = hits[answered], n_hits[answered]
     precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, n)
     average_precision = np.where(hits, precision_at_rank, 0.0).sum(axis=1) / n_hits

@@ -140,7 +140,7 @@ def retrieval_task(task: Task, embeddings: FileEmbeddings) -> TaskOutcome:
     """
     rows = _embedded_rows(task, task.retrieval_split, set(embeddings.paths))
     means = _track_means(task, rows, embeddings)
-    standardised = (means - means.mean(axis=0)) / (means.std(axis=0) + 1e-6)
+    standardised = (means - means.mean(axis=0)) / (means.std(axis=0) + 1e-6) if len(means) else means
     return TaskOutcome(scores={RETRIEVAL_HEAD: retrieval_metrics(standardised, task.targets(rows))}, map_rows=rows)
 
 
