@@ -81,3 +81,19 @@ def test_killed_run_resumes_from_its_checkpoint_and_continues_the_step_count(tmp
     with open(run_dir / "logs" / "metrics.csv") as handle:
         logged_steps = [int(row["step"]) for row in csv.DictReader(handle)]
     assert max(logged_steps) == reached + 2  # steps count from 0
+
+
+def test_the_same_command_trains_on_two_cpu_processes_with_ddp(tmp_path, tone_store):
+    """devices/strategy from the config reach Lightning: two gloo processes train and checkpoint together."""
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "mucon.cli", "pretrain", "--config", "clmr-cpu", "--store", str(tone_store),
+         "--run-dir", str(run_dir), *FAST, "trainer.max_steps=2", "trainer.accelerator=cpu", "trainer.devices=2",
+         "trainer.strategy=ddp"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Starting with 2 processes" in result.stderr + result.stdout
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2
+    assert checkpoint["mucon"]["config"]["trainer"]["devices"] == 2
