@@ -27,6 +27,8 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
     from mucon.config import load_config
     from mucon.training import pretrain
 
@@ -37,7 +39,8 @@ def _pretrain(args: argparse.Namespace) -> int:
         overrides.append(f"run_dir={args.run_dir}")
     config = load_config(args.config, overrides)
     checkpoint = pretrain(config, resume=args.resume)
-    print(f"checkpoint: {checkpoint}")
+    if rank_zero_only.rank == 0:  # under DDP every process returns here; one line is enough
+        print(f"checkpoint: {checkpoint}")
     return 0
 
 

@@ -64,7 +64,8 @@ def embedding_maps(
             for index, name in enumerate(sorted(shown)):
                 chosen = labels == name
                 axis.scatter(xy[chosen, 0], xy[chosen, 1], s=8, color=palette(index % 20), label=name)
-            axis.legend(fontsize=6, markerscale=1.5, loc="best")
+            if len(shown):
+                axis.legend(fontsize=6, markerscale=1.5, loc="best")
         axis.set_title(model, fontsize=9)
         axis.set_xticks([])
         axis.set_yticks([])
