@@ -24,26 +24,24 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
+from mucon.audio.frontend import hz_to_mel, mel_to_hz
+
 _SIXTY_DB_IN_NEPERS = 3.0 * math.log(10.0)  # exp(-6.91) = 1e-3: amplitude 60 dB down
 
 
-def _uniform(n: int, low: float, high: float, like: Tensor, generator: torch.Generator) -> Tensor:
+def uniform(n: int, low: float, high: float, like: Tensor, generator: torch.Generator) -> Tensor:
     """``n`` draws from U(low, high) in ``like``'s dtype and device."""
     draws = torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
     return low + (high - low) * draws
 
 
-def _hz_to_mel(hz: float) -> float:
-    return 2595.0 * math.log10(1.0 + hz / 700.0)
-
-
 def _mel_uniform(n: int, low_hz: float, high_hz: float, like: Tensor, generator: torch.Generator) -> Tensor:
     """Frequencies drawn uniformly on the mel scale, so low cutoffs are not starved of draws."""
-    mels = _uniform(n, _hz_to_mel(low_hz), _hz_to_mel(high_hz), like, generator)
-    return 700.0 * (torch.pow(10.0, mels / 2595.0) - 1.0)
+    low_mel, high_mel = hz_to_mel(torch.tensor([low_hz, high_hz], dtype=torch.float64)).tolist()
+    return mel_to_hz(uniform(n, low_mel, high_mel, like, generator))
 
 
-def _rms(x: Tensor) -> Tensor:
+def rms(x: Tensor) -> Tensor:
     """Root-mean-square of each row, shape ``[B, 1]``."""
     return x.square().mean(dim=-1, keepdim=True).sqrt()
 
@@ -178,7 +176,7 @@ class Gain(Augmentation):
         self.min_db, self.max_db = min_db, max_db
 
     def transform(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        gain_db = _uniform(x.shape[0], self.min_db, self.max_db, x, generator)
+        gain_db = uniform(x.shape[0], self.min_db, self.max_db, x, generator)
         return x * torch.pow(10.0, gain_db / 20.0).unsqueeze(1)
 
     def extra_repr(self) -> str:
@@ -197,9 +195,9 @@ class WhiteNoise(Augmentation):
         self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
 
     def transform(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        snr_db = _uniform(x.shape[0], self.min_snr_db, self.max_snr_db, x, generator)
+        snr_db = uniform(x.shape[0], self.min_snr_db, self.max_snr_db, x, generator)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return x + noise * _rms(x) * torch.pow(10.0, -snr_db / 20.0).unsqueeze(1)
+        return x + noise * rms(x) * torch.pow(10.0, -snr_db / 20.0).unsqueeze(1)
 
     def extra_repr(self) -> str:
         return f"min_snr_db={self.min_snr_db}, max_snr_db={self.max_snr_db}, p={self.p}"
@@ -225,15 +223,15 @@ class ColouredNoise(Augmentation):
 
     def transform(self, x: Tensor, generator: torch.Generator) -> Tensor:
         n, length = x.shape
-        snr_db = _uniform(n, self.min_snr_db, self.max_snr_db, x, generator)
-        decay = _uniform(n, self.min_decay, self.max_decay, x, generator)
+        snr_db = uniform(n, self.min_snr_db, self.max_snr_db, x, generator)
+        decay = uniform(n, self.min_decay, self.max_decay, x, generator)
         white = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         bins = torch.arange(length // 2 + 1, device=x.device, dtype=x.dtype).clamp(min=1.0)
         amplitude = torch.pow(bins.unsqueeze(0), -decay.unsqueeze(1) / 2.0)
         amplitude[:, 0] = 0.0  # no DC offset
         coloured = torch.fft.irfft(torch.fft.rfft(white) * amplitude, n=length)
-        coloured = coloured / _rms(coloured).clamp(min=torch.finfo(x.dtype).tiny)
-        return x + coloured * _rms(x) * torch.pow(10.0, -snr_db / 20.0).unsqueeze(1)
+        coloured = coloured / rms(coloured).clamp(min=torch.finfo(x.dtype).tiny)
+        return x + coloured * rms(x) * torch.pow(10.0, -snr_db / 20.0).unsqueeze(1)
 
     def extra_repr(self) -> str:
         return (
@@ -353,7 +351,7 @@ class BandPass(_SpectralFilter):
 
     def band(self, n: int, like: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         centre = _mel_uniform(n, self.min_centre_hz, self.max_centre_hz, like, generator)
-        fraction = _uniform(n, self.min_bandwidth_fraction, self.max_bandwidth_fraction, like, generator)
+        fraction = uniform(n, self.min_bandwidth_fraction, self.max_bandwidth_fraction, like, generator)
         low, high = _band_edges(centre, fraction)
         return low.unsqueeze(1), high.unsqueeze(1)
 
@@ -432,7 +430,7 @@ class Delay(Augmentation):
 
     def draw_delay_ms(self, n: int, like: Tensor, generator: torch.Generator) -> Tensor:
         if self.step_ms is None:
-            return _uniform(n, self.min_ms, self.max_ms, like, generator)
+            return uniform(n, self.min_ms, self.max_ms, like, generator)
         n_steps = int((self.max_ms - self.min_ms) // self.step_ms)
         steps = torch.randint(n_steps + 1, (n,), generator=generator, device=like.device)
         return self.min_ms + self.step_ms * steps.to(like.dtype)
@@ -487,7 +485,7 @@ class PitchShift(Augmentation):
         if length <= self.n_fft // 2:
             raise ValueError(f"pitch shift needs clips longer than {self.n_fft // 2} samples, got {length}")
         two_pi = 2.0 * math.pi
-        ratio = torch.pow(2.0, _uniform(n, self.min_semitones, self.max_semitones, x, generator) / 12.0)
+        ratio = torch.pow(2.0, uniform(n, self.min_semitones, self.max_semitones, x, generator) / 12.0)
         window = torch.hann_window(self.n_fft, device=x.device, dtype=x.dtype)
         # [n, frames, bins]: torch.stft's memory order, so no transposing copies are made.
         spectrum = torch.stft(x, self.n_fft, self.hop_length, window=window, return_complex=True)
@@ -524,7 +522,7 @@ class PitchShift(Augmentation):
         shifted = torch.istft(
             shifted_spectrum.transpose(1, 2), self.n_fft, self.hop_length, window=window, length=length
         )
-        scale = _rms(x) / _rms(shifted).clamp(min=torch.finfo(x.dtype).tiny)
+        scale = rms(x) / rms(shifted).clamp(min=torch.finfo(x.dtype).tiny)
         return shifted * scale
 
     def extra_repr(self) -> str:
@@ -566,8 +564,8 @@ class Reverb(Augmentation):
 
     def impulse_responses(self, n: int, like: Tensor, generator: torch.Generator) -> Tensor:
         """``[n, ir_length]`` unit-energy impulse responses, one room per row."""
-        rt60 = _uniform(n, self.min_rt60_s, self.max_rt60_s, like, generator).unsqueeze(1)
-        pre_delay_ms = _uniform(n, self.min_pre_delay_ms, self.max_pre_delay_ms, like, generator).unsqueeze(1)
+        rt60 = uniform(n, self.min_rt60_s, self.max_rt60_s, like, generator).unsqueeze(1)
+        pre_delay_ms = uniform(n, self.min_pre_delay_ms, self.max_pre_delay_ms, like, generator).unsqueeze(1)
         time = torch.arange(self.ir_length, device=like.device, dtype=like.dtype) / self.sample_rate
         tail_time = time - pre_delay_ms / 1000.0
         envelope = torch.exp(-_SIXTY_DB_IN_NEPERS * tail_time.clamp(min=0.0) / rt60) * (tail_time >= 0)
@@ -578,7 +576,7 @@ class Reverb(Augmentation):
 
     def transform(self, x: Tensor, generator: torch.Generator) -> Tensor:
         n, length = x.shape
-        wet_mix = _uniform(n, self.min_wet, self.max_wet, x, generator).unsqueeze(1)
+        wet_mix = uniform(n, self.min_wet, self.max_wet, x, generator).unsqueeze(1)
         response = self.impulse_responses(n, x, generator)
         n_fft = _fast_fft_length(length + self.ir_length - 1)
         wet_spectrum = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(response, n=n_fft)

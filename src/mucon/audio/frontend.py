@@ -25,11 +25,13 @@ COLA_SAMPLE_RATE = 16000
 COLA_CROP_SAMPLES = 16000  # 1 s: 1 + (16000 - 400) // 160 = 98 frames, as in COLA and MSCOL
 
 
-def _hz_to_mel(hz: Tensor) -> Tensor:
+def hz_to_mel(hz: Tensor) -> Tensor:
+    """HTK mel scale."""
     return 2595.0 * torch.log10(1.0 + hz / 700.0)
 
 
-def _mel_to_hz(mel: Tensor) -> Tensor:
+def mel_to_hz(mel: Tensor) -> Tensor:
+    """Inverse of ``hz_to_mel``."""
     return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
 
 
@@ -43,12 +45,12 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_
         raise ValueError(f"need 0 <= f_min < f_max <= sample_rate / 2, got {f_min}, {f_max}")
     bin_hz = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)
     mel_edges = torch.linspace(
-        _hz_to_mel(torch.tensor(f_min, dtype=torch.float64)),
-        _hz_to_mel(torch.tensor(f_max, dtype=torch.float64)),
+        hz_to_mel(torch.tensor(f_min, dtype=torch.float64)),
+        hz_to_mel(torch.tensor(f_max, dtype=torch.float64)),
         n_mels + 2,
         dtype=torch.float64,
     )
-    hz_edges = _mel_to_hz(mel_edges)
+    hz_edges = mel_to_hz(mel_edges)
     lower, centre, upper = hz_edges[:-2], hz_edges[1:-1], hz_edges[2:]
     rising = (bin_hz.unsqueeze(1) - lower) / (centre - lower)
     falling = (upper - bin_hz.unsqueeze(1)) / (upper - centre)

@@ -24,28 +24,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mucon.audio.augment import Reverb
+from mucon.audio.augment import Reverb, rms, uniform
 from mucon.audio.chains import SEMISUPCON_SEVERITIES, semisupcon_chain
 
 CorruptionFn = Callable[[Tensor, float, int, torch.Generator], Tensor]
 _TINY = 1e-8
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator)
-
-
 def _peak(x: Tensor) -> Tensor:
     return x.abs().amax(dim=-1, keepdim=True).clamp(min=_TINY)
 
 
-def _rms(x: Tensor) -> Tensor:
-    return x.square().mean(dim=-1, keepdim=True).sqrt()
-
-
 def _match_rms(y: Tensor, reference: Tensor) -> Tensor:
     """Give ``y`` the loudness of ``reference``, so a corruption changes timbre, not level."""
-    return y * _rms(reference) / _rms(y).clamp(min=_TINY)
+    return y * rms(reference) / rms(y).clamp(min=_TINY)
 
 
 def _fit_length(y: Tensor, length: int) -> Tensor:
@@ -106,7 +98,7 @@ def splice_out(x: Tensor, severity: float, sample_rate: int, generator: torch.Ge
     batch, length = x.shape
     mean_width = int(0.04 * sample_rate)
     n_intervals = max(1, round(0.1 * severity * length / mean_width))
-    widths = (_uniform(batch * n_intervals, 0.02, 0.06, generator) * sample_rate).long().view(batch, n_intervals)
+    widths = (uniform(batch * n_intervals, 0.02, 0.06, x, generator) * sample_rate).long().view(batch, n_intervals)
     starts = (torch.rand(batch, n_intervals, generator=generator) * length).long()
     ends = (starts + widths).clamp(max=length)
     # +1 where an interval starts, -1 where it ends: a positive running sum marks removed samples.
@@ -134,7 +126,7 @@ def reverb(x: Tensor, severity: float, sample_rate: int, generator: torch.Genera
 
 def distortion(x: Tensor, severity: float, sample_rate: int, generator: torch.Generator) -> Tensor:
     """tanh saturation driven 12 s dB into the clip's peak (level-independent), loudness kept."""
-    drive = 10.0 ** (12.0 * severity * _uniform(x.shape[0], 0.75, 1.0, generator).unsqueeze(1) / 20.0)
+    drive = 10.0 ** (12.0 * severity * uniform(x.shape[0], 0.75, 1.0, x, generator).unsqueeze(1) / 20.0)
     peak = _peak(x)
     return _match_rms(torch.tanh(drive * x / peak), x)
 
@@ -146,7 +138,7 @@ def compression(x: Tensor, severity: float, sample_rate: int, generator: torch.G
     frame = max(1, int(0.01 * sample_rate))
     envelope = F.avg_pool1d(x.square().unsqueeze(1), frame, frame, ceil_mode=True).squeeze(1)
     level_db = 10.0 * torch.log10(envelope.clamp(min=1e-10))
-    ratio = 1.0 + 3.0 * severity * _uniform(x.shape[0], 0.75, 1.0, generator).unsqueeze(1)
+    ratio = 1.0 + 3.0 * severity * uniform(x.shape[0], 0.75, 1.0, x, generator).unsqueeze(1)
     threshold_db = level_db.amax(dim=1, keepdim=True) - 6.0 * severity
     gain_db = -(1.0 - 1.0 / ratio) * (level_db - threshold_db).clamp(min=0.0)
     gain = F.interpolate((10.0 ** (gain_db / 20.0)).unsqueeze(1), size=x.shape[-1], mode="linear", align_corners=False)
