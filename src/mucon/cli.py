@@ -76,11 +76,15 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_name(checkpoint: Path) -> str:
+    """RUN_DIR/checkpoints/last.ckpt is named after its run folder; any other file after itself."""
+    return checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mucon.evaluation import evaluate
 
-    models = {Path(path).parent.parent.name if Path(path).parent.name == "checkpoints" else Path(path).stem: path
-              for path in args.checkpoint}
+    models = {_model_name(Path(path)): path for path in args.checkpoint}
     evaluate(models, args.tasks, args.out, robustness=not args.no_robustness, seed=args.seed,
              baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None)
