@@ -36,6 +36,26 @@ def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
+def synthetic_batch(request, batch_size: int, n_classes: int, device: torch.device) -> dict:
+    """Random int16 audio in the layout the method's DataRequest asks for (views, sources, labels)."""
+    generator = torch.Generator().manual_seed(0)
+
+    def pcm(*shape):
+        return torch.randint(-8000, 8000, shape, generator=generator, dtype=torch.int16)
+
+    batch = {"audio": pcm(batch_size, request.views, request.crop_samples)}
+    if request.sources:
+        n_sources = 1 if request.source_per_batch else len(request.sources)
+        batch["sources"] = pcm(batch_size, n_sources, request.crop_samples)
+        batch["source_present"] = torch.rand(batch_size, n_sources, generator=generator) < 0.7
+        batch["source_index"] = torch.zeros(batch_size, dtype=torch.long)
+    if request.labels:
+        batch["labels"] = (torch.rand(batch_size, n_classes, generator=generator) < 0.2).to(torch.uint8)
+        share = request.labelled_share or 0.0
+        batch["labelled"] = torch.arange(batch_size) < round(share * batch_size)
+    return {key: value.to(device) for key, value in batch.items()}
+
+
 def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
     from mucon.config import load_config
     from mucon.methods import method_class
@@ -45,8 +65,7 @@ def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
     method.train()
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-4)
     batch_size = config.data.batch_size
-    generator = torch.Generator().manual_seed(0)
-    batch = {"audio": torch.randint(-8000, 8000, (batch_size, method.crop_samples), generator=generator, dtype=torch.int16).to(device)}
+    batch = synthetic_batch(method.data_request, batch_size, n_classes=10, device=device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -74,7 +93,7 @@ def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
         "preset": Path(config_path).stem,
         "encoder": config.encoder.name,
         "batch": batch_size,
-        "crop_samples": method.crop_samples,
+        "crop_samples": method.data_request.crop_samples,
         "seconds_per_step": seconds,
         "samples_per_second": batch_size / seconds,
         "flops_per_step": flops_per_step,

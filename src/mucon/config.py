@@ -55,6 +55,8 @@ class DataConfig:
     num_workers: int = 2
     label_column: str | None = None  # a labels.csv column; ';' separates several labels of one item
     label_separator: str = ";"
+    labelled_column: str | None = None  # 1/0 flags: "labelled with no tag" differs from "unlabelled";
+    # without it an item counts as labelled when its label cell is not empty
 
 
 @dataclass
@@ -90,6 +92,10 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     run_dir: str = "runs/run"
     seed: int = 0
+
+    def __post_init__(self):
+        if "sample_rate" in self.encoder.params:
+            raise ConfigError("encoder.params.sample_rate: a run states its sample rate once, as data.sample_rate")
 
     @property
     def method_name(self) -> str:

@@ -8,6 +8,7 @@ mucon.json (version, label vocabulary), CSV and TensorBoard logs and checkpoints
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -39,6 +40,7 @@ def build_trainer(config: RunConfig) -> L.Trainer:
         enable_progress_bar=settings.progress_bar,
         enable_model_summary=False,
         default_root_dir=run_dir,
+        use_distributed_sampler=False,  # mucon's batch sampler slices each global batch per process itself
         logger=[CSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="logs", version="")],
         callbacks=[
             ModelCheckpoint(
@@ -70,6 +72,10 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
             json.dumps({"mucon_version": mucon.__version__, "method": config.method_name,
                         "label_vocabulary": datamodule.vocabulary}, indent=2)
         )
-    trainer.fit(method, datamodule=datamodule, ckpt_path=last if resume else None, weights_only=True)
+    with warnings.catch_warnings():
+        # Lightning cannot see that mucon's batches are a function of the global step, so it warns that a
+        # mid-epoch resume is inexact; it is exact (tests/methods/test_training.py pins it).
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+        trainer.fit(method, datamodule=datamodule, ckpt_path=last if resume else None, weights_only=True)
     trainer.save_checkpoint(last, weights_only=False)
     return last

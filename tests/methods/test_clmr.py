@@ -18,7 +18,7 @@ def test_presets_name_their_method_class():
 
 def test_paper_preset_keeps_the_paper_numbers():
     method = CLMR(load_config(CONFIGS / "clmr.yaml"))
-    assert method.crop_samples == 59049
+    assert method.data_request.crop_samples == 59049
     assert method.params.temperature == 0.5
     assert method.config.data.batch_size == 48
     assert method.config.optimizer.lr == 3e-4
@@ -35,7 +35,7 @@ def test_views_are_two_different_augmentations_of_each_crop(monkeypatch):
     method = tiny_clmr()
     seen = []
     monkeypatch.setattr(method, "project", lambda views: seen.append(views) or torch.randn(views.shape[0], 8))
-    batch = {"audio": (torch.randn(3, 8000) * 3000).to(torch.int16)}
+    batch = {"audio": (torch.randn(3, 1, 8000) * 3000).to(torch.int16)}
     method.compute_loss(batch)
     views = seen[0]
     assert views.shape == (6, 8000)
@@ -43,7 +43,7 @@ def test_views_are_two_different_augmentations_of_each_crop(monkeypatch):
 
 
 def test_the_same_seed_makes_the_same_views():
-    batch = {"audio": (torch.randn(3, 8000) * 3000).to(torch.int16)}
+    batch = {"audio": (torch.randn(3, 1, 8000) * 3000).to(torch.int16)}
     torch.manual_seed(0)
     first, _ = tiny_clmr().compute_loss(batch)
     torch.manual_seed(0)
@@ -58,7 +58,7 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
     t = torch.arange(8000) / 16000
     pitches = torch.tensor([110.0, 185.0, 262.0, 392.0, 523.0, 740.0, 880.0, 1245.0])
     audio = torch.sin(2 * torch.pi * pitches[:, None] * t) * 0.5
-    batch = {"audio": (audio * 32767).to(torch.int16)}
+    batch = {"audio": (audio[:, None] * 32767).to(torch.int16)}
     losses = []
     for _ in range(12):
         optimizer.zero_grad()

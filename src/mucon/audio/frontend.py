@@ -147,36 +147,38 @@ class LogMelSpectrogram(nn.Module):
         )
 
 
-def pemr_frontend() -> LogMelSpectrogram:
-    """PEMR: 22050 Hz, n_fft = window = 256, hop 128, 128 mels over 0 .. 11025 Hz, power in dB.
+def pemr_frontend(sample_rate: int = PEMR_SAMPLE_RATE, n_mels: int = 128) -> LogMelSpectrogram:
+    """PEMR: 22050 Hz, n_fft = window = 256, hop 128, 128 mels over 0 .. sample_rate / 2, power in dB.
 
     Centre padding (torchaudio's default, which PEMR's release used) is what turns 59049 samples
-    into 462 frames: 1 + 59049 // 128.
+    into 462 frames: 1 + 59049 // 128. At another rate the window and hop keep their sizes in samples.
     """
     return LogMelSpectrogram(
-        sample_rate=PEMR_SAMPLE_RATE,
+        sample_rate=sample_rate,
         n_fft=256,
         win_length=256,
         hop_length=128,
-        n_mels=128,
+        n_mels=n_mels,
         scale="db",
         center=True,
     )
 
 
-def cola_frontend() -> LogMelSpectrogram:
+def cola_frontend(sample_rate: int = COLA_SAMPLE_RATE) -> LogMelSpectrogram:
     """COLA / MSCOL: 16 kHz, 25 ms window (400), 10 ms hop (160), 1024-point FFT, 64 mels over
     60 .. 7800 Hz, log(max(x, 1e-5)), L2-normalised waveform.
 
     No centre padding (TensorFlow's ``tf.signal.stft``, which COLA used), so ``COLA_CROP_SAMPLES``
     = 16000 samples (1 s) give 98 frames. The mel filterbank is applied to the magnitude
-    spectrogram (power 1), as COLA's code does.
+    spectrogram (power 1), as COLA's code does. At another rate window and hop keep their
+    durations (25 ms, 10 ms) and the FFT grows to hold the window.
     """
+    win_length = round(0.025 * sample_rate)
     return LogMelSpectrogram(
-        sample_rate=COLA_SAMPLE_RATE,
-        n_fft=1024,
-        win_length=400,
-        hop_length=160,
+        sample_rate=sample_rate,
+        n_fft=max(1024, 1 << (win_length - 1).bit_length()),
+        win_length=win_length,
+        hop_length=round(0.010 * sample_rate),
         n_mels=64,
         f_min=60.0,
         f_max=7800.0,

@@ -1,20 +1,29 @@
-"""Training batches from a prepared store: random crops sliced from memory-mapped shards.
+"""Training batches from a prepared store, cut the way a method's ``DataRequest`` asks.
 
-Workers only slice memory; augmentation, spectrograms and views are made on the model's device by the
-method. Crops travel as int16 to halve the host-to-device traffic.
+Workers only slice memory maps; augmentation, spectrograms and views are made on the model's device
+by the method. Crops travel as int16 to halve the host-to-device traffic. Which clips form a batch,
+and every random cut, come from ``mucon.data.sampler`` as pure functions of the seed and the batch
+position, so resumed runs and any number of workers or processes see the same data.
 """
 
 from __future__ import annotations
 
-import os
-
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from mucon.audio.store import AudioStore
 from mucon.config import DataConfig
+from mucon.data.request import ADJACENT, DataRequest
+from mucon.data.sampler import Draw, PoolBatchSampler, keyed_rng, split_pools
+
+# Present-only batches look for a segment where the batch's source sounds; tries per clip before
+# settling for the loudest segment seen (its presence flag then says the truth).
+PRESENT_SEGMENT_TRIES = 8
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f", ""}
 
 
 def label_vocabulary(values: np.ndarray, separator: str) -> list[str]:
@@ -36,37 +45,82 @@ def multi_hot(values: np.ndarray, vocabulary: list[str], separator: str) -> np.n
     return rows
 
 
-class RandomCropDataset(Dataset):
-    """Item i is a random crop of `crop_samples` from store item i, with its index and label row."""
+def labelled_flags(values: np.ndarray, where: str) -> np.ndarray:
+    """A labelled-flag column (1/0, true/false, yes/no) as bool; anything else is an error naming it."""
+    flags = np.zeros(len(values), dtype=bool)
+    for item, cell in enumerate(values):
+        text = str(cell).strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise ValueError(f"{where}: row {item + 1} has labelled flag {cell!r}; use 1/0, true/false or yes/no")
+        flags[item] = text in _TRUE
+    return flags
 
-    def __init__(self, store: AudioStore, crop_samples: int, label_rows: np.ndarray | None = None):
+
+class ClipDataset(Dataset):
+    """Maps a ``Draw`` to one clip: crops of the mixture, requested stems with presence, labels."""
+
+    def __init__(self, store: AudioStore, request: DataRequest, label_rows: np.ndarray | None = None):
         self.store = store
-        self.crop_samples = crop_samples
+        self.request = request
         self.label_rows = label_rows
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.store)
 
-    def _generator(self) -> np.random.Generator:
-        """One generator per worker process, seeded from the seed the loader gave that worker."""
-        owner = (os.getpid(), torch.initial_seed())
-        if self._rng is None or self._rng_owner != owner:
-            self._rng = np.random.default_rng(torch.initial_seed())
-            self._rng_owner = owner
-        return self._rng
+    def _excerpt_start(self, draw: Draw, rng: np.random.Generator) -> int:
+        excerpt = self.request.excerpt_samples
+        last_start = max(0, int(self.store.lengths[draw.item]) - excerpt)
+        if not draw.present_only:
+            return int(rng.integers(0, last_start + 1))
+        name = [self.request.sources[draw.source]]
+        best_start, best_activity = 0, -1.0
+        for start in rng.integers(0, last_start + 1, size=PRESENT_SEGMENT_TRIES):
+            activity = float(self.store.source_activity(draw.item, int(start), excerpt, name)[0])
+            if activity > self.request.presence_threshold:
+                return int(start)
+            if activity > best_activity:
+                best_start, best_activity = int(start), activity
+        return best_start
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        start = int(self.store.random_starts(np.array([index]), self.crop_samples, self._generator())[0])
-        item = {"audio": torch.from_numpy(self.store.read(index, start, self.crop_samples)), "index": index}
-        if self.label_rows is not None:
-            item["labels"] = torch.from_numpy(self.label_rows[index])
-        return item
+    def _crop_starts(self, start: int, count: int, rng: np.random.Generator) -> list[int]:
+        """Independent crop starts inside the excerpt."""
+        room = self.request.excerpt_samples - self.request.crop_samples
+        return [start + int(offset) for offset in rng.integers(0, room + 1, size=count)]
+
+    def __getitem__(self, draw: Draw) -> dict:
+        request = self.request
+        rng = keyed_rng(*draw.crop_key)
+        start = self._excerpt_start(draw, rng)
+        if request.layout == ADJACENT:
+            starts = [start + view * request.crop_samples for view in range(request.views)]
+        else:
+            starts = self._crop_starts(start, request.views, rng)
+        audio = np.stack([self.store.read(draw.item, view_start, request.crop_samples) for view_start in starts])
+        clip = {"audio": torch.from_numpy(audio), "index": draw.item, "start": start}
+        if request.sources:
+            names = [request.sources[draw.source]] if request.source_per_batch else list(request.sources)
+            stems = [
+                self.store.read_sources(draw.item, source_start, request.crop_samples, [name])[0]
+                for name, source_start in zip(names, self._crop_starts(start, len(names), rng))
+            ]
+            activity = self.store.source_activity(draw.item, start, request.excerpt_samples, names)
+            clip["sources"] = torch.from_numpy(np.stack(stems))
+            clip["source_present"] = torch.from_numpy(activity > request.presence_threshold)
+            clip["source_index"] = draw.source
+        if request.labels:
+            row = self.label_rows[draw.item] if self.label_rows is not None and draw.labelled else None
+            width = self.label_rows.shape[1] if self.label_rows is not None else 0
+            clip["labels"] = torch.from_numpy(row.copy() if row is not None else np.zeros(width, dtype=np.uint8))
+            clip["labelled"] = row is not None
+        return clip
 
 
 class StoreDataModule(L.LightningDataModule):
-    """Shuffled batches of random crops; the last partial batch is dropped so every process gathers equal rows."""
+    """Serves the running method's ``DataRequest`` from a store, on any number of processes.
+
+    Every process draws its own slice of each global batch; the last partial batch of an epoch is
+    never formed, so every process gathers equal rows.
+    """
 
     def __init__(self, config: DataConfig, seed: int = 0):
         super().__init__()
@@ -83,24 +137,98 @@ class StoreDataModule(L.LightningDataModule):
         if len(self.store) < config.batch_size:
             raise ValueError(f"{config.store}: {len(self.store)} items, fewer than one batch of {config.batch_size}")
         self.vocabulary: list[str] = []
-        self.label_rows = None
+        self.label_rows: np.ndarray | None = None
+        self.labelled = np.zeros(len(self.store), dtype=bool)
         if config.label_column:
-            labels = self.store.labels
-            if labels is None or config.label_column not in labels:
-                raise ValueError(f"{config.store}: no label column {config.label_column!r} in labels.csv")
-            column = np.asarray(labels[config.label_column])
+            column = self._column(config.label_column)
             self.vocabulary = label_vocabulary(column, config.label_separator)
             self.label_rows = multi_hot(column, self.vocabulary, config.label_separator)
+            if config.labelled_column:
+                self.labelled = labelled_flags(self._column(config.labelled_column), f"{config.store}/labels.csv")
+            else:
+                self.labelled = np.array([bool(str(cell).strip()) for cell in column])
+
+    def _column(self, name: str) -> np.ndarray:
+        labels = self.store.labels
+        if labels is None or name not in labels:
+            known = sorted(labels) if labels else []
+            raise ValueError(f"{self.config.store}: no column {name!r} in labels.csv (columns: {known})")
+        return np.asarray(labels[name])
+
+    def pools(self, request: DataRequest) -> tuple[list[np.ndarray], list[int], int | None]:
+        """(pools, clips per batch from each, index of the labelled pool) for one process's batch."""
+        batch = self.config.batch_size
+        if request.labelled_share is None:
+            return [np.arange(len(self.store))], [batch], None
+        labelled, unlabelled = split_pools(self.labelled, request.labelled_keep, self.seed)
+        share = request.labelled_share if len(labelled) else 0.0
+        if request.labelled_share == 1.0 and not len(labelled):
+            raise ValueError(f"{self.config.store}: labelled_share 1 trains on labels only, but no item is labelled")
+        n_labelled = int(round(share * batch))
+        if n_labelled == 0:  # pure self-supervision: every item, labels unused
+            return [np.arange(len(self.store))], [batch], None
+        if n_labelled == batch:
+            return [labelled], [batch], 0
+        return [labelled, unlabelled], [n_labelled, batch - n_labelled], 0
+
+    def describe_supervision(self, request: DataRequest) -> str:
+        """One line for the run's log: how many clips per batch carry labels, and from how many items."""
+        pools, counts, labelled_pool = self.pools(request)
+        if labelled_pool is None:
+            reasons = []
+            if not self.config.label_column:
+                reasons.append("no data.label_column")
+            elif not self.labelled.any():
+                reasons.append("no labelled item in the store")
+            if request.labelled_share == 0:
+                reasons.append("labelled_share (b_s) is 0")
+            if request.labelled_keep == 0:
+                reasons.append("labelled_keep (p_s) is 0")
+            return "purely self-supervised: " + ("; ".join(reasons) or "no labelled share requested")
+        return (f"semi-supervised: {counts[labelled_pool]} of {self.config.batch_size} clips per batch labelled, "
+                f"drawn from {len(pools[labelled_pool])} labelled items (of {int(self.labelled.sum())})")
+
+    def _check_sources(self, request: DataRequest) -> np.ndarray | None:
+        """The store's has-stem table for the requested sources, or an error saying how to get them."""
+        if not request.sources:
+            return None
+        missing = [name for name in request.sources if name not in self.store.source_names]
+        if missing:
+            held = ", ".join(self.store.source_names) or "none"
+            raise ValueError(
+                f"{self.config.store}: the method needs the separated sources {', '.join(missing)}, but the store holds "
+                f"{held}. Make a multitrack store with `mucon prepare` on a multitrack layout (MUSDB18-HQ, "
+                "Slakh2100, the built-in corpus), or run `mucon separate` on your audio and prepare its output"
+            )
+        columns = [self.store.source_names.index(name) for name in request.sources]
+        return np.asarray(self.store.has_source)[:, columns]
+
+    def batch_sampler(self, request: DataRequest, world_size: int = 1, rank: int = 0,
+                      start_position=lambda: 0) -> PoolBatchSampler:
+        pools, counts, labelled_pool = self.pools(request)
+        if sum(counts) * world_size < 2:
+            raise ValueError(
+                f"a global batch of {sum(counts) * world_size} clip leaves every anchor without a negative; "
+                "set data.batch_size to 2 or more"
+            )
+        return PoolBatchSampler(
+            pools, counts, request, self.seed, start_position, world_size, rank,
+            has_source=self._check_sources(request), labelled_pool=labelled_pool,
+        )
 
     def train_dataloader(self) -> DataLoader:
-        """Crops as long as the method being trained asks for."""
-        dataset = RandomCropDataset(self.store, self.trainer.lightning_module.crop_samples, self.label_rows)
+        """Batches for the method being trained, starting where the run is (its global step)."""
+        trainer = self.trainer
+        request = trainer.lightning_module.data_request
+        sampler = self.batch_sampler(
+            request, trainer.world_size, trainer.global_rank,
+            start_position=lambda: trainer.global_step * trainer.accumulate_grad_batches,
+        )
+        if request.labels:
+            rank_zero_info(self.describe_supervision(request))
         return DataLoader(
-            dataset,
-            batch_size=self.config.batch_size,
-            shuffle=True,
-            drop_last=True,
+            ClipDataset(self.store, request, self.label_rows),
+            batch_sampler=sampler,
             num_workers=self.config.num_workers,
             persistent_workers=self.config.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
         )

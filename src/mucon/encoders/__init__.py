@@ -36,6 +36,11 @@ def build_encoder(name: str, **kwargs) -> Encoder:
     return _lookup(ENCODERS, "encoder", name)(**kwargs)
 
 
+def build_run_encoder(config) -> Encoder:
+    """The encoder a run config names, at the run's one sample rate (``data.sample_rate``)."""
+    return build_encoder(config.encoder.name, sample_rate=config.data.sample_rate, **config.encoder.params)
+
+
 def build_head(name: str, **kwargs) -> nn.Module:
     """Head by config name, e.g. ``build_head("projection", in_dim=512, hidden_dim=512, out_dim=128)``."""
     return _lookup(HEADS, "head", name)(**kwargs)
@@ -55,5 +60,6 @@ __all__ = [
     "SpectrogramEncoder",
     "build_encoder",
     "build_head",
+    "build_run_encoder",
     "pool_frames",
 ]

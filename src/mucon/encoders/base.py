@@ -64,6 +64,17 @@ class Encoder(nn.Module):
             )
 
 
+def check_frontend(frontend: nn.Module, sample_rate: int, n_mels: int | None = None) -> None:
+    """A given frontend must match the rate and mel count the encoder declares, or ``dim`` and the
+    rate the data is prepared at would silently disagree with what the network computes."""
+    found_rate = getattr(frontend, "sample_rate", sample_rate)
+    if found_rate != sample_rate:
+        raise ValueError(f"the frontend works at {found_rate} Hz but the encoder is declared at {sample_rate} Hz")
+    found_mels = getattr(frontend, "n_mels", n_mels)
+    if n_mels is not None and found_mels != n_mels:
+        raise ValueError(f"the frontend makes {found_mels} mel bands but the encoder is declared with n_mels={n_mels}")
+
+
 class SpectrogramEncoder(Encoder):
     """A frontend (waveform -> ``[B, n_mels, frames]``) followed by a 2D backbone.
 

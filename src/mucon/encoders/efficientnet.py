@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from mucon.encoders.base import SpectrogramEncoder
+from mucon.encoders.base import SpectrogramEncoder, check_frontend
 
 # (expansion ratio, kernel size, first stride, output channels, repeats) per stage
 B0_STAGES = (
@@ -174,14 +174,14 @@ class EfficientNetB0(SpectrogramEncoder):
         super().__init__()
         if freq_reduction not in ("max", "mean"):
             raise ValueError(f"freq_reduction must be 'max' or 'mean', got {freq_reduction!r}")
-        if frontend is None or input_samples is None:
-            from mucon.audio.frontend import COLA_CROP_SAMPLES, cola_frontend
+        if frontend is None:
+            from mucon.audio.frontend import cola_frontend
 
-            frontend = cola_frontend() if frontend is None else frontend
-            input_samples = COLA_CROP_SAMPLES if input_samples is None else input_samples
+            frontend = cola_frontend(sample_rate)
+        check_frontend(frontend, sample_rate)
         self.frontend = frontend
         self.sample_rate = sample_rate
-        self.input_samples = input_samples
+        self.input_samples = sample_rate if input_samples is None else input_samples  # COLA's 1 s crop
         self.freq_reduction = freq_reduction
         self.backbone = EfficientNetB0Backbone(in_channels=1, drop_path_rate=drop_path_rate)
         self.dim = self.backbone.out_channels

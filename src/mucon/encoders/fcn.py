@@ -16,7 +16,7 @@ import math
 
 from torch import Tensor, nn
 
-from mucon.encoders.base import SpectrogramEncoder
+from mucon.encoders.base import SpectrogramEncoder, check_frontend
 
 PEMR_CHANNELS = (64, 128, 128, 128)
 PEMR_POOLS = ((2, 4), (2, 4), (2, 4), (4, 5))
@@ -48,7 +48,8 @@ class PEMRCNN(SpectrogramEncoder):
         if frontend is None:
             from mucon.audio.frontend import pemr_frontend
 
-            frontend = pemr_frontend()
+            frontend = pemr_frontend(sample_rate, n_mels)
+        check_frontend(frontend, sample_rate, n_mels)
         self.frontend = frontend
         self.sample_rate = sample_rate
         self.input_samples = input_samples

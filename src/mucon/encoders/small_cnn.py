@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mucon.encoders.base import SpectrogramEncoder
+from mucon.encoders.base import SpectrogramEncoder, check_frontend
 
 
 def small_cnn_frontend(sample_rate: int = 16000, n_mels: int = 64) -> nn.Module:
@@ -47,6 +47,7 @@ class SmallCNN(SpectrogramEncoder):
         if n_mels < reduction:
             raise ValueError(f"n_mels={n_mels} is fewer than the {reduction}x frequency pooling")
         self.frontend = small_cnn_frontend(sample_rate, n_mels) if frontend is None else frontend
+        check_frontend(self.frontend, sample_rate, n_mels)
         self.sample_rate = sample_rate
         self.input_samples = input_samples
         self.dim = dim

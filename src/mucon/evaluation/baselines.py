@@ -18,17 +18,18 @@ import torch
 from torch import Tensor
 
 from mucon.audio.frontend import mel_filterbank
-from mucon.encoders import Encoder, build_encoder
+from mucon.encoders import Encoder, build_run_encoder
 
 
 def random_init_encoder(checkpoint_path: str | os.PathLike, seed: int = 0) -> Encoder:
-    """The checkpoint's encoder (same name and parameters) with freshly initialised weights."""
+    """The checkpoint's encoder (same name, parameters and rate) with freshly initialised weights."""
     from mucon.checkpoint import read_checkpoint
+    from mucon.config import RunConfig, from_dict
 
-    config = read_checkpoint(checkpoint_path)["mucon"]["config"]["encoder"]
+    config = from_dict(RunConfig, read_checkpoint(checkpoint_path)["mucon"]["config"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        encoder = build_encoder(config["name"], **config.get("params", {}))
+        encoder = build_run_encoder(config)
     return encoder.eval()
 
 

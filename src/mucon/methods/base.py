@@ -1,8 +1,8 @@
 """The training loop every method shares: make views -> encode -> project -> loss.
 
-A method is a small subclass that says how many samples it needs per clip, how it turns a batch into
-views, and which loss compares them; logging, the optimiser, the seeded view generator and what a
-checkpoint carries (resolved config, mucon version, label vocabulary) live here once.
+A method is a small subclass that says what data it needs (a ``DataRequest``), how it turns a batch
+into views, and which loss compares them; logging, the optimiser, the seeded view generator and what
+a checkpoint carries (resolved config, mucon version, label vocabulary, random state) live here once.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from torch import nn
 
 import mucon
 from mucon.config import RunConfig, from_dict
-from mucon.encoders import build_encoder, build_head
+from mucon.data.request import DataRequest
+from mucon.encoders import build_head, build_run_encoder
 
 
 @dataclasses.dataclass
@@ -32,20 +33,15 @@ class Method(L.LightningModule):
         self.config = config
         self.params = from_dict(self.Params, config.method, where="method")
         self.label_vocabulary = list(label_vocabulary or [])
-        self.encoder = build_encoder(config.encoder.name, **config.encoder.params)
-        if self.encoder.sample_rate != config.data.sample_rate:
-            raise ValueError(
-                f"encoder {config.encoder.name} expects {self.encoder.sample_rate} Hz but data.sample_rate is "
-                f"{config.data.sample_rate}"
-            )
+        self.encoder = build_run_encoder(config)
         self.projector = self.build_projector()
         self._view_generator: torch.Generator | None = None
         self._pending_generator_state: torch.Tensor | None = None
 
     # --- what a method defines ---------------------------------------------------------------------
     @property
-    def crop_samples(self) -> int:
-        """Samples the data module cuts per clip (views are made from them on the device)."""
+    def data_request(self) -> DataRequest:
+        """What each batch must hold: crops, chunks, sources, labels (served by ``mucon.data``)."""
         raise NotImplementedError
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -68,9 +64,9 @@ class Method(L.LightningModule):
         return self._view_generator
 
     @staticmethod
-    def audio(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The batch's int16 crops as float waveforms in [-1, 1)."""
-        return batch["audio"].float() / 32768.0
+    def audio(batch: dict[str, torch.Tensor], key: str = "audio") -> torch.Tensor:
+        """The batch's int16 crops ``[B, views, samples]`` as float waveforms in [-1, 1)."""
+        return batch[key].float() / 32768.0
 
     def project(self, waveforms: torch.Tensor) -> torch.Tensor:
         return self.projector(self.encoder.embed(waveforms))
@@ -98,8 +94,12 @@ class Method(L.LightningModule):
             "config": self.config.to_dict(),
             "label_vocabulary": self.label_vocabulary,
             "view_generator_state": self.view_generator.get_state(),
+            # dropout and any other draw from torch's global generator, so that a resumed run is exact
+            "torch_rng_state": torch.get_rng_state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._pending_generator_state = checkpoint["mucon"]["view_generator_state"]
         self._view_generator = None
+        if "torch_rng_state" in checkpoint["mucon"]:
+            torch.set_rng_state(checkpoint["mucon"]["torch_rng_state"])

@@ -11,6 +11,7 @@ import dataclasses
 import torch
 
 from mucon.audio.chains import clmr_chain
+from mucon.data.request import DataRequest
 from mucon.losses import ContrastiveLoss, nt_xent_ids
 from mucon.methods.base import Method, MethodParams
 
@@ -31,11 +32,11 @@ class CLMR(Method):
         self.loss = ContrastiveLoss(self.params.temperature)
 
     @property
-    def crop_samples(self) -> int:
-        return self.params.crop_samples
+    def data_request(self) -> DataRequest:
+        return DataRequest(crop_samples=self.params.crop_samples)
 
     def compute_loss(self, batch):
-        audio = self.audio(batch)
+        audio = self.audio(batch)[:, 0]
         views = torch.cat([self.augment(audio, self.view_generator), self.augment(audio, self.view_generator)])
         z = self.project(views)
         return self.loss(z, nt_xent_ids(audio.shape[0], 2, z.device)), {}
