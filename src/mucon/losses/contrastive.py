@@ -23,13 +23,20 @@ def contrastive_loss(
     target weight; anchor_columns [n] is each anchor's own column in the candidates, excluded from both
     the positives and the softmax denominator. For anchor i:
         l_i = -(1 / sum_j P_ij) sum_{j != i} P_ij log( exp(s_ij / t) / sum_{k != i} exp(s_ik / t) ),
-    computed with log-sum-exp. Anchors without any positive do not count.
+    computed with log-sum-exp. Anchors without any positive do not count; an anchor without any negative
+    is an error, since nothing would push it away from anything.
     """
     rows = torch.arange(anchors.shape[0], device=anchors.device)
     logits = anchors @ candidates.T / temperature
     logits = logits.index_put((rows, anchor_columns), torch.tensor(float("-inf"), device=logits.device, dtype=logits.dtype))
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positives = positives.to(log_prob.dtype).index_put((rows, anchor_columns), torch.tensor(0.0, device=logits.device, dtype=log_prob.dtype))
+    negatives = (positives == 0).sum(1) - 1  # the anchor's own column is zero but no negative
+    if (negatives == 0).any():
+        raise ValueError(
+            f"{int((negatives == 0).sum())} anchor(s) have no negative: every other embedding of the batch is a "
+            "positive, so the loss is constant; use a larger batch (or fewer shared labels)"
+        )
     log_prob = log_prob.masked_fill(positives == 0, 0.0)
     weight = positives.sum(1)
     has_positive = weight > 0
