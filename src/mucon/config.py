@@ -74,7 +74,7 @@ class TrainerConfig:
     devices: int | str | list[int] = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "32-true"  # Lightning's values, or "auto": bf16-mixed where the device has bf16, else 32-true
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = None
     log_every_n_steps: int = 10

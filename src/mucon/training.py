@@ -14,11 +14,13 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 
 import mucon
 from mucon.config import RunConfig, save_config
 from mucon.data.datamodule import StoreDataModule
 from mucon.methods import method_class
+from mucon.precision import resolve_precision
 
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 
@@ -26,6 +28,8 @@ LAST_CHECKPOINT = "checkpoints/last.ckpt"
 def build_trainer(config: RunConfig) -> L.Trainer:
     run_dir = Path(config.run_dir)
     settings = config.trainer
+    precision, why = resolve_precision(settings.precision, settings.accelerator)
+    rank_zero_info(f"precision: {precision} ({why})")
     return L.Trainer(
         max_steps=settings.max_steps,
         max_time=settings.max_time,
@@ -33,7 +37,7 @@ def build_trainer(config: RunConfig) -> L.Trainer:
         devices=settings.devices,
         num_nodes=settings.num_nodes,
         strategy=settings.strategy,
-        precision=settings.precision,
+        precision=precision,
         accumulate_grad_batches=settings.accumulate_grad_batches,
         gradient_clip_val=settings.gradient_clip_val,
         log_every_n_steps=settings.log_every_n_steps,

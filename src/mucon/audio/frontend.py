@@ -17,6 +17,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from mucon.precision import full_precision
+
 Scale = Literal["db", "log"]
 
 PEMR_SAMPLE_RATE = 22050
@@ -117,6 +119,7 @@ class LogMelSpectrogram(nn.Module):
             return 1 + n_samples // self.hop_length
         return 1 + (n_samples - self.win_length) // self.hop_length
 
+    @full_precision
     def forward(self, waveform: Tensor) -> Tensor:
         leading, length = waveform.shape[:-1], waveform.shape[-1]
         x = waveform.reshape(-1, length)

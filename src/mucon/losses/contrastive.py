@@ -8,6 +8,7 @@ from torch import nn
 
 from mucon.distributed import gather, gather_with_grad
 from mucon.losses.positives import positive_mask
+from mucon.precision import full_precision
 
 
 def contrastive_loss(
@@ -58,8 +59,9 @@ class ContrastiveLoss(nn.Module):
         self.min_shared_labels = min_shared_labels
         self.weighted = weighted
 
+    @full_precision
     def forward(self, z: torch.Tensor, clip_ids: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        z = F.normalize(z.float(), dim=1)
+        z = F.normalize(z, dim=1)
         candidates, offset = gather_with_grad(z)
         rows = z.shape[0]
         process_of_row = torch.arange(candidates.shape[0], device=z.device) // rows
