@@ -252,28 +252,34 @@ def test_int16_conversion_clips_and_round_trips_within_half_a_step():
     assert to_float(pcm).dtype == np.float32
 
 
-def test_opening_and_reading_a_million_item_store_allocates_no_per_item_objects(tmp_path):
+def test_opening_and_reading_a_million_item_multitrack_store_allocates_no_per_item_objects(tmp_path):
     n_items, shard_samples = 1_000_000, 200_000
     rng = np.random.default_rng(0)
-    lengths = rng.integers(500, 50_000, n_items)
-    offsets = rng.integers(0, shard_samples - lengths)
+    lengths = rng.integers(500, 10_000, n_items)
+    offsets = rng.integers(0, shard_samples - 5 * lengths)  # room for the mixture and four stems
+    has_source = rng.random((n_items, 4)) < 0.7
     paths = np.frombuffer(b"".join(b"track-%07d.flac" % i for i in range(n_items)), np.uint8)
     path_offsets = np.arange(n_items + 1, dtype=np.int64) * len(b"track-0000000.flac")
-    store_module._write_index(tmp_path, np.zeros(n_items), offsets, lengths, paths, path_offsets)
+    store_module._write_index(tmp_path, np.zeros(n_items), offsets, lengths, has_source, paths, path_offsets)
     (tmp_path / "shard-00000.i16").write_bytes(rng.integers(-3000, 3000, shard_samples, dtype=np.int16).tobytes())
-    info = {"format": store_module.FORMAT_NAME, "version": store_module.FORMAT_VERSION, "sample_rate": 22050}
+    info = {"format": store_module.FORMAT_NAME, "version": store_module.FORMAT_VERSION, "sample_rate": 22050,
+            "sources": list(store_module.SOURCE_TYPES)}
     (tmp_path / "store.json").write_text(json.dumps(info))
 
     tracemalloc.start()
     store = AudioStore(tmp_path)
     indices = np.random.default_rng(1).integers(0, len(store), 256)
-    crops = store.read_crops(indices, store.random_starts(indices, 59049, np.random.default_rng(2)), 59049)
+    starts = store.random_starts(indices, 59049, np.random.default_rng(2))
+    crops = store.read_crops(indices, starts, 59049)
+    sources = [store.read_sources(i, start, 59049, store.source_names) for i, start in zip(indices, starts)]
+    activity = [store.source_activity(i, start, 59049, store.source_names) for i, start in zip(indices, starts)]
     last_path = store.path(n_items - 1)
     total_seconds = store.lengths.sum() / store.sample_rate
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
     assert len(store) == n_items and last_path == "track-0999999.flac" and total_seconds > 0
-    assert crops.shape == (256, 59049)
-    # The batch itself is 30 MB of int16; everything else (a million-item index) must stay on disk.
-    assert peak - crops.nbytes < 4 * 2**20
+    assert crops.shape == (256, 59049) and store.has_source.shape == (n_items, 4)
+    assert all(((act > 0) == store.has_source[i]).all() for i, act in zip(indices, activity))
+    # The batches themselves are 30 + 120 MB of int16; everything else (a million-item index) must stay on disk.
+    assert peak - crops.nbytes - sum(s.nbytes for s in sources) < 4 * 2**20
