@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from mucon.audio import store as store_module
 from mucon.audio.io import AudioDecodeError, load_audio
 from mucon.audio.store import AudioStore, PrepareReport, prepare_store, to_float, to_int16
 
-from .conftest import BAD_FILES, GOOD_FILES, build_mixed_folder
+from .conftest import BAD_FILES, GOOD_FILES, build_mixed_folder, music_like, write_good_file
 
 SAMPLE_RATE = 16000
 GOOD_IN_ORDER = sorted(GOOD_FILES)
@@ -283,3 +285,77 @@ def test_opening_and_reading_a_million_item_multitrack_store_allocates_no_per_it
     assert all(((act > 0) == store.has_source[i]).all() for i, act in zip(indices, activity))
     # The batches themselves are 30 + 120 MB of int16; everything else (a million-item index) must stay on disk.
     assert peak - crops.nbytes - sum(s.nbytes for s in sources) < 4 * 2**20
+
+
+def test_prepare_scales_a_file_peaking_above_one_as_load_audio_does_and_lists_it(tmp_path):
+    signal = music_like(SAMPLE_RATE, 1, 1.5, seed=5)[:, 0]
+    sf.write(tmp_path / "loud.wav", 15.0 * signal / np.abs(signal).max(), SAMPLE_RATE, subtype="FLOAT")
+    sf.write(tmp_path / "normal.wav", signal, SAMPLE_RATE, subtype="FLOAT")
+    report = prepare(tmp_path, tmp_path / "store")
+    store = AudioStore(tmp_path / "store")
+    decoded = load_audio(tmp_path / "loud.wav", SAMPLE_RATE)
+    np.testing.assert_allclose(to_float(store.read(0, 0, len(decoded))), decoded, rtol=0, atol=0.5 / 32768 + 1e-7)
+    assert np.mean(np.abs(to_float(store.read(0, 0, len(decoded)))) > 0.999) < 0.001  # not clipped
+    assert report.normalised == 1 and "scaled 1 down to peak 1" in report.summary()
+    assert [(row["path"], float(row["peak"])) for row in read_csv(tmp_path / "store" / "normalised.csv")] == [
+        ("loud.wav", pytest.approx(15.0, rel=1e-4))]
+
+
+def test_prepare_keeps_a_file_whose_name_is_not_utf8_under_its_own_name(tmp_path):
+    name = os.fsdecode(b"m\xfcsik.wav")  # latin-1 bytes, not valid utf-8
+    sf.write(os.fsencode(tmp_path / name), music_like(SAMPLE_RATE, 1, 1.2, seed=1), SAMPLE_RATE)
+    report = prepare(tmp_path, tmp_path / "store")
+    assert report.kept == 1 and report.skipped == 0
+    assert AudioStore(tmp_path / "store").path(0) == name
+
+
+@pytest.mark.parametrize("settings", [{"sample_rate": 0}, {"sample_rate": -16000}, {"sample_rate": 16000.5},
+                                      {"min_seconds": -1.0}, {"num_workers": -2}])
+def test_bad_settings_are_refused_before_anything_is_written(mixed_audio_dir, tmp_path, settings):
+    options = {"sample_rate": SAMPLE_RATE, **settings}
+    with pytest.raises(ValueError):
+        prepare_store(mixed_audio_dir, tmp_path / "store", options.pop("sample_rate"), progress=False, **options)
+    assert not (tmp_path / "store").exists()
+    prepare(mixed_audio_dir, tmp_path / "store")  # the corrected command is not blocked
+
+
+def test_an_input_that_is_not_a_folder_is_refused_before_anything_is_written(mixed_audio_dir, tmp_path):
+    with pytest.raises(NotADirectoryError):
+        prepare(mixed_audio_dir / "a_16k_mono.wav", tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def test_prepare_memory_stays_flat_in_the_files_length(tmp_path):
+    """Five minutes of audio decode to 19 MB of float32; the streamed prepare holds a few blocks of it."""
+    seconds = 300
+    with sf.SoundFile(tmp_path / "long.flac", "w", SAMPLE_RATE, 1, "PCM_16") as long_file:
+        for minute in range(seconds // 60):
+            long_file.write(music_like(SAMPLE_RATE, 1, 60.0, seed=minute))
+    tracemalloc.start()
+    report = prepare(tmp_path, tmp_path / "store")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert report.kept == 1 and report.seconds == pytest.approx(seconds)
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MB"
+
+
+def test_prepare_follows_linked_folders_and_lists_unreadable_ones(tmp_path, monkeypatch):
+    audio = tmp_path / "audio"
+    write_good_file(audio / "own" / "a.wav", SAMPLE_RATE, 1, 1.2, {}, seed=1)
+    write_good_file(tmp_path / "elsewhere" / "b.wav", SAMPLE_RATE, 1, 1.2, {}, seed=2)
+    (audio / "linked").symlink_to(tmp_path / "elsewhere")
+    (audio / "own" / "loop").symlink_to(audio)
+    (audio / "locked").mkdir()
+    scandir = os.scandir
+
+    def scandir_refusing_locked(path):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir_refusing_locked)
+    report = prepare(audio, tmp_path / "store")
+    store = AudioStore(tmp_path / "store")
+    assert [store.path(i) for i in range(len(store))] == ["linked/b.wav", "own/a.wav"]
+    assert report.skipped_by_reason == {"unreadable": 1}
+    assert [(row["path"], row["reason"]) for row in read_csv(tmp_path / "store" / "skipped.csv")] == [("locked", "unreadable")]

@@ -399,7 +399,7 @@ class _StoreWriter:
         if self._shard is None or shard_full:
             self._start_shard()
         with open(item.spill, "rb") as spill:
-            shutil.copyfileobj(spill, self._shard, 2**22)
+            shutil.copyfileobj(spill, self._shard, 2**20)
         os.unlink(item.spill)
         encoded_path = path.encode("utf-8", "surrogateescape")
         record = (live.num_shards - 1, live.last_shard_bytes // 2, item.length, input_row, len(encoded_path),
