@@ -18,8 +18,6 @@ import torch
 
 from mucon.audio.separation import separate_folder
 from mucon.audio.store import AudioStore, prepare_store
-from mucon.data.corpus import build_corpus
-from mucon.demo import CORPUS_SAMPLE_RATE, cache_dir
 
 
 def main() -> None:
@@ -28,10 +26,14 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="an existing corpus folder (default: built and cached)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--sample-rate", type=int, default=CORPUS_SAMPLE_RATE)
+    parser.add_argument("--sample-rate", type=int, default=22050, help="rate of the separated files and the store")
     args = parser.parse_args()
-    corpus = args.corpus or cache_dir() / f"corpus-{args.size}-{CORPUS_SAMPLE_RATE}-seed0"
-    if args.corpus is None:
+    corpus = args.corpus
+    if corpus is None:  # imported here: an existing corpus folder needs neither music21 nor the demo's modules
+        from mucon.data.corpus import build_corpus
+        from mucon.demo import CORPUS_SAMPLE_RATE, cache_dir
+
+        corpus = cache_dir() / f"corpus-{args.size}-{CORPUS_SAMPLE_RATE}-seed0"
         build_corpus(corpus, size=args.size, sample_rate=CORPUS_SAMPLE_RATE, seed=0, progress=False)
     print(f"device: {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}), "
           f"torch threads: {torch.get_num_threads()}")

@@ -118,16 +118,9 @@ def test_walk_follows_linked_folders_lists_each_folder_once_and_survives_a_loop(
     assert files == ["album/a.wav", "linked/b.wav"] and unreadable == []
 
 
-def test_walk_returns_the_folders_it_cannot_read(tmp_path, monkeypatch):
+def test_walk_returns_the_folders_it_cannot_read(tmp_path, make_unreadable):
     (tmp_path / "open").mkdir()
     (tmp_path / "locked").mkdir()
     (tmp_path / "open" / "a.wav").write_bytes(b"")
-    scandir = os.scandir
-
-    def scandir_refusing_locked(path):
-        if os.fspath(path).endswith("locked"):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir_refusing_locked)
+    make_unreadable("locked")
     assert walk_audio_files(tmp_path) == (["open/a.wav"], [("locked", "Permission denied")])

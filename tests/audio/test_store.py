@@ -339,21 +339,14 @@ def test_prepare_memory_stays_flat_in_the_files_length(tmp_path):
     assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MB"
 
 
-def test_prepare_follows_linked_folders_and_lists_unreadable_ones(tmp_path, monkeypatch):
+def test_prepare_follows_linked_folders_and_lists_unreadable_ones(tmp_path, make_unreadable):
     audio = tmp_path / "audio"
     write_good_file(audio / "own" / "a.wav", SAMPLE_RATE, 1, 1.2, {}, seed=1)
     write_good_file(tmp_path / "elsewhere" / "b.wav", SAMPLE_RATE, 1, 1.2, {}, seed=2)
     (audio / "linked").symlink_to(tmp_path / "elsewhere")
     (audio / "own" / "loop").symlink_to(audio)
     (audio / "locked").mkdir()
-    scandir = os.scandir
-
-    def scandir_refusing_locked(path):
-        if os.fspath(path).endswith("locked"):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir_refusing_locked)
+    make_unreadable("locked")
     report = prepare(audio, tmp_path / "store")
     store = AudioStore(tmp_path / "store")
     assert [store.path(i) for i in range(len(store))] == ["linked/b.wav", "own/a.wav"]
