@@ -109,6 +109,8 @@ def test_a_folder_of_plain_files_is_plain_and_splits_filter_rows(tmp_path):
         handle.write("path,split\na.wav,train\nb.wav,test\nc.wav,train\n")
     assert [track.path for track in read_table(tmp_path, splits=["train"]).tracks] == ["a.wav", "c.wav"]
     assert [track.path for track in read_table(tmp_path, splits=["train", "test"]).tracks] == ["a.wav", "b.wav", "c.wav"]
+    with pytest.raises(ValueError, match="no rows of split valid .its splits: test, train"):
+        read_table(tmp_path, splits=["valid"])
 
 
 def test_split_filter_on_a_table_without_split_column_is_an_error(tmp_path):

@@ -172,7 +172,8 @@ def walk_audio_files(folder: str | os.PathLike) -> tuple[list[str], list[tuple[s
     """Audio files below ``folder`` (relative posix paths, sorted) and the sub-folders that could not be read.
 
     Symbolic links to folders are followed; a folder reached twice (a link back up, or two links
-    to one place) is walked once, under the first path in sorted order, so a loop cannot recurse.
+    to one place) is walked once, under the first path that reaches it (folders are walked in name
+    order), so a loop cannot recurse and no file is listed twice.
     Each unreadable folder comes back as (relative path, why), for the caller to list.
     """
     files: list[str] = []

@@ -184,6 +184,8 @@ SEPARATORS = ("hpss", "demucs")
 def make_separator(name: str, sample_rate: int, device: str = "cpu", *, model: str | os.PathLike | None = None,
                    batch_size: int = 4):
     """The separator called ``name``; ``model`` is the weights file of one that needs weights."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device here")
     if name == "hpss":
         if model is not None:
             raise ValueError("the hpss separator takes no model file")

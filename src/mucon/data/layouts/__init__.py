@@ -51,7 +51,11 @@ class Table:
             raise ValueError(f"{where} has no split column ({self.layout} layout); --split needs one")
         column = self.label_columns.index("split")
         wanted = set(splits)
-        return replace(self, tracks=[track for track in self.tracks if track.labels[column] in wanted])
+        kept = [track for track in self.tracks if track.labels[column] in wanted]
+        if not kept:
+            found = sorted({track.labels[column] for track in self.tracks})
+            raise ValueError(f"{where}: no rows of split {', '.join(sorted(wanted))} (its splits: {', '.join(found)})")
+        return replace(self, tracks=kept)
 
 
 @dataclass(frozen=True)
