@@ -1,12 +1,14 @@
-"""Why the store exists, in two numbers: crop throughput vs decoding, and reader memory vs store size.
+"""Why the store exists, in three numbers: crop throughput vs decoding, stems, and reader memory vs store size.
 
 1. Random 59049-sample crops at 22050 Hz (CLMR's input) read from a prepared store, against the
    same crops decoded from the original 44.1 kHz stereo flac/mp3 files, both by seeking to the
    crop (the fastest decoding loader) and by decoding the whole file (what naive loaders do).
-2. Private memory (RssAnon from /proc) of a fresh process that opens a store and reads crops,
+2. Crops of a multitrack store (a MUSDB18-HQ-like folder): the mixture alone, against the mixture
+   plus its 4 sources at the same window with their activity (what MSCOL's batches read).
+3. Private memory (RssAnon from /proc) of a fresh process that opens a store and reads crops,
    for a store of N and of 10N items: it must not grow with the number of items.
 
-Usage: python benchmarks/bench_store.py [--files 200] [--crops 200] [--items 100000]
+Usage: python benchmarks/bench_store.py [--files 200] [--crops 200] [--tracks 40] [--items 100000]
 Files are rendered from a few distinct 30 s signals and copied (encoding mp3 costs seconds per
 file); every file is still decoded independently. All reads come from the page cache.
 """
@@ -64,6 +66,28 @@ def synthesize_corpus(folder: Path, n_files: int, seconds: float) -> None:
         path.unlink()
 
 
+def synthesize_multitrack(folder: Path, n_tracks: int, seconds: float) -> None:
+    """A MUSDB18-HQ-like folder: train/<track>/{mixture,vocals,drums,bass,other}.wav, mixture = sum of stems."""
+    for i in range(n_tracks):
+        track = folder / "train" / f"track-{i:03d}"
+        track.mkdir(parents=True)
+        stems = [0.25 * render(seconds, seed=4 * i + k) for k in range(4)]
+        for name, stem in zip(("vocals", "drums", "bass", "other"), stems):
+            sf.write(track / f"{name}.wav", stem, FILE_RATE)
+        sf.write(track / "mixture.wav", np.sum(stems, axis=0), FILE_RATE)
+
+
+def time_multitrack(store: AudioStore, indices: np.ndarray, starts: np.ndarray, sources: bool) -> float:
+    """Crops one by one as a dataset's __getitem__ reads them: the mixture, and with ``sources`` all stems too."""
+    began = time.perf_counter()
+    for i, start in zip(indices, starts):
+        store.read(i, start, CROP)
+        if sources:
+            store.read_sources(i, start, CROP, store.source_names)
+            store.source_activity(i, start, CROP, store.source_names)
+    return time.perf_counter() - began
+
+
 def time_store(store: AudioStore, indices: np.ndarray, starts: np.ndarray, as_float: bool) -> float:
     """Batches of 32 as a DataLoader worker would read them; int16 is what it would ship to the GPU."""
     began = time.perf_counter()
@@ -104,7 +128,7 @@ def replicate_store(source: Path, target: Path, n_items: int) -> None:
     names = b"".join(b"item-%08d.flac" % i for i in range(n_items))
     name_offsets = np.arange(n_items + 1, dtype=np.int64) * len(b"item-00000000.flac")
     store_module._write_index(
-        target, original._shard[which], original._offset[which], original.lengths[which],
+        target, original._shard[which], original._offset[which], original.lengths[which], original.has_source[which],
         np.frombuffer(names, np.uint8), name_offsets,
     )
     info = {**original.info, "num_items": n_items}
@@ -146,6 +170,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--crops", type=int, default=120, help="random crops read by each method")
+    parser.add_argument("--tracks", type=int, default=40, help="tracks of the multitrack store")
     parser.add_argument("--items", type=int, default=100_000, help="N for the memory comparison (N vs 10N)")
     parser.add_argument("--batches", type=int, default=200, help="batches of 32 crops read in the memory test")
     parser.add_argument("--workers", type=int, default=None)
@@ -179,6 +204,22 @@ def main() -> None:
         print(f"{'method':34} {'crops/s':>10} {'float store vs it':>18}")
         for method, seconds in timings.items():
             print(f"{method:34} {args.crops / seconds:10.0f} {store_rate / (args.crops / seconds):17.1f}x")
+
+        synthesize_multitrack(scratch / "multitrack", args.tracks, args.seconds)
+        report = prepare_store(scratch / "multitrack", scratch / "multitrack-store", STORE_RATE, num_workers=args.workers,
+                               progress=False)
+        print(f"\nmultitrack prepare: {report.summary()}")
+        multitrack = AudioStore(scratch / "multitrack-store")
+        indices = rng.integers(0, len(multitrack), args.crops)
+        starts = multitrack.random_starts(indices, CROP, rng)
+        time_multitrack(multitrack, indices, starts, sources=True)  # first read: page cache warm for both
+        mixture_only = args.crops / time_multitrack(multitrack, indices, starts, sources=False)
+        with_sources = args.crops / time_multitrack(multitrack, indices, starts, sources=True)
+        print(f"{args.crops} random crops of {CROP} samples, one process, one crop at a time")
+        print(f"{'read':44} {'crops/s':>10} {'MB/s':>8}")
+        for name, rate, tracks in (("mixture only", mixture_only, 1),
+                                   ("mixture + 4 sources + their activity", with_sources, 5)):
+            print(f"{name:44} {rate:10.0f} {rate * tracks * CROP * 2 / 2**20:8.0f}")
 
         print(f"\nreader process memory, {args.batches} batches of {BATCH} random crops (MB, from /proc/self/status)")
         print(f"{'items':>9} {'index on disk':>14} {'open ms':>8} {'RssAnon open':>13} {'RssAnon after':>14} {'RssFile after':>14}")

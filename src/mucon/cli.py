@@ -16,12 +16,22 @@ def _prepare(args: argparse.Namespace) -> int:
     try:
         report = prepare_store(
             args.audio_dir, args.store_dir, args.sample_rate,
-            strict=args.strict, min_seconds=args.min_seconds, metadata=args.metadata,
-            num_workers=args.workers, progress=not args.quiet,
+            strict=args.strict, min_seconds=args.min_seconds, metadata=args.metadata, layout=args.layout,
+            splits=args.split, stem_map=args.stem_map, num_workers=args.workers, progress=not args.quiet,
         )
     except AudioDecodeError as error:
         print(f"mucon prepare: {error}", file=sys.stderr)
         return 1
+    print(report.summary())
+    return 0
+
+
+def _separate(args: argparse.Namespace) -> int:
+    from mucon.audio.separation import separate_folder
+
+    report = separate_folder(args.in_dir, args.out_dir, args.sample_rate, separator=args.separator, model=args.model,
+                             device=args.device, batch_size=args.batch_size, layout=args.layout, splits=args.split,
+                             progress=not args.quiet)
     print(report.summary())
     return 0
 
@@ -100,6 +110,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mucon.data.layouts import LAYOUTS
+
     parser = argparse.ArgumentParser(prog="mucon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mucon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,9 +124,29 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--min-seconds", type=float, default=1.0, help="shorter files are skipped (default 1.0)")
     prepare.add_argument("--metadata", type=Path, help="CSV with a `path` column and label columns "
                          "(default: AUDIO_DIR/metadata.csv when present)")
+    prepare.add_argument("--layout", choices=list(LAYOUTS), help="how to read AUDIO_DIR "
+                         "(default: detected from the folder)")
+    prepare.add_argument("--split", action="append", help="keep only rows whose `split` column is this (repeatable)")
+    prepare.add_argument("--stem-map", type=Path, help="YAML/JSON file overriding the Slakh2100 instrument -> "
+                         "source type mapping")
     prepare.add_argument("--workers", type=int, default=None, help="decoding processes")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run=_prepare)
+
+    separate = commands.add_parser("separate", help="separate every mixture of a folder into sources once, "
+                                   "for `mucon prepare` to store next to the mixture")
+    separate.add_argument("in_dir", type=Path)
+    separate.add_argument("out_dir", type=Path)
+    separate.add_argument("--sample-rate", type=int, required=True, help="rate of the written mixture and stems")
+    separate.add_argument("--separator", choices=["hpss", "demucs"], default="hpss",
+                          help="hpss: drums vs other, no weights (default); demucs: a Demucs model file (--model)")
+    separate.add_argument("--model", type=Path, help="the separator's weights file (demucs)")
+    separate.add_argument("--device", default="cpu")
+    separate.add_argument("--batch-size", type=int, default=4, help="segments per batch (hpss)")
+    separate.add_argument("--layout", choices=list(LAYOUTS), help="how to read IN_DIR (default: detected)")
+    separate.add_argument("--split", action="append", help="only rows whose `split` column is this (repeatable)")
+    separate.add_argument("--quiet", action="store_true", help="no progress bar")
+    separate.set_defaults(run=_separate)
 
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder with a method preset",
                                    epilog="overrides: key.sub=value, e.g. trainer.max_steps=500 data.batch_size=32")

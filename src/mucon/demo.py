@@ -8,7 +8,6 @@ across runs in MUCON_CACHE (default ~/.cache/mucon).
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from dataclasses import dataclass
@@ -28,20 +27,6 @@ def demo_presets() -> list[str]:
     """The CPU preset of every registered method, in registration order."""
     shipped = set(preset_names())
     return [f"{name}-cpu" for name in METHODS if f"{name}-cpu" in shipped]
-
-
-def training_metadata(corpus_dir: Path, out_csv: Path) -> Path:
-    """The corpus table restricted to the train split: pretraining never hears a test piece."""
-    with open(corpus_dir / "metadata.csv", newline="") as source:
-        reader = csv.DictReader(source)
-        rows = [row for row in reader if row["split"] == "train"]
-        fields = reader.fieldnames
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_csv, "w", newline="") as target:
-        writer = csv.DictWriter(target, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return out_csv
 
 
 @dataclass
@@ -65,7 +50,7 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = 20.0
 
     `overrides` (key.sub=value) apply to every preset, after the demo's own settings.
     """
-    from mucon.audio.store import prepare_store
+    from mucon.audio.store import FORMAT_VERSION, prepare_store
     from mucon.data.corpus import build_corpus
     from mucon.evaluation import evaluate
     from mucon.training import LAST_CHECKPOINT, pretrain
@@ -85,11 +70,10 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = 20.0
     for number, preset in enumerate(presets, 1):
         config = load_config(preset)
         rate = config.data.sample_rate
-        store = cache_dir() / "stores" / f"{corpus_dir.name}-train-{rate}"
+        store = cache_dir() / "stores" / f"{corpus_dir.name}-train-{rate}-format{FORMAT_VERSION}"
         started = time.time()
-        print(f"[2/4] store of the training mixtures at {rate} Hz: {store}")
-        metadata = training_metadata(corpus_dir, store.with_name(store.name + "-metadata.csv"))
-        print(prepare_store(corpus_dir, store, rate, metadata=metadata, progress=progress).summary())
+        print(f"[2/4] store of the training split at {rate} Hz: {store}")  # pretraining never hears a test piece
+        print(prepare_store(corpus_dir, store, rate, splits=["train"], progress=progress).summary())
         times.prepare += time.time() - started
 
         run_dir = out_dir / "runs" / preset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,20 @@ def build_mixed_folder(folder: Path) -> Path:
 def mixed_audio_dir(tmp_path_factory) -> Path:
     """Good files of every format next to bad ones; shared read-only by all tests."""
     return build_mixed_folder(tmp_path_factory.mktemp("mixed_audio"))
+
+
+@pytest.fixture
+def make_unreadable(monkeypatch):
+    """Call with a folder name: listing that folder then fails as without read permission (tests run as root)."""
+
+    def refuse(name: str) -> None:
+        scandir = os.scandir
+
+        def scandir_refusing(path):
+            if os.path.basename(os.fspath(path)) == name:
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return scandir(path)
+
+        monkeypatch.setattr(os, "scandir", scandir_refusing)
+
+    return refuse

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
-from mucon.audio.io import AUDIO_EXTENSIONS, AudioDecodeError, is_audio_path, load_audio
+from mucon.audio.io import AUDIO_EXTENSIONS, AudioDecodeError, decode_blocks, is_audio_path, load_audio, walk_audio_files
 
 from .conftest import BAD_FILES, GOOD_FILES, music_like
 
@@ -78,3 +81,46 @@ def test_audio_extensions_match_case_insensitively():
     assert {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"} == AUDIO_EXTENSIONS
     assert is_audio_path("a/B.FLAC") and is_audio_path("x.Mp3")
     assert not is_audio_path("notes.txt") and not is_audio_path("wav")
+
+
+def test_load_audio_scales_a_float_file_peaking_above_one_down_to_peak_one_instead_of_clipping(tmp_path):
+    signal = music_like(16000, 1, 1.0, seed=3)[:, 0]
+    loud = 4.0 * signal / np.abs(signal).max()
+    sf.write(tmp_path / "loud.wav", loud, 16000, subtype="FLOAT")
+    audio = load_audio(tmp_path / "loud.wav", 16000)
+    assert np.abs(audio).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(audio, loud / 4.0, atol=1e-6)  # the waveform's shape is kept, nothing clipped
+
+
+def test_load_audio_opens_a_file_whose_name_is_not_utf8(tmp_path):
+    name = os.fsdecode(b"caf\xe9 (latin-1).wav")
+    sf.write(os.fsencode(tmp_path / name), music_like(16000, 1, 1.0, seed=4), 16000)
+    assert load_audio(tmp_path / name, 16000).shape == (16000,)
+
+
+def test_decoding_in_blocks_gives_the_samples_of_decoding_the_whole_file_at_once(mixed_audio_dir):
+    path = mixed_audio_dir / "b_22k_stereo.flac"
+    whole, rate = sf.read(path, dtype="float32", always_2d=True)
+    expected = soxr.resample(whole.mean(axis=1, dtype=np.float32), rate, 16000, quality="HQ")
+    streamed = np.concatenate(list(decode_blocks(path, 16000, block_frames=1000)))
+    np.testing.assert_array_equal(streamed, expected)
+
+
+def test_walk_follows_linked_folders_lists_each_folder_once_and_survives_a_loop(tmp_path):
+    (tmp_path / "music" / "album").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for path in (tmp_path / "music" / "album" / "a.wav", tmp_path / "elsewhere" / "b.wav"):
+        path.write_bytes(b"")
+    (tmp_path / "music" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "music" / "album" / "loop").symlink_to(tmp_path / "music")  # a link back up
+    (tmp_path / "music" / "same-album").symlink_to(tmp_path / "music" / "album")
+    files, unreadable = walk_audio_files(tmp_path / "music")
+    assert files == ["album/a.wav", "linked/b.wav"] and unreadable == []
+
+
+def test_walk_returns_the_folders_it_cannot_read(tmp_path, make_unreadable):
+    (tmp_path / "open").mkdir()
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "open" / "a.wav").write_bytes(b"")
+    make_unreadable("locked")
+    assert walk_audio_files(tmp_path) == (["open/a.wav"], [("locked", "Permission denied")])

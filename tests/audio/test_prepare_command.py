@@ -26,3 +26,19 @@ def test_strict_prepare_fails_naming_the_first_bad_file(mixed_audio_dir, tmp_pat
     assert code == 1
     error = capsys.readouterr().err
     assert "bad_corrupt.flac" in error and "corrupt" in error
+
+
+def test_a_zero_sample_rate_is_one_line_and_leaves_nothing_that_blocks_the_corrected_command(mixed_audio_dir, tmp_path,
+                                                                                            capsys):
+    store = tmp_path / "store"
+    code = main(["prepare", str(mixed_audio_dir), str(store), "--sample-rate", "0", "--quiet", "--workers", "1"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("mucon prepare: ") and error.count("\n") == 1 and "sample rate" in error
+    assert not store.exists()
+    assert main(["prepare", str(mixed_audio_dir), str(store), "--sample-rate", "16000", "--quiet", "--workers", "1"]) == 0
+
+
+def test_a_file_given_as_the_audio_folder_is_one_line(mixed_audio_dir, tmp_path, capsys):
+    code = main(["prepare", str(mixed_audio_dir / "a_16k_mono.wav"), str(tmp_path / "store"), "--sample-rate", "16000"])
+    assert code == 2 and "not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from mucon.audio import store as store_module
 from mucon.audio.io import AudioDecodeError, load_audio
 from mucon.audio.store import AudioStore, PrepareReport, prepare_store, to_float, to_int16
 
-from .conftest import BAD_FILES, GOOD_FILES, build_mixed_folder
+from .conftest import BAD_FILES, GOOD_FILES, build_mixed_folder, music_like, write_good_file
 
 SAMPLE_RATE = 16000
 GOOD_IN_ORDER = sorted(GOOD_FILES)
@@ -252,28 +254,101 @@ def test_int16_conversion_clips_and_round_trips_within_half_a_step():
     assert to_float(pcm).dtype == np.float32
 
 
-def test_opening_and_reading_a_million_item_store_allocates_no_per_item_objects(tmp_path):
+def test_opening_and_reading_a_million_item_multitrack_store_allocates_no_per_item_objects(tmp_path):
     n_items, shard_samples = 1_000_000, 200_000
     rng = np.random.default_rng(0)
-    lengths = rng.integers(500, 50_000, n_items)
-    offsets = rng.integers(0, shard_samples - lengths)
+    lengths = rng.integers(500, 10_000, n_items)
+    offsets = rng.integers(0, shard_samples - 5 * lengths)  # room for the mixture and four stems
+    has_source = rng.random((n_items, 4)) < 0.7
     paths = np.frombuffer(b"".join(b"track-%07d.flac" % i for i in range(n_items)), np.uint8)
     path_offsets = np.arange(n_items + 1, dtype=np.int64) * len(b"track-0000000.flac")
-    store_module._write_index(tmp_path, np.zeros(n_items), offsets, lengths, paths, path_offsets)
+    store_module._write_index(tmp_path, np.zeros(n_items), offsets, lengths, has_source, paths, path_offsets)
     (tmp_path / "shard-00000.i16").write_bytes(rng.integers(-3000, 3000, shard_samples, dtype=np.int16).tobytes())
-    info = {"format": store_module.FORMAT_NAME, "version": store_module.FORMAT_VERSION, "sample_rate": 22050}
+    info = {"format": store_module.FORMAT_NAME, "version": store_module.FORMAT_VERSION, "sample_rate": 22050,
+            "sources": list(store_module.SOURCE_TYPES)}
     (tmp_path / "store.json").write_text(json.dumps(info))
 
     tracemalloc.start()
     store = AudioStore(tmp_path)
     indices = np.random.default_rng(1).integers(0, len(store), 256)
-    crops = store.read_crops(indices, store.random_starts(indices, 59049, np.random.default_rng(2)), 59049)
+    starts = store.random_starts(indices, 59049, np.random.default_rng(2))
+    crops = store.read_crops(indices, starts, 59049)
+    sources = [store.read_sources(i, start, 59049, store.source_names) for i, start in zip(indices, starts)]
+    activity = [store.source_activity(i, start, 59049, store.source_names) for i, start in zip(indices, starts)]
     last_path = store.path(n_items - 1)
     total_seconds = store.lengths.sum() / store.sample_rate
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
     assert len(store) == n_items and last_path == "track-0999999.flac" and total_seconds > 0
-    assert crops.shape == (256, 59049)
-    # The batch itself is 30 MB of int16; everything else (a million-item index) must stay on disk.
-    assert peak - crops.nbytes < 4 * 2**20
+    assert crops.shape == (256, 59049) and store.has_source.shape == (n_items, 4)
+    assert all(((act > 0) == store.has_source[i]).all() for i, act in zip(indices, activity))
+    # The batches themselves are 30 + 120 MB of int16; everything else (a million-item index) must stay on disk.
+    assert peak - crops.nbytes - sum(s.nbytes for s in sources) < 4 * 2**20
+
+
+def test_prepare_scales_a_file_peaking_above_one_as_load_audio_does_and_lists_it(tmp_path):
+    signal = music_like(SAMPLE_RATE, 1, 1.5, seed=5)[:, 0]
+    sf.write(tmp_path / "loud.wav", 15.0 * signal / np.abs(signal).max(), SAMPLE_RATE, subtype="FLOAT")
+    sf.write(tmp_path / "normal.wav", signal, SAMPLE_RATE, subtype="FLOAT")
+    report = prepare(tmp_path, tmp_path / "store")
+    store = AudioStore(tmp_path / "store")
+    decoded = load_audio(tmp_path / "loud.wav", SAMPLE_RATE)
+    np.testing.assert_allclose(to_float(store.read(0, 0, len(decoded))), decoded, rtol=0, atol=0.5 / 32768 + 1e-7)
+    assert np.mean(np.abs(to_float(store.read(0, 0, len(decoded)))) > 0.999) < 0.001  # not clipped
+    assert report.normalised == 1 and "scaled 1 down to peak 1" in report.summary()
+    assert [(row["path"], float(row["peak"])) for row in read_csv(tmp_path / "store" / "normalised.csv")] == [
+        ("loud.wav", pytest.approx(15.0, rel=1e-4))]
+
+
+def test_prepare_keeps_a_file_whose_name_is_not_utf8_under_its_own_name(tmp_path):
+    name = os.fsdecode(b"m\xfcsik.wav")  # latin-1 bytes, not valid utf-8
+    sf.write(os.fsencode(tmp_path / name), music_like(SAMPLE_RATE, 1, 1.2, seed=1), SAMPLE_RATE)
+    report = prepare(tmp_path, tmp_path / "store")
+    assert report.kept == 1 and report.skipped == 0
+    assert AudioStore(tmp_path / "store").path(0) == name
+
+
+@pytest.mark.parametrize("settings", [{"sample_rate": 0}, {"sample_rate": -16000}, {"sample_rate": 16000.5},
+                                      {"min_seconds": -1.0}, {"num_workers": -2}])
+def test_bad_settings_are_refused_before_anything_is_written(mixed_audio_dir, tmp_path, settings):
+    options = {"sample_rate": SAMPLE_RATE, **settings}
+    with pytest.raises(ValueError):
+        prepare_store(mixed_audio_dir, tmp_path / "store", options.pop("sample_rate"), progress=False, **options)
+    assert not (tmp_path / "store").exists()
+    prepare(mixed_audio_dir, tmp_path / "store")  # the corrected command is not blocked
+
+
+def test_an_input_that_is_not_a_folder_is_refused_before_anything_is_written(mixed_audio_dir, tmp_path):
+    with pytest.raises(NotADirectoryError):
+        prepare(mixed_audio_dir / "a_16k_mono.wav", tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def test_prepare_memory_stays_flat_in_the_files_length(tmp_path):
+    """Five minutes of audio decode to 19 MB of float32; the streamed prepare holds a few blocks of it."""
+    seconds = 300
+    with sf.SoundFile(tmp_path / "long.flac", "w", SAMPLE_RATE, 1, "PCM_16") as long_file:
+        for minute in range(seconds // 60):
+            long_file.write(music_like(SAMPLE_RATE, 1, 60.0, seed=minute))
+    tracemalloc.start()
+    report = prepare(tmp_path, tmp_path / "store")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert report.kept == 1 and report.seconds == pytest.approx(seconds)
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MB"
+
+
+def test_prepare_follows_linked_folders_and_lists_unreadable_ones(tmp_path, make_unreadable):
+    audio = tmp_path / "audio"
+    write_good_file(audio / "own" / "a.wav", SAMPLE_RATE, 1, 1.2, {}, seed=1)
+    write_good_file(tmp_path / "elsewhere" / "b.wav", SAMPLE_RATE, 1, 1.2, {}, seed=2)
+    (audio / "linked").symlink_to(tmp_path / "elsewhere")
+    (audio / "own" / "loop").symlink_to(audio)
+    (audio / "locked").mkdir()
+    make_unreadable("locked")
+    report = prepare(audio, tmp_path / "store")
+    store = AudioStore(tmp_path / "store")
+    assert [store.path(i) for i in range(len(store))] == ["linked/b.wav", "own/a.wav"]
+    assert report.skipped_by_reason == {"unreadable": 1}
+    assert [(row["path"], row["reason"]) for row in read_csv(tmp_path / "store" / "skipped.csv")] == [("locked", "unreadable")]

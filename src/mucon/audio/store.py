@@ -4,23 +4,32 @@ Training draws thousands of random crops per second; decoding compressed audio f
 would starve the GPU, so ``prepare_store`` writes every file once as int16 PCM and
 ``AudioStore`` reads crops from memory-mapped shards.
 
+An item is a mixture and, when the dataset's layout has them (``mucon.data.layouts``), its
+stems per source type (vocals, drums, bass, other), sample-aligned: same start, same length,
+same rate. A crop of an item is the same window of each. An absent or silent stem is not stored.
+
 Layout of a finished store (everything per item is a numpy array, so a million-item store
 opens without a Python object per item)::
 
-    store.json            format version, sample_rate, counts, seconds, what it was built from
+    store.json            format version, sample_rate, source types, counts, what it was built from
     shard-00000.i16 ...   raw little-endian int16 PCM, items back to back, up to shard_bytes each
-                          (an item never spans shards, so a longer item gets a shard of its own)
+                          (an item never spans shards, so a longer item gets a shard of its own);
+                          an item is its mixture followed by its stored stems in source-type order
     index-shard.npy       int32  [N]    shard number of item i
     index-offset.npy      int64  [N]    first sample of item i inside its shard
-    index-length.npy      int64  [N]    samples of item i
+    index-length.npy      int64  [N]    samples of item i (of its mixture, and of each of its stems)
+    index-sources.npy     bool   [N, S] item i has a stored stem of source type source_names[s]
     paths-blob.npy        uint8  [B]    utf-8 item paths (relative to the audio folder), concatenated
     paths-offsets.npy     int64  [N+1]  item i's path is blob[offsets[i]:offsets[i+1]]
-    labels.csv            only with a metadata table: its rows for kept items, in store order
+    labels.csv            only when the layout has label columns: their rows for kept items, in store order
     skipped.csv           path, reason, detail for every input that was not kept
+    normalised.csv        only when some item peaked above 1: path, peak, the gain it was scaled by
 
 While preparing, the index lives in append-only journals and ``progress.json`` records how far
 they (and the shards) are committed; ``progress.json`` is replaced atomically, so after a crash
-anything beyond it is truncated and the run resumes at the first uncommitted input.
+anything beyond it is truncated and the run resumes at the first uncommitted input. Decoders
+stream each item into a spill file next to the shards (memory stays flat in the file's length)
+and the writer appends it to the current shard.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,10 +52,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mucon import __version__
-from mucon.audio.io import AudioDecodeError, is_audio_path, load_audio
+from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, audio_info, decode_blocks, peak_gain
+from mucon.data.layouts import SOURCE_TYPES, Table, Track, read_table
 
 FORMAT_NAME = "mucon-audio-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: stems next to the mixture (index-sources.npy)
 SILENCE_PEAK = 1e-4
 
 # Progress is committed after this many inputs or this much new audio, whichever comes first:
@@ -59,11 +70,13 @@ _JOURNAL_ITEMS = "journal-items.i64"
 _JOURNAL_PATHS = "journal-paths.bin"
 _SKIPPED_CSV = "skipped.csv"
 _LABELS_CSV = "labels.csv"
-# Scanned file names may hold bytes that are not utf-8; keep them as they are rather than fail.
-_SKIPPED_CSV_OPTIONS = {"newline": "", "encoding": "utf-8", "errors": "surrogateescape"}
-_INDEX_FILES = ("index-shard", "index-offset", "index-length", "paths-blob", "paths-offsets")
-# One journal record per kept item: shard, offset, length, input row, path byte count.
-_RECORD_FIELDS = 5
+_NORMALISED_CSV = "normalised.csv"
+_INDEX_FILES = ("index-shard", "index-offset", "index-length", "index-sources", "paths-blob", "paths-offsets")
+# One journal record per kept item; ``sources`` is a bit mask over SOURCE_TYPES of the stems stored after
+# the mixture, ``peak`` the item's peak before it was scaled (above 1: scaled by 1 / peak).
+_RECORD = np.dtype([("shard", "<i8"), ("offset", "<i8"), ("length", "<i8"), ("row", "<i8"),
+                    ("path_bytes", "<i8"), ("sources", "<i8"), ("peak", "<f8")])
+_SPILL_PATTERN = "spill-*.i16"
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
@@ -87,14 +100,23 @@ class PrepareReport:
     skipped_by_reason: dict[str, int]
     seconds: float
     store_dir: Path
+    stems: dict[str, int] = field(default_factory=dict)  # source type -> items with that stem stored
+    normalised: int = 0  # items scaled down because their peak exceeded 1
 
     def summary(self) -> str:
         """One line for the CLI: what was kept, what was skipped and where the skipped files are listed."""
-        kept = f"kept {self.kept} files ({self.seconds / 3600:.2f} h) in {self.store_dir}"
+        stems = ", ".join(f"{source} {count}" for source, count in self.stems.items())
+        kept = f"kept {self.kept} files ({self.seconds / 3600:.2f} h)" + (f" with stems ({stems})" if stems else "")
+        line = f"{kept} in {self.store_dir}"
         if not self.skipped:
-            return f"{kept}; skipped 0"
-        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped_by_reason.items()))
-        return f"{kept}; skipped {self.skipped} ({reasons}), listed in {self.store_dir / _SKIPPED_CSV}"
+            line += "; skipped 0"
+        else:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped_by_reason.items()))
+            line += f"; skipped {self.skipped} ({reasons}), listed in {self.store_dir / _SKIPPED_CSV}"
+        if self.normalised:
+            line += (f"; scaled {self.normalised} down to peak 1 (they peaked above 1), "
+                     f"listed in {self.store_dir / _NORMALISED_CSV}")
+        return line
 
 
 @dataclass
@@ -115,7 +137,7 @@ class _Progress:
 def _write_atomically(path: Path, write, mode: str = "wb") -> None:
     """Write through a temporary file and rename, so readers see the old or the new file only."""
     temporary = path.with_name(path.name + ".tmp")
-    text_options = {"newline": "", "encoding": "utf-8"} if "b" not in mode else {}
+    text_options = PATH_CSV_OPTIONS if "b" not in mode else {}
     with open(temporary, mode, **text_options) as handle:
         write(handle)
         handle.flush()
@@ -135,61 +157,158 @@ def _shard_path(store_dir: Path, shard: int) -> Path:
     return store_dir / f"shard-{shard:05d}.i16"
 
 
-def _metadata_rows(metadata: Path) -> Iterator[list[str]]:
-    """Yield the header, then each non-blank row padded to the header's width.
-
-    Both the input listing and labels.csv read the table through here, so row numbers agree.
-    """
-    with open(metadata, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        if "path" not in header:
-            raise ValueError(f"{metadata} has no 'path' column (columns: {header})")
-        yield header
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                yield row + [""] * (len(header) - len(row))
+def _spill_path(store_dir: Path, input_row: int) -> str:
+    return str(store_dir / f"spill-{input_row:010d}.i16")
 
 
-def _list_inputs(audio_dir: Path, metadata: Path | None) -> list[str]:
-    """Item paths relative to ``audio_dir``: the metadata rows, or every audio file in sorted order."""
-    if metadata is not None:
-        rows = _metadata_rows(metadata)
-        path_column = next(rows).index("path")
-        return [row[path_column] for row in rows]
-    found = []
-    for root, _, files in os.walk(audio_dir):
-        relative_root = Path(root).relative_to(audio_dir)
-        found.extend((relative_root / name).as_posix() for name in files if is_audio_path(name))
-    return sorted(found)
+def _check_settings(store_dir: Path, sample_rate, min_seconds, shard_bytes, num_workers) -> None:
+    """Refuse bad settings before anything is written, so a typo never leaves a half-made store behind."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ValueError(f"the sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    if not min_seconds >= 0:
+        raise ValueError(f"the minimum duration must be 0 s or more, got {min_seconds!r}")
+    if shard_bytes < 2:
+        raise ValueError(f"shards must hold at least one sample, got shard_bytes={shard_bytes!r}")
+    if num_workers is not None and num_workers < 0:
+        raise ValueError(f"the number of decoding processes must be 0 or more, got {num_workers!r}")
+    if store_dir.exists() and not store_dir.is_dir():
+        raise NotADirectoryError(f"the store path is a file, not a folder: {store_dir}")
 
 
-def _fingerprint(inputs: Sequence[str], sample_rate: int, min_seconds: float, shard_bytes: int) -> str:
+def _fingerprint(table: Table, sample_rate: int, min_seconds: float, shard_bytes: int) -> str:
     """Identify what a store is built from, so a resume never mixes two different runs."""
-    settings = [FORMAT_VERSION, int(sample_rate), float(min_seconds), int(shard_bytes)]
+    settings = [FORMAT_VERSION, int(sample_rate), float(min_seconds), int(shard_bytes), table.layout]
     digest = hashlib.sha256(json.dumps(settings).encode())
-    for path in inputs:
-        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+    for track in table.tracks:
+        described = track.path if not (track.stems or track.problem) else repr(track[:2] + track[3:])
+        digest.update(described.encode("utf-8", "surrogateescape") + b"\0")
     return digest.hexdigest()
 
 
-def _decode_item(path: str, sample_rate: int, min_seconds: float) -> np.ndarray | AudioDecodeError:
-    """Decode one input into int16, or return (not raise) why it cannot be kept.
+def _stem_problem(mixture: str, source: str, stem: str, reason: str, detail: str) -> AudioDecodeError:
+    """A stem's problem reported on its track: the track is what gets skipped."""
+    return AudioDecodeError(mixture, reason, f"{source} stem {stem}: {detail}")
+
+
+def _checked_stems(track: Track, root: str, mixture: str) -> list[tuple[int, str, list[str]]]:
+    """(bit, source, files) per stem type, after checking each file against the mixture's header.
+
+    A missing stem, one at another rate and one of another length are found here, before any
+    decoding, and named with their track.
+    """
+    if not track.stems:
+        return []
+    expected = audio_info(mixture)
+    checked = []
+    for source, files in track.stems:
+        for stem in files:
+            path = os.path.join(root, stem)
+            if not os.path.lexists(path):
+                raise _stem_problem(mixture, source, stem, "missing stem", "no such file")
+            try:
+                info = audio_info(path)
+            except AudioDecodeError as error:
+                raise _stem_problem(mixture, source, stem, error.reason, error.detail) from error
+            if info.sample_rate != expected.sample_rate:
+                raise _stem_problem(mixture, source, stem, "stem sample rate",
+                                    f"{info.sample_rate} Hz, the mixture {expected.sample_rate} Hz")
+            if info.frames != expected.frames:
+                raise _stem_problem(mixture, source, stem, "stem length",
+                                    f"{info.frames} frames, the mixture {expected.frames}")
+        checked.append((1 << SOURCE_TYPES.index(source), source, [os.path.join(root, stem) for stem in files]))
+    return checked
+
+
+def _summed_blocks(streams: list[Iterator[np.ndarray]], mixture: str, source: str) -> Iterator[np.ndarray]:
+    """Several stems of one type (Slakh's instruments) as one stream: their sum, block by block."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    while True:
+        blocks = [next(stream, None) for stream in streams]
+        if all(block is None for block in blocks):
+            return
+        if any(block is None for block in blocks) or len({len(block) for block in blocks}) > 1:
+            raise AudioDecodeError(mixture, "stem length", f"the {source} stems decode to different lengths")
+        yield np.sum(blocks, axis=0, dtype=np.float32)
+
+
+def _write_track(out, blocks: Iterator[np.ndarray]) -> tuple[int, float, bool]:
+    """Quantise a stream into ``out``; returns its samples, its peak and whether any sample is non-zero."""
+    samples, peak, audible = 0, 0.0, False
+    for block in blocks:
+        peak = max(peak, float(np.abs(block).max()))
+        pcm = to_int16(block)
+        audible = audible or bool(pcm.any())
+        out.write(pcm.astype("<i2", copy=False).tobytes())
+        samples += len(pcm)
+    return samples, peak, audible
+
+
+def _write_item(track: Track, root: str, sample_rate: int, min_seconds: float, spill: str, gain: float):
+    """Stream the mixture, then each stem type, into ``spill``; returns (samples, sources bit mask, peak).
+
+    The mixture is checked (too short, silent) before its stems are decoded; a stem type whose
+    samples all quantise to 0 is cut off again, so it costs no disk.
+    """
+    mixture = os.path.join(root, track.path)
+    stems = _checked_stems(track, root, mixture)
+    with open(spill, "wb") as out:
+        length, peak, _ = _write_track(out, decode_blocks(mixture, sample_rate, gain=gain))
+        seconds = length / sample_rate
+        if seconds < min_seconds:
+            raise AudioDecodeError(mixture, "too short", f"{seconds:.3f} s < {min_seconds} s")
+        if peak < SILENCE_PEAK:
+            raise AudioDecodeError(mixture, "silent", f"peak {peak:.1e} < {SILENCE_PEAK:.0e}")
+        sources = 0
+        for bit, source, files in stems:
+            start = out.tell()
+            streams = [decode_blocks(path, sample_rate, gain=gain) for path in files]
+            try:
+                samples, stem_peak, audible = _write_track(out, _summed_blocks(streams, mixture, source))
+            except AudioDecodeError as error:
+                if error.path == mixture:
+                    raise
+                raise _stem_problem(mixture, source, os.path.relpath(error.path, root), error.reason, error.detail) from error
+            if samples != length:
+                raise AudioDecodeError(mixture, "stem length", f"{source} stem decodes to {samples} samples, "
+                                       f"the mixture to {length}")
+            peak = max(peak, stem_peak)
+            if audible:
+                sources |= bit
+            else:
+                out.seek(start)
+                out.truncate()
+    return length, sources, peak
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """An item a decoder left in its spill file: the mixture, then the stems in ``sources``, ``length`` samples each."""
+
+    spill: str
+    length: int
+    sources: int
+    peak: float
+
+
+def _decode_item(track: Track, root: str, sample_rate: int, min_seconds: float, spill: str) -> _Decoded | AudioDecodeError:
+    """Decode one input into its spill file, or return (not raise) why it cannot be kept.
 
     Runs in worker processes, so it returns the error: the writer decides, in input order,
-    whether a bad file is skipped or stops the run.
+    whether a bad file is skipped or stops the run. An item peaking above 1 is decoded a second
+    time with one gain for the mixture and its stems (scaled, not clipped, and still summing up).
     """
     try:
-        audio = load_audio(path, sample_rate)
+        if track.problem is not None:
+            raise AudioDecodeError(os.path.join(root, track.path), *track.problem)
+        length, sources, peak = _write_item(track, root, sample_rate, min_seconds, spill, gain=1.0)
+        if peak > 1.0:
+            length, sources, _ = _write_item(track, root, sample_rate, min_seconds, spill, gain=peak_gain(peak))
+        return _Decoded(spill, length, sources, peak)
     except AudioDecodeError as error:
+        Path(spill).unlink(missing_ok=True)
         return error
-    seconds = audio.shape[0] / sample_rate
-    if seconds < min_seconds:
-        return AudioDecodeError(path, "too short", f"{seconds:.3f} s < {min_seconds} s")
-    peak = float(np.abs(audio).max())
-    if peak < SILENCE_PEAK:
-        return AudioDecodeError(path, "silent", f"peak {peak:.1e} < {SILENCE_PEAK:.0e}")
-    return to_int16(audio)
 
 
 def _exit_with_parent() -> None:
@@ -207,12 +326,12 @@ def _exit_with_parent() -> None:
 
 
 def _decode_in_order(
-    paths: Iterable[str], sample_rate: int, min_seconds: float, num_workers: int
-) -> Iterator[np.ndarray | AudioDecodeError]:
-    """Decode in parallel but yield in input order, with a bounded number of files in flight."""
+    jobs: Iterable[tuple], sample_rate: int, min_seconds: float, num_workers: int
+) -> Iterator[_Decoded | AudioDecodeError]:
+    """Decode (track, root, spill) jobs in parallel but yield in input order, a bounded number in flight."""
     if num_workers <= 1:
-        for path in paths:
-            yield _decode_item(path, sample_rate, min_seconds)
+        for track, root, spill in jobs:
+            yield _decode_item(track, root, sample_rate, min_seconds, spill)
         return
     # forkserver/spawn rather than fork: the caller may hold threads (tqdm, torch) that fork copies badly.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -220,8 +339,8 @@ def _decode_in_order(
     pool = ProcessPoolExecutor(num_workers, context, initializer=_exit_with_parent)
     try:
         in_flight = deque()
-        for path in paths:
-            in_flight.append(pool.submit(_decode_item, path, sample_rate, min_seconds))
+        for track, root, spill in jobs:
+            in_flight.append(pool.submit(_decode_item, track, root, sample_rate, min_seconds, spill))
             if len(in_flight) >= 4 * num_workers:
                 yield in_flight.popleft().result()
         while in_flight:
@@ -240,7 +359,7 @@ class _StoreWriter:
         self._discard_uncommitted()
         self._items = open(store_dir / _JOURNAL_ITEMS, "ab")
         self._paths = open(store_dir / _JOURNAL_PATHS, "ab")
-        self._skipped = open(store_dir / _SKIPPED_CSV, "a", **_SKIPPED_CSV_OPTIONS)
+        self._skipped = open(store_dir / _SKIPPED_CSV, "a", **PATH_CSV_OPTIONS)
         self._skipped_csv = _csv_writer(self._skipped)
         self._shard = None
         if progress.num_shards:
@@ -251,10 +370,10 @@ class _StoreWriter:
         self.uncommitted_bytes = 0
 
     def _discard_uncommitted(self) -> None:
-        """Cut every append-only file back to its committed length (a killed run leaves tails)."""
+        """Cut every append-only file back to its committed length (a killed run leaves tails and spills)."""
         committed = self.progress
         sizes = {
-            _JOURNAL_ITEMS: committed.kept * _RECORD_FIELDS * 8,
+            _JOURNAL_ITEMS: committed.kept * _RECORD.itemsize,
             _JOURNAL_PATHS: committed.paths_bytes,
             _SKIPPED_CSV: committed.skipped_bytes,
         }
@@ -267,23 +386,31 @@ class _StoreWriter:
         if committed.num_shards:
             with open(_shard_path(self.store_dir, committed.num_shards - 1), "ab") as handle:
                 handle.truncate(committed.last_shard_bytes)
+        _remove_spills(self.store_dir)
 
-    def add(self, input_row: int, path: str, pcm: np.ndarray) -> None:
+    def add(self, input_row: int, path: str, item: _Decoded) -> None:
+        """Move a decoded item from its spill file to the end of the current shard."""
         live = self.live
-        data = np.ascontiguousarray(pcm, dtype="<i2")
-        shard_full = live.last_shard_bytes and live.last_shard_bytes + data.nbytes > self.shard_bytes
+        tracks = 1 + item.sources.bit_count()
+        nbytes = 2 * item.length * tracks
+        if os.path.getsize(item.spill) != nbytes:
+            raise RuntimeError(f"{item.spill}: {os.path.getsize(item.spill)} bytes, expected {nbytes}")
+        shard_full = live.last_shard_bytes and live.last_shard_bytes + nbytes > self.shard_bytes
         if self._shard is None or shard_full:
             self._start_shard()
-        self._shard.write(memoryview(data))
+        with open(item.spill, "rb") as spill:
+            shutil.copyfileobj(spill, self._shard, 2**20)
+        os.unlink(item.spill)
         encoded_path = path.encode("utf-8", "surrogateescape")
-        record = (live.num_shards - 1, live.last_shard_bytes // 2, len(pcm), input_row, len(encoded_path))
-        self._items.write(np.asarray(record, dtype="<i8").tobytes())
+        record = (live.num_shards - 1, live.last_shard_bytes // 2, item.length, input_row, len(encoded_path),
+                  item.sources, item.peak)
+        self._items.write(np.array([record], dtype=_RECORD).tobytes())
         self._paths.write(encoded_path)
-        live.last_shard_bytes += data.nbytes
-        live.paths_bytes += len(encoded_path)
         live.kept += 1
-        live.samples += len(pcm)
-        self._count_input(data.nbytes)
+        live.paths_bytes += len(encoded_path)
+        live.last_shard_bytes += nbytes
+        live.samples += item.length
+        self._count_input(nbytes)
 
     def skip(self, path: str, error: AudioDecodeError) -> None:
         self._skipped_csv.writerow([path, error.reason, error.detail])
@@ -342,7 +469,7 @@ def _start_or_resume(store_dir: Path, fingerprint: str) -> _Progress:
     store_dir.mkdir(parents=True, exist_ok=True)
     for name in (_JOURNAL_ITEMS, _JOURNAL_PATHS):
         (store_dir / name).write_bytes(b"")
-    with open(store_dir / _SKIPPED_CSV, "w", **_SKIPPED_CSV_OPTIONS) as handle:
+    with open(store_dir / _SKIPPED_CSV, "w", **PATH_CSV_OPTIONS) as handle:
         _csv_writer(handle).writerow(["path", "reason", "detail"])
     progress = _Progress(fingerprint, skipped_bytes=(store_dir / _SKIPPED_CSV).stat().st_size)
     _write_json(progress_file, asdict(progress))
@@ -358,6 +485,7 @@ def _write_index(
     shard: np.ndarray,
     offset: np.ndarray,
     length: np.ndarray,
+    has_source: np.ndarray,
     path_blob: np.ndarray,
     path_offsets: np.ndarray,
 ) -> None:
@@ -366,6 +494,7 @@ def _write_index(
         shard.astype(np.int32),
         offset.astype(np.int64),
         length.astype(np.int64),
+        has_source.astype(bool),
         path_blob.astype(np.uint8),
         path_offsets.astype(np.int64),
     )
@@ -373,55 +502,69 @@ def _write_index(
         _save_npy(store_dir / f"{name}.npy", array)
 
 
-def _write_labels(store_dir: Path, metadata: Path, kept_rows: np.ndarray) -> None:
-    """Copy the metadata rows of kept items, in store order, with ``path`` as first column."""
+def _write_labels(store_dir: Path, table: Table, kept_rows: np.ndarray) -> None:
+    """The label columns of kept items, in store order, with ``path`` as first column."""
 
     def write(handle) -> None:
         writer = _csv_writer(handle)
-        rows = _metadata_rows(metadata)
-        header = next(rows)
-        path_column = header.index("path")
-        label_columns = [i for i, name in enumerate(header) if name != "path"]
-        writer.writerow(["path"] + [header[i] for i in label_columns])
-        wanted = iter(kept_rows.tolist())
-        next_row = next(wanted, None)
-        for row_number, row in enumerate(rows):
-            if row_number == next_row:
-                writer.writerow([row[path_column]] + [row[i] for i in label_columns])
-                next_row = next(wanted, None)
+        writer.writerow(["path", *table.label_columns])
+        for row in kept_rows.tolist():
+            track = table.tracks[row]
+            writer.writerow([track.path, *track.labels])
 
     _write_atomically(store_dir / _LABELS_CSV, write, mode="w")
+
+
+def _write_normalised(store_dir: Path, table: Table, records: np.ndarray) -> int:
+    """List the items scaled down to peak 1; returns how many (no file when none)."""
+    scaled = records[records["peak"] > 1.0]
+    if len(scaled):
+
+        def write(handle) -> None:
+            writer = _csv_writer(handle)
+            writer.writerow(["path", "peak", "gain"])
+            for row, peak in zip(scaled["row"].tolist(), scaled["peak"].tolist()):
+                writer.writerow([table.tracks[row].path, f"{peak:.6g}", f"{peak_gain(peak):.6g}"])
+
+        _write_atomically(store_dir / _NORMALISED_CSV, write, mode="w")
+    return len(scaled)
 
 
 def _finalize(
     store_dir: Path,
     progress: _Progress,
     sample_rate: int,
-    num_inputs: int,
+    table: Table,
     settings: dict,
-    metadata: Path | None,
 ) -> dict:
     """Turn the journals into the read-side index, then write store.json last: it marks completion."""
-    records = np.fromfile(store_dir / _JOURNAL_ITEMS, dtype="<i8").reshape(-1, _RECORD_FIELDS)
+    records = np.fromfile(store_dir / _JOURNAL_ITEMS, dtype=_RECORD)
     path_offsets = np.zeros(len(records) + 1, dtype=np.int64)
-    np.cumsum(records[:, 4], out=path_offsets[1:])
+    np.cumsum(records["path_bytes"], out=path_offsets[1:])
     path_blob = np.fromfile(store_dir / _JOURNAL_PATHS, dtype=np.uint8)
-    _write_index(store_dir, records[:, 0], records[:, 1], records[:, 2], path_blob, path_offsets)
-    if metadata is not None:
-        _write_labels(store_dir, metadata, records[:, 3])
+    bits = {source: (records["sources"] >> k) & 1 == 1 for k, source in enumerate(SOURCE_TYPES)}
+    sources = [source for source in SOURCE_TYPES if bits[source].any()]
+    has_source = np.stack([bits[source] for source in sources], axis=1) if sources else np.zeros((len(records), 0), bool)
+    _write_index(store_dir, records["shard"], records["offset"], records["length"], has_source, path_blob, path_offsets)
+    if table.label_columns:
+        _write_labels(store_dir, table, records["row"])
     info = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "mucon_version": __version__,
         "sample_rate": sample_rate,
         "dtype": "int16",
+        "sources": sources,
         "num_items": progress.kept,
+        "num_stems": {source: int(bits[source].sum()) for source in sources},
         "num_skipped": sum(progress.skipped_by_reason.values()),
-        "num_inputs": num_inputs,
+        "num_normalised": _write_normalised(store_dir, table, records),
+        "num_inputs": len(table.tracks),
         "total_seconds": progress.samples / sample_rate,
         "num_shards": progress.num_shards,
         "skipped_by_reason": progress.skipped_by_reason,
-        "has_labels": metadata is not None,
+        "has_labels": bool(table.label_columns),
+        "layout": table.layout,
         "fingerprint": progress.fingerprint,
         **settings,
     }
@@ -430,10 +573,16 @@ def _finalize(
     return info
 
 
+def _remove_spills(store_dir: Path) -> None:
+    for spill in store_dir.glob(_SPILL_PATTERN):
+        spill.unlink(missing_ok=True)
+
+
 def _remove_journals(store_dir: Path) -> None:
     """Drop the prepare-time files; also on a no-op re-run, in case a crash left them behind."""
     for name in (_PROGRESS_JSON, _JOURNAL_ITEMS, _JOURNAL_PATHS):
         (store_dir / name).unlink(missing_ok=True)
+    _remove_spills(store_dir)
 
 
 def _report(info: dict, store_dir: Path) -> PrepareReport:
@@ -443,6 +592,8 @@ def _report(info: dict, store_dir: Path) -> PrepareReport:
         skipped_by_reason=dict(info["skipped_by_reason"]),
         seconds=info["total_seconds"],
         store_dir=store_dir,
+        stems=dict(info["num_stems"]),
+        normalised=info["num_normalised"],
     )
 
 
@@ -454,32 +605,34 @@ def prepare_store(
     strict: bool = False,
     min_seconds: float = 1.0,
     metadata: str | os.PathLike | None = None,
+    layout: str | None = None,
+    splits: Sequence[str] | None = None,
+    stem_map: str | os.PathLike | None = None,
     num_workers: int | None = None,
     shard_bytes: int = 256 * 2**20,
     progress: bool = True,
 ) -> PrepareReport:
     """Decode every input under ``audio_dir`` once into a store at ``store_dir``.
 
-    Inputs are the rows of ``metadata`` (default ``audio_dir/metadata.csv`` when present; its
-    ``path`` column is relative to ``audio_dir`` and all other columns become ``labels.csv``),
-    otherwise every audio file below ``audio_dir`` in sorted path order. Files that cannot be
-    used are listed in ``skipped.csv``; with ``strict`` the first one raises ``AudioDecodeError``.
-    Re-running the same call resumes an interrupted run and is a no-op on a finished store.
-    ``num_workers`` decoding processes (0 or 1: decode here) never change the output; they
-    start by forkserver/spawn, so a script calling this needs the ``if __name__ == "__main__":``
-    guard, as for any multiprocessing.
+    ``layout`` (``mucon.data.layouts``; detected from the folder when None) turns the folder into
+    the inputs: for ``plain``, the rows of ``metadata`` (default ``audio_dir/metadata.csv`` when
+    present; its ``path`` column is relative to ``audio_dir`` and all other columns become
+    ``labels.csv``), otherwise every audio file below ``audio_dir`` in sorted path order; for
+    multitrack layouts, each track's mixture and stems. ``splits`` keeps the rows whose ``split``
+    label is one of them; ``stem_map`` overrides the Slakh2100 instrument mapping. Inputs that
+    cannot be used are listed in ``skipped.csv``; with ``strict`` the first one raises
+    ``AudioDecodeError``. Re-running the same call resumes an interrupted run and is a no-op on a
+    finished store. ``num_workers`` decoding processes (0 or 1: decode here) never change the
+    output; they start by forkserver/spawn, so a script calling this needs the
+    ``if __name__ == "__main__":`` guard, as for any multiprocessing.
     """
     audio_dir = Path(audio_dir)
     store_dir = Path(store_dir)
-    if not audio_dir.is_dir():
-        raise FileNotFoundError(f"audio folder not found: {audio_dir}")
-    if metadata is None and (audio_dir / "metadata.csv").is_file():
-        metadata = audio_dir / "metadata.csv"
-    metadata = Path(metadata) if metadata is not None else None
+    _check_settings(store_dir, sample_rate, min_seconds, shard_bytes, num_workers)
+    table = read_table(audio_dir, layout, metadata=metadata, stem_map=stem_map, splits=splits)
     num_workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
 
-    inputs = _list_inputs(audio_dir, metadata)
-    fingerprint = _fingerprint(inputs, sample_rate, min_seconds, shard_bytes)
+    fingerprint = _fingerprint(table, sample_rate, min_seconds, shard_bytes)
     store_json = store_dir / _STORE_JSON
     if store_json.exists():
         info = json.loads(store_json.read_text())
@@ -493,21 +646,22 @@ def prepare_store(
         return _report(info, store_dir)
 
     writer = _StoreWriter(store_dir, _start_or_resume(store_dir, fingerprint), shard_bytes)
-    todo = inputs[writer.progress.inputs_done :]
-    full_paths = (str(audio_dir / path) for path in todo)
-    decoded = _decode_in_order(full_paths, sample_rate, min_seconds, num_workers)
-    bar = tqdm(total=len(inputs), initial=writer.progress.inputs_done, unit="file", disable=not progress)
+    first = writer.progress.inputs_done
+    todo = table.tracks[first:]
+    jobs = ((track, str(audio_dir), _spill_path(store_dir, row)) for row, track in enumerate(todo, first))
+    decoded = _decode_in_order(jobs, sample_rate, min_seconds, num_workers)
+    bar = tqdm(total=len(table.tracks), initial=first, unit="file", disable=not progress)
     try:
         with closing(decoded), bar:
-            for path, result in zip(todo, decoded):
+            for track, result in zip(todo, decoded):
                 input_row = writer.live.inputs_done
                 if isinstance(result, AudioDecodeError):
                     if strict:
                         writer.commit()
                         raise result
-                    writer.skip(path, result)
+                    writer.skip(track.path, result)
                 else:
-                    writer.add(input_row, path, result)
+                    writer.add(input_row, track.path, result)
                 bar.update()
         writer.commit()
     finally:
@@ -516,9 +670,10 @@ def prepare_store(
         "min_seconds": min_seconds,
         "shard_bytes": shard_bytes,
         "source_dir": str(audio_dir.resolve()),
-        "metadata": str(metadata.resolve()) if metadata is not None else None,
+        "metadata": str(Path(metadata).resolve()) if metadata is not None else None,
+        "splits": list(splits) if splits else None,
     }
-    info = _finalize(store_dir, writer.progress, sample_rate, len(inputs), settings, metadata)
+    info = _finalize(store_dir, writer.progress, sample_rate, table, settings)
     return _report(info, store_dir)
 
 
@@ -528,6 +683,11 @@ class AudioStore:
     Index arrays are memory-mapped and shards are opened on first use (at most
     ``max_open_shards`` at a time, since each map holds a file descriptor), so opening a
     million-item store is cheap and the object pickles into DataLoader workers as just its path.
+
+    ``source_names`` are the source types the store holds stems for (SOURCE_TYPES order, those
+    present in at least one item; () for a mixture-only store) and ``has_source[i, s]`` says
+    whether item i has a stem of type ``source_names[s]``. ``read_sources`` returns the stems at
+    the same window as ``read``.
     """
 
     def __init__(self, store_dir: str | os.PathLike, max_open_shards: int = 64):
@@ -540,12 +700,18 @@ class AudioStore:
             )
         self.info = json.loads(store_json.read_text())
         if self.info.get("format") != FORMAT_NAME or self.info.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{store_json} is not a {FORMAT_NAME} version {FORMAT_VERSION} store")
+            raise ValueError(
+                f"{store_json} is not a {FORMAT_NAME} version {FORMAT_VERSION} store (found version "
+                f"{self.info.get('version')}); prepare it again with this mucon into a new folder"
+            )
         self.sample_rate = int(self.info["sample_rate"])
         index = {name: np.load(self.store_dir / f"{name}.npy", mmap_mode="r") for name in _INDEX_FILES}
         self._shard = index["index-shard"]
         self._offset = index["index-offset"]
         self.lengths: np.ndarray = index["index-length"]
+        self.source_names: tuple[str, ...] = tuple(self.info["sources"])
+        self.has_source: np.ndarray = index["index-sources"]
+        self._source_column = {name: column for column, name in enumerate(self.source_names)}
         self._path_blob = index["paths-blob"]
         self._path_offsets = index["paths-offsets"]
         self._open_shards: OrderedDict[int, np.memmap] = OrderedDict()
@@ -567,9 +733,9 @@ class AudioStore:
 
     @property
     def labels(self) -> dict[str, np.ndarray] | None:
-        """Label column -> array of str, row i for item i; None when prepared without metadata."""
+        """Label column -> array of str, row i for item i; None when the layout had no label columns."""
         if self._labels is None and self.info.get("has_labels"):
-            with open(self.store_dir / _LABELS_CSV, newline="", encoding="utf-8") as handle:
+            with open(self.store_dir / _LABELS_CSV, **PATH_CSV_OPTIONS) as handle:
                 reader = csv.reader(handle)
                 header = next(reader)
                 columns = list(zip(*reader)) or [()] * len(header)
@@ -593,14 +759,19 @@ class AudioStore:
             self._open_shards.move_to_end(shard)
         return shard_map
 
-    def _copy_into(self, out: np.ndarray, i: int, start: int) -> None:
-        """Fill ``out`` (zeroed) from item ``i`` at ``start``; samples past the item's end stay 0."""
+    def _window(self, i: int, track: int, start: int, n: int) -> np.ndarray:
+        """Samples [start, start + n) of track ``track`` of item i (0: the mixture), cut at the item's end."""
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
-        available = max(0, min(len(out), int(self.lengths[i]) - start))
-        if available:
-            first = int(self._offset[i]) + start
-            out[:available] = self._shard_map(int(self._shard[i]))[first : first + available]
+        length = int(self.lengths[i])
+        available = max(0, min(n, length - start))
+        first = int(self._offset[i]) + track * length + start
+        return self._shard_map(int(self._shard[i]))[first : first + available]
+
+    def _copy_into(self, out: np.ndarray, i: int, start: int, track: int = 0) -> None:
+        """Fill ``out`` (zeroed) from item ``i`` at ``start``; samples past the item's end stay 0."""
+        window = self._window(i, track, start, len(out))
+        out[: len(window)] = window
 
     def read(self, i: int, start: int, n: int) -> np.ndarray:
         """``n`` int16 samples of item ``i`` from ``start``, zero-padded past the item's end."""
@@ -616,6 +787,43 @@ class AudioStore:
         for row, (i, start) in enumerate(zip(indices, starts)):
             self._copy_into(crops[row], int(i), int(start))
         return crops
+
+    def _stem_tracks(self, i: int, names: Sequence[str]) -> list[int | None]:
+        """For each name, the track of item i holding that stem (1 + stems stored before it), None if absent."""
+        unknown = [name for name in names if name not in self._source_column]
+        if unknown:
+            known = ", ".join(self.source_names) or "none: it holds mixtures only"
+            raise ValueError(f"{self.store_dir}: no {', '.join(map(repr, unknown))} stems; its sources are {known}")
+        present = self.has_source[i]
+        tracks = []
+        for name in names:
+            column = self._source_column[name]
+            tracks.append(1 + int(np.count_nonzero(present[:column])) if present[column] else None)
+        return tracks
+
+    def read_sources(self, i: int, start: int, n: int, names: Sequence[str]) -> np.ndarray:
+        """int16 [len(names), n]: the named stems of item i at the same window as ``read(i, start, n)``.
+
+        Rows are zero where the item has no such stem and past the item's end.
+        """
+        i, start = int(i), int(start)
+        out = np.zeros((len(names), n), dtype=np.int16)
+        for row, track in enumerate(self._stem_tracks(i, names)):
+            if track is not None:
+                self._copy_into(out[row], i, start, track)
+        return out
+
+    def source_activity(self, i: int, start: int, n: int, names: Sequence[str]) -> np.ndarray:
+        """float32 [len(names)]: mean |x| (x in [-1, 1)) of each named stem over [start, start + n) cut at the
+        item's end; 0.0 where the item has no such stem. A presence threshold is the caller's choice."""
+        i, start = int(i), int(start)
+        activity = np.zeros(len(names), dtype=np.float32)
+        for row, track in enumerate(self._stem_tracks(i, names)):
+            if track is not None:
+                window = self._window(i, track, start, n)
+                if len(window):
+                    activity[row] = np.abs(window, dtype=np.int32).sum(dtype=np.int64) / (32768.0 * len(window))
+        return activity
 
     def random_starts(
         self, indices: Sequence[int] | np.ndarray, n: int, rng: np.random.Generator

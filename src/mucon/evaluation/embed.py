@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 import mucon
-from mucon.audio.io import AudioDecodeError, is_audio_path, load_audio
+from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, is_audio_path, load_audio
 from mucon.encoders import Encoder
 
 CACHE_FORMAT = 1  # bump when what is cached, or how it is computed, changes
@@ -228,7 +228,7 @@ def embed_folder(
     )
     bar = tqdm(total=len(files), desc=f"embedding {audio_dir.name}", unit="file", disable=not progress)
     matrix = _GrowingNpy(result.embeddings, encoder.dim)
-    with open(result.index, "w", newline="") as index_file, open(result.failed, "w", newline="") as failed_file:
+    with open(result.index, "w", **PATH_CSV_OPTIONS) as index_file, open(result.failed, "w", **PATH_CSV_OPTIONS) as failed_file:
         index_rows, failed_rows = csv.writer(index_file), csv.writer(failed_file)
         index_rows.writerow(["row", "path", "seconds", "windows"])
         failed_rows.writerow(["path", "reason", "detail"])

@@ -1,0 +1,136 @@
+"""Dataset layouts: how a folder of music becomes the table ``mucon prepare`` (and ``mucon separate``) reads.
+
+A layout is one reader, ``read(folder, options) -> Table``, plus a test that recognises the
+folder. The table has one ``Track`` per item: its mixture, its stems per source type (several
+files of one type are summed), its label values and, when the layout already knows the track
+cannot be used (an unreadable folder, a broken metadata file), why. Decoding and checking the
+audio is the store's work, so every layout gets the same checks and the same ``skipped.csv``.
+
+Adding a dataset is adding a module with a reader and one entry in ``LAYOUTS``; detection tries
+the entries in order and falls back to ``plain``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import NamedTuple
+
+SOURCE_TYPES = ("vocals", "drums", "bass", "other")
+"""The source types a store keeps stems for, in the order every table and store uses."""
+
+
+class Track(NamedTuple):
+    """One item. Paths are relative to the dataset folder, posix-style; ``path`` is the store's item path."""
+
+    path: str
+    stems: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (source type, files summed into it), SOURCE_TYPES order
+    labels: tuple[str, ...] = ()  # values of Table.label_columns
+    problem: tuple[str, str] | None = None  # (reason, detail) known before decoding
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    """What a user may tell a reader: another metadata table, a stem mapping file (Slakh)."""
+
+    metadata: Path | None = None
+    stem_map: Path | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    layout: str
+    label_columns: tuple[str, ...]
+    tracks: list[Track]
+
+    def only_splits(self, splits: Sequence[str], where: str) -> Table:
+        """The tracks whose ``split`` label is one of ``splits`` (``where`` names the dataset in errors)."""
+        if "split" not in self.label_columns:
+            raise ValueError(f"{where} has no split column ({self.layout} layout); --split needs one")
+        column = self.label_columns.index("split")
+        wanted = set(splits)
+        kept = [track for track in self.tracks if track.labels[column] in wanted]
+        if not kept:
+            found = sorted({track.labels[column] for track in self.tracks})
+            raise ValueError(f"{where}: no rows of split {', '.join(sorted(wanted))} (its splits: {', '.join(found)})")
+        return replace(self, tracks=kept)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    description: str
+    detect: Callable[[Path, LayoutOptions], bool]
+    read: Callable[[Path, LayoutOptions], Table]
+
+
+def stems_in_order(stems: dict[str, list[str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A reader's {source type: files} as a Track's ``stems``: SOURCE_TYPES order, empty types dropped."""
+    return tuple((source, tuple(stems[source])) for source in SOURCE_TYPES if stems.get(source))
+
+
+def subfolders(folder: Path, unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """The folders directly in ``folder`` (links followed), without a stat per file: detection stays cheap.
+
+    A folder that cannot be read has none; a reader passes ``unreadable`` to collect it and list it.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(entry.path) for entry in entries if entry.is_dir()]
+    except OSError as error:
+        if unreadable is not None:
+            unreadable.append((folder, error.strerror or str(error)))
+        return []
+
+
+def unreadable_tracks(folder: Path, unreadable: list[tuple[Path, str]], labels: tuple[str, ...]) -> list[Track]:
+    """Folders a reader could not open, as tracks that ``prepare`` lists in skipped.csv."""
+    return [Track(path.relative_to(folder).as_posix(), labels=labels, problem=("unreadable", why)) for path, why in unreadable]
+
+
+def detect_layout(folder: Path, options: LayoutOptions = LayoutOptions()) -> Layout:
+    """The first layout that recognises ``folder``; ``plain`` recognises every folder."""
+    return next(layout for layout in LAYOUTS.values() if layout.detect(folder, options))
+
+
+def read_table(
+    folder: str | os.PathLike,
+    layout: str | None = None,
+    *,
+    metadata: str | os.PathLike | None = None,
+    stem_map: str | os.PathLike | None = None,
+    splits: Sequence[str] | None = None,
+) -> Table:
+    """The table of ``folder`` read with ``layout`` (detected when None), restricted to ``splits``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"audio folder not found or not a folder: {folder}")
+    options = LayoutOptions(Path(metadata) if metadata is not None else None, Path(stem_map) if stem_map else None)
+    for given in (options.metadata, options.stem_map):
+        if given is not None and not given.is_file():
+            raise FileNotFoundError(f"file not found: {given}")
+    if layout is None:
+        chosen = detect_layout(folder, options)
+    elif layout in LAYOUTS:
+        chosen = LAYOUTS[layout]
+    else:
+        raise ValueError(f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")
+    if options.stem_map is not None and chosen.name != "slakh2100":
+        raise ValueError(f"--stem-map applies to the slakh2100 layout, but {folder} is read as {chosen.name}")
+    table = chosen.read(folder, options)
+    return table.only_splits(splits, str(folder)) if splits else table
+
+
+def _registry() -> dict[str, Layout]:
+    from . import musdb, slakh, tables
+
+    layouts = [tables.SEPARATED, musdb.MUSDB18HQ, slakh.SLAKH2100, tables.CORPUS, tables.PLAIN]
+    return {layout.name: layout for layout in layouts}
+
+
+LAYOUTS: dict[str, Layout] = _registry()
+
+
+__all__ = ["LAYOUTS", "SOURCE_TYPES", "Layout", "LayoutOptions", "Table", "Track", "detect_layout", "read_table"]
