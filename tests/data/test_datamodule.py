@@ -206,3 +206,80 @@ def test_a_request_for_sources_from_a_mixture_only_store_says_how_to_make_one(la
     module = data_module(labelled_store, batch_size=4)
     with pytest.raises(ValueError, match="mucon separate"):
         module.batch_sampler(DataRequest(100, sources=("drums",)))
+
+
+@pytest.fixture(scope="module")
+def musdb_store(tmp_path_factory):
+    """Six MUSDB18-HQ tracks of 2 s: vocals silent in the first half of three, absent from one."""
+    from multitrack import write_musdb_track
+
+    root = tmp_path_factory.mktemp("musdb") / "musdb18hq"
+    for i in range(6):
+        write_musdb_track(root, "train", f"Track {i}", seconds=2.0, seed=10 * i,
+                          silent_first_half="vocals" if i % 2 else None)
+    vocals = root / "train" / "Track 0" / "vocals.wav"
+    data, rate = sf.read(vocals, dtype="int16")
+    sf.write(vocals, np.zeros_like(data), rate, subtype="PCM_16")  # a track without vocals
+    prepare_store(root, root.parent / "store", RATE, progress=False, num_workers=1)
+    return root.parent / "store"
+
+
+def test_presence_says_whether_the_source_sounds_in_the_clips_segment(musdb_store):
+    store = AudioStore(musdb_store)
+    request = DataRequest(crop_samples=1000, layout="independent", segment_samples=RATE // 2, sources=("vocals",))
+    dataset = ClipDataset(store, request)
+    half_silent = [i for i in range(len(store)) if store.path(i).startswith("train/Track 1")][0]
+    seen = set()
+    for step in range(40):
+        clip = dataset[PoolBatchSampler([np.array([half_silent])], [1], request, seed=step).batch(0)[0]]
+        end = clip["start"] + RATE // 2
+        if end <= RATE:  # the segment lies in the silent first second
+            assert not clip["source_present"][0]
+            seen.add(False)
+        elif clip["start"] >= RATE:
+            assert clip["source_present"][0]
+            seen.add(True)
+    assert seen == {False, True}
+
+
+def test_a_source_crop_is_the_stem_at_its_own_start_inside_the_segment(musdb_store):
+    store = AudioStore(musdb_store)
+    request = DataRequest(crop_samples=800, layout="independent", segment_samples=4000, sources=("drums", "bass"))
+    dataset = ClipDataset(store, request)
+    for draw in PoolBatchSampler([np.arange(len(store))], [6], request, seed=0).batch(0):
+        clip = dataset[draw]
+        assert clip["sources"].shape == (2, 800)
+        for row, name in enumerate(("drums", "bass")):
+            segment = store.read_sources(draw.item, clip["start"], 4000, [name])[0]
+            windows = np.lib.stride_tricks.sliding_window_view(segment, 800)
+            assert (windows == clip["sources"][row].numpy()).all(axis=1).any()
+
+
+def test_one_source_per_batch_is_shared_by_every_clip_and_every_process(musdb_store):
+    module = data_module(musdb_store, batch_size=2)
+    request = DataRequest(crop_samples=1000, sources=("vocals", "drums", "bass", "other"), source_per_batch=True)
+    ranks = [module.batch_sampler(request, world_size=2, rank=rank) for rank in (0, 1)]
+    drawn = set()
+    for step in range(40):
+        sources = {draw.source for rank in ranks for draw in rank.batch(step)}
+        assert len(sources) == 1
+        drawn |= sources
+    assert drawn == {0, 1, 2, 3}
+    clip = ClipDataset(module.store, request)[ranks[0].batch(0)[0]]
+    assert clip["sources"].shape == (1, 1000) and clip["source_index"] == ranks[0].batch(0)[0].source
+
+
+def test_present_only_batches_hold_only_clips_whose_source_sounds(musdb_store):
+    module = data_module(musdb_store, batch_size=6)
+    request = DataRequest(crop_samples=1000, layout="independent", segment_samples=RATE // 2, sources=("vocals",),
+                          source_per_batch=True, present_only_probability=0.5)
+    sampler = module.batch_sampler(request)
+    dataset = ClipDataset(module.store, request)
+    kinds = {True: 0, False: 0}
+    for step in range(30):
+        batch = sampler.batch(step)
+        kinds[batch[0].present_only] += 1
+        if batch[0].present_only:
+            assert all(module.store.has_source[draw.item, 0] for draw in batch)  # never the track without vocals
+            assert all(dataset[draw]["source_present"][0] for draw in batch)
+    assert kinds[True] > 5 and kinds[False] > 5
