@@ -70,7 +70,8 @@ def main() -> None:
         sizes = {split: len(task.rows(split)) for split in SPLITS}
         test = task.rows("test")
         test_units = {units[(root, task.paths[row])] for row in test}
-        head = f"{task.name:<18} {task.type:<11} {sizes['train']:>6} {sizes['valid']:>6} {sizes['test']:>5} {len(test_units):>5}"
+        head = (f"{task.name:<18} {task.type:<11} {sizes['train']:>6} {sizes['valid']:>6} {sizes['test']:>5} "
+                f"{len(test_units):>5}")
         if task.type == "retrieval":
             groups = np.array([task.labels[row] for row in test])
             counts = Counter(groups.tolist())
@@ -79,7 +80,8 @@ def main() -> None:
                 continue
             mean, spread = random_map(groups, args.draws)
             print(f"{head}  {sum(n > 1 for n in counts.values())} groups of >= 2, "
-                  f"{sum(n for n in counts.values() if n > 1)} queries; MAP random {mean:.3f} (sd {spread:.3f}) vs perfect 1.0")
+                  f"{sum(n for n in counts.values() if n > 1)} queries; "
+                  f"MAP random {mean:.3f} (sd {spread:.3f}) vs perfect 1.0")
         elif task.type == "regression":
             print(f"{head}  (regression: r2)")
         else:
@@ -96,9 +98,9 @@ def main() -> None:
     test = {(task.audio_root.resolve(), task.paths[row]) for task in tasks if task.type != "retrieval"
             for row in task.rows("test")}
     seconds = {key: sf.info(key[0] / key[1]).duration for key in every}
+    window = round(args.window_seconds * 1000)  # in milliseconds
     for name, keys in (("every file", every), ("test files", test)):
-        windows = sum(count_windows(round(seconds[k] * 1000), round(args.window_seconds * 1000), round(args.window_seconds * 1000))
-                      for k in keys)
+        windows = sum(count_windows(round(seconds[k] * 1000), window, window) for k in keys)
         print(f"{name}: {len(keys)} files, {sum(seconds[k] for k in keys) / 3600:.2f} h, "
               f"{windows} windows of {args.window_seconds:g} s")
 

@@ -121,7 +121,8 @@ def test_corpus_tasks_include_sources_present_and_tune_retrieval(corpus):
     rows = {r["path"]: r for r in _rows(corpus[0] / "metadata.csv")}
     hot = sources.targets(sources.rows("all"))
     for path, row_hot in zip(sources.paths, hot):
-        assert {c for c, h in zip(sources.classes, row_hot) if h} == {s for s in SOURCES if rows[path][f"has_{s}"] == "1"}
+        flagged = {s for s in SOURCES if rows[path][f"has_{s}"] == "1"}
+        assert {c for c, h in zip(sources.classes, row_hot) if h} == flagged
     assert len(tasks["tune-retrieval"].paths) == 2 and tasks["tune-retrieval"].type == "retrieval"
 
 

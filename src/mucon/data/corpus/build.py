@@ -64,7 +64,7 @@ SIZES = {
     "small": Size(pieces={"bach": 2, "palestrina": 1, "trecento": 1}, title_groups=True, versions=3,
                   max_seconds=8.0, note_programs=(0, 1, 40, 41, 42, 56, 57), note_soundfonts=1,
                   notes_per_program=1),
-    # For the demo, sized as a measuring instrument: about 280 test versions from about 110 test
+    # For the demo, sized as a measuring instrument: about 290 test versions from about 120 test
     # pieces (30% of the pieces go to test), so a test accuracy near 0.5 is known to +-0.06, and 288
     # test notes. Monteverdi and the classical quartets hold only 48 and 47 works in music21, so
     # their pieces come in 4 versions and the others' in 2: every class has about 190 versions and
@@ -281,15 +281,18 @@ def _tunes_first(order: list[Candidate], want: int, cache: Path, runner: _Runner
     return [by_piece[p] for p in first] + [c for c in order if c.piece not in set(first)]
 
 
-def _select_and_parse(size: Size, seed: int, cache: Path, runner: _Runner) -> tuple[list[Score], list[dict]]:
-    """Parse candidates in selection order until each composer has its count (a score that fails
-    to parse is skipped and the next one tried), so classes stay balanced."""
+def _select_and_plan(size: Size, seed: int, cache: Path, runner: _Runner,
+                     plan: Callable[[Score], list[VersionPlan]]) -> tuple[list[Score], list[VersionPlan], list[dict]]:
+    """Parse and plan candidates in selection order until each composer has its count (a score
+    that fails to parse, or whose excerpt has no key, is skipped and the next one tried), so
+    classes stay balanced."""
     composers = list(size.pieces) if size.pieces else list(COMPOSERS)
     orders = {c: _selection_order(c, seed) for c in composers}
     want = {c: (size.pieces[c] if size.pieces else len(orders[c])) for c in composers}
     if size.title_groups and "bach" in orders:
         orders["bach"] = _tunes_first(orders["bach"], want["bach"], cache, runner)
     chosen: dict[str, list[Score]] = {c: [] for c in composers}
+    plans: dict[str, list[VersionPlan]] = {}
     pos = dict.fromkeys(composers, 0)
     skipped = []
     while True:
@@ -301,11 +304,16 @@ def _select_and_parse(size: Size, seed: int, cache: Path, runner: _Runner) -> tu
         if not batch:
             break
         for cand, res in zip(batch, runner.map(_parse_job, [(b, cache) for b in batch], "parse")):
-            if "score" in res:
-                chosen[cand.composer].append(Score.from_json(res["score"]))
-            else:
-                skipped.append({"kind": "score", "item": cand.work, "reason": res["error"]})
-    return [s for c in composers for s in chosen[c]], skipped
+            try:
+                if "error" in res:
+                    raise ScoreError(res["error"])
+                score = Score.from_json(res["score"])
+                plans[score.piece] = plan(score)
+                chosen[cand.composer].append(score)
+            except ScoreError as e:
+                skipped.append({"kind": "score", "item": cand.work, "reason": str(e)})
+    scores = [s for c in composers for s in chosen[c]]
+    return scores, [p for s in scores for p in plans[s.piece]], skipped
 
 
 def _unit_classes(scores: list[Score], units: dict[str, str]) -> dict[str, str]:
@@ -369,15 +377,9 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
     cache = out / ".cache"
     runner = _Runner(workers or min(2, os.cpu_count() or 1), progress)
     try:
-        scores, skipped = _select_and_parse(spec, seed, cache, runner)
-        plans: list[VersionPlan] = []
-        for s in scores:
-            try:
-                plans += plan_versions(s, spec.versions_of(s.composer), fonts, seed, spec.max_seconds)
-            except ScoreError as e:
-                skipped.append({"kind": "score", "item": s.work, "reason": str(e)})
-        planned = {p.piece for p in plans}
-        scores = [s for s in scores if s.piece in planned]
+        scores, plans, skipped = _select_and_plan(
+            spec, seed, cache, runner,
+            lambda s: plan_versions(s, spec.versions_of(s.composer), fonts, seed, spec.max_seconds))
         tunes = tune_groups(scores)
         units = {s.piece: tunes.get(s.piece, s.piece) for s in scores}
         unit_split = assign(_unit_classes(scores, units), seed, PIECE_PATTERN, "piece")

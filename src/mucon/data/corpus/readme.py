@@ -13,10 +13,11 @@ def readme_text(report, spec) -> str:
     sections = "\n".join(f"### {k}\n\n{_table(v, k)}" for k, v in labels.items())
     balance = ("Pieces per class: " + ", ".join(f"{k} {v}" for k, v in spec.pieces.items()) + "."
                if spec.pieces else "Every usable score (classes are not balanced).")
-    tunes_first = ", those that share a tune with another chorale first" if spec.title_groups else ""
+    tunes_first = ("the chorales, those that share a tune with another chorale first" if spec.title_groups
+                   else "the chorales")
     versions = (f"{spec.versions} per piece" if isinstance(spec.versions, int) else
                 "per piece: " + ", ".join(f"{k} {v}" for k, v in spec.versions.items())
-                + "; classes with fewer pieces get more versions, so every class has about as many")
+                + ";\n   classes with fewer pieces get more versions, so every class has about as many")
     return f"""# mucon built-in corpus ({report.size})
 
 Rendered multitrack music with stems, labels and cover groups, made offline by
@@ -29,18 +30,22 @@ single notes: {report.mixture_hours:.2f} hours of mixtures and {report.note_hour
 
 ## How it was made
 
-1. **Scores**: music21's bundled corpus. Bach: the chorales{tunes_first}; the other classes: the corpus folders of Palestrina, Monteverdi, the Trecento
-   masters (one class, `trecento`) and the string quartets of Haydn, Mozart and Beethoven (one class,
-   `classical`: music21 holds too few of each for a class of its own), one file per work, MusicXML
-   preferred. {balance}
-   Scores that failed to parse are listed in `skipped.csv`. Parts are chosen by name (chorales'
-   doubling instruments are dropped) and the top and bass voices found by name, then by pitch.
-   Ties are merged, grace notes last a 32nd note, dynamics become velocities.
+1. **Scores**: music21's bundled corpus. Bach: {tunes_first};
+   the other classes: the corpus folders of Palestrina, Monteverdi, the Trecento masters (one class,
+   `trecento`) and the string quartets of Haydn, Mozart and Beethoven (one class, `classical`:
+   music21 holds too few of each for a class of its own), one file per work, MusicXML preferred.
+   {balance}
+   Scores that fail to parse, or whose excerpt holds fewer than two pitch classes (no key), are
+   listed in `skipped.csv` and the next score of the class is taken. Bars of rest before the first
+   note are dropped. Parts are chosen by name (chorales' doubling instruments are dropped) and the
+   top and bass voices found by name, then by pitch. Ties are merged, grace notes last a 32nd note,
+   dynamics become velocities.
 2. **Excerpts**: the opening bars of each piece, cut at a bar line so the slowest version lasts at
    most {spec.max_seconds:g} s, plus a 1 s release tail.
-3. **Versions** ({versions}): each differs in soundfont ({", ".join(report.soundfonts)}),
-   ensemble setting (band, chamber, choir, keyboard), GM programs, tempo (+-15 %, the first version
-   at the base tempo) and transposition (the first version in the original key). The top voice is
+3. **Versions** ({versions}).
+   Each differs in soundfont ({", ".join(report.soundfonts)}), ensemble setting (band, chamber,
+   choir, keyboard), GM programs, tempo (+-15 %, the first version at the base tempo) and
+   transposition (the first version in the original key). The top voice is
    sometimes sung (Choir Aahs / Voice Oohs: `vocals`), the lowest line goes to a bass or low string
    (`bass`), inner voices are `other`, and some versions add a GM drum part (`drums`).
 4. **Rendering**: tinysoundfont renders every part on its own; parts are levelled, summed into one

@@ -44,7 +44,7 @@ to test (5 Mozart test pieces), and one genre, so a probe's Mozart/Beethoven err
 scarcity more than the model. Together they are a class of 47, like Monteverdi's 48."""
 
 _FORMAT_PREFERENCE = (".mxl", ".xml", ".musicxml", ".krn")
-_SKIP_NAME = re.compile(r"_old$")
+_SKIP_NAME = re.compile(r"_(old|bak)$")
 
 
 class ScoreError(Exception):
@@ -124,7 +124,7 @@ def candidates(composer: str) -> list[Candidate]:
 
     Bach means the chorales (the tune groups need them, and music21 lists them). Elsewhere one file
     per work: the corpus holds some works twice (a .krn and an .mxl of one movement) and we prefer
-    MusicXML; Roman-numeral analyses and superseded '_old' files are not scores.
+    MusicXML; Roman-numeral analyses and superseded ('_old') or backup ('_bak') files are not scores.
     """
     from music21 import corpus
 
@@ -330,7 +330,7 @@ def estimate_key(score: Score, end_ql: float) -> tuple[int, str]:
             if on < end_ql:
                 hist[int(pitch) % 12] += min(dur, end_ql - on)
     if np.count_nonzero(hist) < 2:
-        raise ScoreError(f"the excerpt (to quarter {end_ql:g}) holds {np.count_nonzero(hist)} pitch classes: no key")
+        raise ScoreError(f"the excerpt (to quarter {end_ql:g}) holds fewer than two pitch classes: no key")
     weights = AardenEssen()
     best = (-2.0, 0, "major")
     for mode in ("major", "minor"):
