@@ -236,6 +236,19 @@ def test_other_settings_refuse_to_resume(corpus):
         build_corpus(corpus[0], size="small", seed=1, progress=False)
 
 
+def test_a_build_of_an_older_format_is_not_resumed(corpus, tmp_path):
+    import json
+
+    from mucon.data.corpus.build import FORMAT
+
+    old = tmp_path / "old"
+    (old / ".cache").mkdir(parents=True)
+    config = json.loads((corpus[0] / ".cache" / "config.json").read_text())
+    (old / ".cache" / "config.json").write_text(json.dumps({**config, "format": FORMAT - 1}))
+    with pytest.raises(ValueError, match=f"'format': {FORMAT - 1}"):
+        build_corpus(old, size="small", seed=0, progress=False)
+
+
 def test_missing_soundfont_names_packages_and_option(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "SEARCH_DIRS", (str(tmp_path),))
     with pytest.raises(SoundfontMissing) as e:
