@@ -52,6 +52,7 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = 20.0
     """
     from mucon.audio.store import FORMAT_VERSION, prepare_store
     from mucon.data.corpus import build_corpus
+    from mucon.data.corpus.build import FORMAT as CORPUS_FORMAT
     from mucon.evaluation import evaluate
     from mucon.training import LAST_CHECKPOINT, pretrain
 
@@ -60,7 +61,9 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = 20.0
     times = DemoTimes()
 
     started = time.time()
-    corpus_dir = Path(corpus_dir) if corpus_dir else cache_dir() / f"corpus-{corpus_size}-{CORPUS_SAMPLE_RATE}-seed{seed}"
+    # The corpus format is in the name: a cache left by an older mucon is not resumed (build_corpus refuses it).
+    cached = f"corpus-{corpus_size}-{CORPUS_SAMPLE_RATE}-seed{seed}-format{CORPUS_FORMAT}"
+    corpus_dir = Path(corpus_dir) if corpus_dir else cache_dir() / cached
     print(f"[1/4] corpus: {corpus_dir}")
     print(build_corpus(corpus_dir, size=corpus_size, sample_rate=CORPUS_SAMPLE_RATE, seed=seed, progress=progress).summary())
     times.corpus = time.time() - started

@@ -41,8 +41,8 @@ def test_layout_and_counts(corpus):
     out, report = corpus
     rows = _rows(out / "metadata.csv")
     for col in ("path", "split", "piece", "version", "composer", "key", "tonic", "mode", "tempo",
-                "transpose", "soundfont", "cover_group", "tune_group", "programs", "families", "duration",
-                *(f"has_{s}" for s in SOURCES), *(f"stem_{s}" for s in SOURCES)):
+                "transpose", "soundfont", "cover_group", "tune_group", "tune_retrieval", "sources", "programs",
+                "families", "duration", *(f"has_{s}" for s in SOURCES), *(f"stem_{s}" for s in SOURCES)):
         assert col in rows[0], col
     assert len(rows) == report.versions == 12 and report.pieces == 4
     assert all((out / r["path"]).is_file() and r["path"] == f"mixtures/{r['version']}.wav" for r in rows)
@@ -73,6 +73,7 @@ def test_stems_sum_to_mixture_and_flags_match_energy(corpus):
                 assert r[f"stem_{s}"] == "" and not stem_file.exists()
         assert np.array_equal(total, mix), r["version"]
         assert np.abs(mix).max() < 32767
+        assert r["sources"] == ";".join(s for s in SOURCES if r[f"has_{s}"] == "1")
 
 
 def test_sources_vary_across_versions(corpus):
@@ -100,6 +101,76 @@ def test_no_piece_tune_or_program_crosses_splits(corpus):
         if r["tune_group"]:
             tunes[r["tune_group"]].add(r["piece"])
     assert report.tune_groups >= 1 and max(len(p) for p in tunes.values()) >= 2
+
+
+def test_tune_retrieval_holds_one_version_of_each_chorale(corpus):
+    """So that its hits are other harmonisations of the tune, not other versions of the query."""
+    rows = _rows(corpus[0] / "metadata.csv")
+    chorales = {r["piece"] for r in rows if r["tune_group"]}
+    queried = [r for r in rows if r["tune_retrieval"]]
+    assert sorted(r["piece"] for r in queried) == sorted(chorales) and len(chorales) == 2
+    assert all(r["tune_retrieval"] == r["tune_group"] for r in queried)
+
+
+def test_corpus_tasks_include_sources_present_and_tune_retrieval(corpus):
+    from mucon.evaluation.tasks import corpus_tasks
+
+    tasks = {t.name: t for t in corpus_tasks(corpus[0])}
+    sources = tasks["sources-present"]
+    assert sources.type == "multilabel" and set(sources.classes) == set(SOURCES)
+    rows = {r["path"]: r for r in _rows(corpus[0] / "metadata.csv")}
+    hot = sources.targets(sources.rows("all"))
+    for path, row_hot in zip(sources.paths, hot):
+        flagged = {s for s in SOURCES if rows[path][f"has_{s}"] == "1"}
+        assert {c for c, h in zip(sources.classes, row_hot) if h} == flagged
+    assert len(tasks["tune-retrieval"].paths) == 2 and tasks["tune-retrieval"].type == "retrieval"
+
+
+def test_tune_groups_are_dealt_over_the_splits_like_pieces():
+    """20 tune groups among 60 lone chorales: whatever the seed, 30% of the groups land in test
+    (tune retrieval needs several there), and 30% of the other pieces."""
+    from mucon.data.corpus.build import _unit_classes
+    from mucon.data.corpus.splits import PIECE_PATTERN, assign
+
+    scores = [_chorale(f"bach-t{g}-{k}", [60, 62]) for g in range(20) for k in range(2)]
+    scores += [_chorale(f"bach-lone{i}", [60, 62]) for i in range(60)]
+    units = {s.piece: s.piece.rsplit("-", 1)[0] if "-t" in s.piece else s.piece for s in scores}
+    for seed in range(5):
+        split = assign(_unit_classes(scores, units), seed, PIECE_PATTERN, "piece")
+        groups = [split[f"bach-t{g}"] for g in range(20)]
+        assert groups.count("test") == 6 and groups.count("valid") == 2, seed
+        assert [split[f"bach-lone{i}"] for i in range(60)].count("test") == 18, seed
+
+
+def test_default_size_balances_classes_by_versions():
+    """Scarce classes get more versions per piece, so each class holds about as many versions."""
+    from mucon.data.corpus.build import SIZES
+    from mucon.data.corpus.scores import COMPOSERS
+
+    spec = SIZES["default"]
+    assert set(spec.pieces) == set(COMPOSERS)
+    per_class = [n * spec.versions_of(c) for c, n in spec.pieces.items()]
+    assert max(per_class) == min(per_class) and sum(per_class) * 0.3 >= 270  # +-0.06 at p = 0.5 in test
+
+
+def test_leading_rest_bars_are_dropped():
+    from mucon.data.corpus.scores import Bar, drop_leading_rests
+
+    bars = [Bar(3.0 * i, 3.0, 3.0, 1.5) for i in range(6)]
+    parts = [Part("Cantus", [[10.0, 2.0, 60, 80], [12.0, 3.0, 62, 80]], [12.0]), Part("Tenor", [[9.0, 3.0, 53, 80]])]
+    moved, kept = drop_leading_rests(parts, bars)
+    assert [b.offset for b in kept] == [0.0, 3.0, 6.0]
+    assert moved[0].notes == [[1.0, 2.0, 60, 80], [3.0, 3.0, 62, 80]] and moved[0].fermatas == [3.0]
+    assert moved[1].notes == [[0.0, 3.0, 53, 80]]
+    assert drop_leading_rests(moved, kept) == (moved, kept)
+
+
+def test_an_excerpt_without_a_key_is_refused():
+    from mucon.data.corpus.scores import ScoreError, estimate_key
+
+    score = _chorale("bach-x", [60, 72, 60, 72])
+    with pytest.raises(ScoreError, match="no key"):
+        estimate_key(score, 4.0)
 
 
 def test_key_follows_transposition(corpus):
@@ -163,6 +234,19 @@ def test_interrupted_serial_build_resumes_to_the_parallel_result(corpus, tmp_pat
 def test_other_settings_refuse_to_resume(corpus):
     with pytest.raises(ValueError, match="seed"):
         build_corpus(corpus[0], size="small", seed=1, progress=False)
+
+
+def test_a_build_of_an_older_format_is_not_resumed(corpus, tmp_path):
+    import json
+
+    from mucon.data.corpus.build import FORMAT
+
+    old = tmp_path / "old"
+    (old / ".cache").mkdir(parents=True)
+    config = json.loads((corpus[0] / ".cache" / "config.json").read_text())
+    (old / ".cache" / "config.json").write_text(json.dumps({**config, "format": FORMAT - 1}))
+    with pytest.raises(ValueError, match=f"'format': {FORMAT - 1}"):
+        build_corpus(old, size="small", seed=0, progress=False)
 
 
 def test_missing_soundfont_names_packages_and_option(tmp_path, monkeypatch):

@@ -218,9 +218,11 @@ def corpus_tasks(corpus_dir: str | Path) -> list[Task]:
     """The built-in tasks of a mucon corpus, derived from its metadata tables.
 
     From ``metadata.csv`` (mixtures): key (MIREX-weighted), composer, instrument families present
-    (multilabel tagging), tempo (regression), cover retrieval (cover_group, test split) and tune
-    retrieval (tune_group); from ``notes/metadata.csv``: instrument family and pitch (multiclass over
-    MIDI pitch). A task whose column is absent or empty is skipped, so a smaller corpus still works.
+    (multilabel tagging), separation sources present (multilabel over vocals, drums, bass, other),
+    tempo (regression), cover retrieval (versions of a piece: cover_group, test split) and tune
+    retrieval (other chorales on the same tune: tune_retrieval, set on one version per chorale);
+    from ``notes/metadata.csv``: instrument family and pitch (multiclass over MIDI pitch). A task
+    whose column is absent or empty is skipped, so a smaller or older corpus still works.
     """
     corpus_dir = Path(corpus_dir)
     declared = [
@@ -228,9 +230,10 @@ def corpus_tasks(corpus_dir: str | Path) -> list[Task]:
         ("metadata.csv", ".", "key", "key", "key", "test"),
         ("metadata.csv", ".", "composer", "multiclass", "composer", "test"),
         ("metadata.csv", ".", "instrument-tags", "multilabel", "families", "test"),
+        ("metadata.csv", ".", "sources-present", "multilabel", "sources", "test"),
         ("metadata.csv", ".", "tempo", "regression", "tempo", "test"),
         ("metadata.csv", ".", "cover-retrieval", "retrieval", "cover_group", "test"),
-        ("metadata.csv", ".", "tune-retrieval", "retrieval", "tune_group", "test"),
+        ("metadata.csv", ".", "tune-retrieval", "retrieval", "tune_retrieval", "test"),
         ("notes/metadata.csv", "notes", "instrument-family", "multiclass", "family", "test"),
         ("notes/metadata.csv", "notes", "pitch", "multiclass", "pitch", "test"),
     ]

@@ -9,8 +9,8 @@ Layout of ``build_corpus(out_dir)``::
 
     metadata.csv                    one row per version: path (mixture, relative), split, piece, version,
                                     composer, key, tonic, mode, tempo, transpose, soundfont, setting,
-                                    cover_group, tune_group, has_<source>, stem_<source>, programs,
-                                    families, duration, work
+                                    cover_group, tune_group, tune_retrieval, has_<source>, sources,
+                                    stem_<source>, programs, families, duration, work
     mixtures/<version>.wav          the exact sum of the version's stems
     stems/<version>/<source>.wav    source in vocals, drums, bass, other; absent sources have no file
     parts.csv                       per rendered part: source, program, GM family, preset, gain

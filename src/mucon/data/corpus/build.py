@@ -31,13 +31,13 @@ from .splits import PIECE_PATTERN, PROGRAM_PATTERN, SPLITS, assign
 from .tunes import tune_groups
 from .versions import SOURCES, VersionPlan, plan_versions
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when the layout or the rendering changes, so an old build is not resumed into a new one."""
 
 VERSION_COLUMNS = (
     "path", "split", "piece", "version", "composer", "key", "tonic", "mode", "tempo", "transpose",
-    "soundfont", "setting", "cover_group", "tune_group", "has_vocals", "has_drums", "has_bass",
-    "has_other", "stem_vocals", "stem_drums", "stem_bass", "stem_other", "programs", "families",
+    "soundfont", "setting", "cover_group", "tune_group", "tune_retrieval", "has_vocals", "has_drums", "has_bass",
+    "has_other", "sources", "stem_vocals", "stem_drums", "stem_bass", "stem_other", "programs", "families",
     "duration", "work")
 PART_COLUMNS = ("version", "part", "name", "role", "source", "program", "kit", "family", "preset",
                 "gain_db", "notes")
@@ -46,14 +46,17 @@ NOTE_COLUMNS = ("path", "split", "family", "program", "instrument", "pitch", "ve
 
 @dataclass(frozen=True)
 class Size:
-    pieces: dict[str, int] | None  # composer -> pieces (balanced classes); None: every piece of COMPOSERS
+    pieces: dict[str, int] | None  # composer -> pieces; None: every piece of COMPOSERS
     title_groups: bool  # put chorales of one tune first (see _tunes_first); full has every chorale anyway
-    versions: int
+    versions: int | dict[str, int]  # per piece, or per piece of each composer
     max_seconds: float  # longest excerpt (at the slowest version's tempo)
     note_programs: tuple[int, ...]
     note_soundfonts: int | None  # how many soundfonts play single notes; None: all
     notes_per_program: int | None  # random (pitch, velocity) pairs per program; None: the grid
     note_pitch_step: int = 3
+
+    def versions_of(self, composer: str) -> int:
+        return self.versions if isinstance(self.versions, int) else self.versions[composer]
 
 
 SIZES = {
@@ -61,11 +64,15 @@ SIZES = {
     "small": Size(pieces={"bach": 2, "palestrina": 1, "trecento": 1}, title_groups=True, versions=3,
                   max_seconds=8.0, note_programs=(0, 1, 40, 41, 42, 56, 57), note_soundfonts=1,
                   notes_per_program=1),
-    # For the demo: six composer classes of 16 pieces (all of Mozart's in music21), each piece in
-    # the four settings. Measured: 80 s on 2 cores (118 s of CPU), 1.6 GB.
-    "default": Size(pieces={c: 16 for c in ("bach", "palestrina", "monteverdi", "trecento", "beethoven", "mozart")},
-                    title_groups=True, versions=4, max_seconds=30.0, note_programs=tuple(range(128)),
-                    note_soundfonts=None, notes_per_program=4),
+    # For the demo, sized as a measuring instrument: about 290 test versions from about 120 test
+    # pieces (30% of the pieces go to test), so a test accuracy near 0.5 is known to +-0.06, and 288
+    # test notes. Monteverdi and the classical quartets hold only 48 and 47 works in music21, so
+    # their pieces come in 4 versions and the others' in 2: every class has about 190 versions and
+    # chance stays 1 in 5. Short excerpts keep the audio to about 3 hours, embedded once per model.
+    "default": Size(pieces={"bach": 96, "palestrina": 96, "trecento": 96, "monteverdi": 48, "classical": 48},
+                    title_groups=True,
+                    versions={"bach": 2, "palestrina": 2, "trecento": 2, "monteverdi": 4, "classical": 4},
+                    max_seconds=10.0, note_programs=tuple(range(128)), note_soundfonts=None, notes_per_program=3),
     # Everything music21 holds for the composer classes (classes unbalanced; Palestrina dominates).
     "full": Size(pieces=None, title_groups=False, versions=4, max_seconds=30.0,
                  note_programs=tuple(range(128)), note_soundfonts=None, notes_per_program=None),
@@ -86,6 +93,8 @@ class CorpusReport:
     cover_groups: int = 0
     tune_groups: int = 0  # groups of two or more chorales
     notes: int = 0
+    mixture_hours: float = 0.0
+    note_hours: float = 0.0
     skipped: int = 0
     seconds: float = 0.0
     bytes: int = 0
@@ -95,7 +104,9 @@ class CorpusReport:
         lines = [f"corpus {self.out_dir} (size={self.size}, seed={self.seed}, {self.sample_rate} Hz)",
                  f"  {self.pieces} pieces, {self.versions} versions, {self.stems} stems, "
                  f"{self.cover_groups} cover groups, {self.tune_groups} tune groups, {self.notes} notes, "
-                 f"{self.skipped} skipped", f"  {self.seconds:.0f} s, {self.bytes / 1e6:.0f} MB"]
+                 f"{self.skipped} skipped",
+                 f"  {self.mixture_hours:.2f} h of mixtures, {self.note_hours:.2f} h of notes",
+                 f"  {self.seconds:.0f} s, {self.bytes / 1e6:.0f} MB"]
         lines += [f"  {k}: " + ", ".join(f"{c}={n}" for c, n in v.items()) for k, v in self.labels.items()]
         return "\n".join(lines)
 
@@ -169,6 +180,7 @@ def _render_job(score: Score, plan: VersionPlan, out: Path, sample_rate: int, se
         "mode": plan.mode, "tempo": plan.bpm, "transpose": plan.transpose,
         "soundfont": soundfont_name(Path(plan.soundfont)), "setting": plan.setting,
         **{f"has_{s}": int(s in rv.stems) for s in SOURCES},
+        "sources": ";".join(s for s in SOURCES if s in rv.stems),
         **{f"stem_{s}": stem_paths.get(s, "") for s in SOURCES},
         "programs": ";".join(map(str, programs)),
         "families": ";".join(sorted({family(p) for p in programs})),
@@ -241,10 +253,11 @@ def _selection_order(composer: str, seed: int) -> list[Candidate]:
 
 def _tunes_first(order: list[Candidate], want: int, cache: Path, runner: _Runner) -> list[Candidate]:
     """Chorales reordered so that whole tune groups come first, so that even a few chorales hold
-    real cover groups. Finding tunes needs parsed melodies; to avoid parsing all 350 chorales,
-    only a pool is parsed: chorales whose titles recur (music21's chorale list), which usually
-    share a tune, and whose melodies then decide (they also find same-tune chorales with other
-    texts)."""
+    real cover groups and a large selection holds many. Finding tunes needs parsed melodies; to
+    avoid parsing all 350 chorales, only a pool of three times the chorales wanted is parsed:
+    first chorales whose titles recur (music21's chorale list), which usually share a tune, then
+    the others in selection order; melodies then decide (they also find same-tune chorales with
+    other texts)."""
     by_title: dict[str, list[Candidate]] = {}
     for c in order:
         if c.title:
@@ -254,6 +267,8 @@ def _tunes_first(order: list[Candidate], want: int, cache: Path, runner: _Runner
         if len(pool) >= 3 * want:
             break
         pool += group
+    in_pool = {c.piece for c in pool}
+    pool += [c for c in order if c.piece not in in_pool][:max(0, 3 * want - len(pool))]
     parsed = runner.map(_parse_job, [(c, cache) for c in pool], "parse chorale pool")
     scores = [Score.from_json(r["score"]) for r in parsed if "score" in r]
     groups: dict[str, list[str]] = {}
@@ -266,15 +281,18 @@ def _tunes_first(order: list[Candidate], want: int, cache: Path, runner: _Runner
     return [by_piece[p] for p in first] + [c for c in order if c.piece not in set(first)]
 
 
-def _select_and_parse(size: Size, seed: int, cache: Path, runner: _Runner) -> tuple[list[Score], list[dict]]:
-    """Parse candidates in selection order until each composer has its count (a score that fails
-    to parse is skipped and the next one tried), so classes stay balanced."""
+def _select_and_plan(size: Size, seed: int, cache: Path, runner: _Runner,
+                     plan: Callable[[Score], list[VersionPlan]]) -> tuple[list[Score], list[VersionPlan], list[dict]]:
+    """Parse and plan candidates in selection order until each composer has its count (a score
+    that fails to parse, or whose excerpt has no key, is skipped and the next one tried), so
+    classes stay balanced."""
     composers = list(size.pieces) if size.pieces else list(COMPOSERS)
     orders = {c: _selection_order(c, seed) for c in composers}
     want = {c: (size.pieces[c] if size.pieces else len(orders[c])) for c in composers}
     if size.title_groups and "bach" in orders:
         orders["bach"] = _tunes_first(orders["bach"], want["bach"], cache, runner)
     chosen: dict[str, list[Score]] = {c: [] for c in composers}
+    plans: dict[str, list[VersionPlan]] = {}
     pos = dict.fromkeys(composers, 0)
     skipped = []
     while True:
@@ -286,11 +304,44 @@ def _select_and_parse(size: Size, seed: int, cache: Path, runner: _Runner) -> tu
         if not batch:
             break
         for cand, res in zip(batch, runner.map(_parse_job, [(b, cache) for b in batch], "parse")):
-            if "score" in res:
-                chosen[cand.composer].append(Score.from_json(res["score"]))
-            else:
-                skipped.append({"kind": "score", "item": cand.work, "reason": res["error"]})
-    return [s for c in composers for s in chosen[c]], skipped
+            try:
+                if "error" in res:
+                    raise ScoreError(res["error"])
+                score = Score.from_json(res["score"])
+                plans[score.piece] = plan(score)
+                chosen[cand.composer].append(score)
+            except ScoreError as e:
+                skipped.append({"kind": "score", "item": cand.work, "reason": str(e)})
+    scores = [s for c in composers for s in chosen[c]]
+    return scores, [p for s in scores for p in plans[s.piece]], skipped
+
+
+def _unit_classes(scores: list[Score], units: dict[str, str]) -> dict[str, str]:
+    """unit -> the class its split is stratified by: the composer, and for chorales that share a
+    tune a class of their own, so tune groups spread over the splits like pieces do and the test
+    split holds several (tune retrieval needs them)."""
+    members = Counter(units.values())
+    return {units[s.piece]: s.composer + (" tune groups" if members[units[s.piece]] > 1 else "") for s in scores}
+
+
+def _mark_tune_queries(rows: list[dict], seed: int) -> None:
+    """Set ``tune_retrieval`` (the tune group) on one version per chorale, drawn per piece, and
+    leave it empty elsewhere. Tune retrieval then finds other harmonisations of a tune, in other
+    arrangements, instead of other versions of the same harmonisation (that is cover retrieval)."""
+    by_piece: dict[str, list[dict]] = {}
+    for r in rows:
+        r["tune_retrieval"] = ""
+        if r["tune_group"]:
+            by_piece.setdefault(r["piece"], []).append(r)
+    for piece, versions in by_piece.items():
+        versions.sort(key=lambda r: r["version"])
+        chosen = versions[int(item_rng(seed, "tune query", piece).integers(len(versions)))]
+        chosen["tune_retrieval"] = chosen["tune_group"]
+
+
+def _pieces_per_tune(rows: list[dict]) -> Counter:
+    """(tune group, split) -> chorales in it (a tune group never spans splits)."""
+    return Counter((t, split) for t, split in {r["piece"]: (r["tune_group"], r["split"]) for r in rows}.values() if t)
 
 
 def _check_config(out: Path, config: dict) -> None:
@@ -309,7 +360,7 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
                  workers: int | None = None) -> CorpusReport:
     """Build (or finish building) the corpus in ``out_dir``; see the package docstring for the layout.
 
-    ``size``: 'small' (tests, seconds), 'default' (demo: 384 versions, minutes) or 'full'.
+    ``size``: 'small' (tests, seconds), 'default' (demo: about 950 versions, minutes) or 'full'.
     ``soundfonts``: .sf2/.sf3 files; default the Debian GM soundfonts. ``workers``: processes
     (default: up to 2); results do not depend on it. Workers are spawned, so a script that calls
     this at top level needs the usual ``if __name__ == "__main__":`` guard.
@@ -326,12 +377,13 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
     cache = out / ".cache"
     runner = _Runner(workers or min(2, os.cpu_count() or 1), progress)
     try:
-        scores, skipped = _select_and_parse(spec, seed, cache, runner)
+        scores, plans, skipped = _select_and_plan(
+            spec, seed, cache, runner,
+            lambda s: plan_versions(s, spec.versions_of(s.composer), fonts, seed, spec.max_seconds))
         tunes = tune_groups(scores)
         units = {s.piece: tunes.get(s.piece, s.piece) for s in scores}
-        unit_split = assign({u: s.composer for s in scores for u in [units[s.piece]]}, seed, PIECE_PATTERN, "piece")
+        unit_split = assign(_unit_classes(scores, units), seed, PIECE_PATTERN, "piece")
         by_piece = {s.piece: s for s in scores}
-        plans = [p for s in scores for p in plan_versions(s, spec.versions, fonts, seed, spec.max_seconds)]
         results = runner.map(_render_job, [(by_piece[p.piece], p, out, sample_rate, seed) for p in plans], "render")
 
         note_fonts = fonts[:spec.note_soundfonts] if spec.note_soundfonts else fonts
@@ -350,6 +402,7 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
                      "tune_group": tunes.get(r["piece"], "")})
         parts += r["parts"]
         skipped += [{"kind": "part", "item": d.split(":")[0], "reason": d} for d in r["dropped"]]
+    _mark_tune_queries(rows, seed)
     note_rows = [row for r in note_results for row in r["rows"]]
     program_split = assign({str(p): family(p) for p in spec.note_programs}, seed, PROGRAM_PATTERN, "program")
     for row in note_rows:
@@ -367,9 +420,10 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
     report.versions = len(rows)
     report.stems = sum(r[f"has_{s}"] for r in rows for s in SOURCES)
     report.cover_groups = report.pieces
-    piece_tunes = Counter(t for t in {r["piece"]: r["tune_group"] for r in rows}.values() if t)
-    report.tune_groups = sum(n > 1 for n in piece_tunes.values())
+    report.tune_groups = sum(n > 1 for n in _pieces_per_tune(rows).values())
     report.notes = len(note_rows)
+    report.mixture_hours = sum(r["duration"] for r in rows) / 3600
+    report.note_hours = len(note_rows) * N.NOTE_SECONDS / 3600
     report.skipped = len(skipped)
     report.labels = {
         "composer": dict(sorted(Counter(r["composer"] for r in rows).items())),
@@ -379,6 +433,10 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
         "source": {s: sum(r[f"has_{s}"] for r in rows) for s in SOURCES},
         "part family": dict(Counter(p["family"] for p in parts).most_common()),
         "split": {s: sum(r["split"] == s for r in rows) for s in SPLITS},
+        "pieces per split": {s: len({r["piece"] for r in rows if r["split"] == s}) for s in SPLITS},
+        "tune groups per split": {s: sum(n > 1 and split == s for (t, split), n in _pieces_per_tune(rows).items())
+                                  for s in SPLITS},
+        "test composer": dict(sorted(Counter(r["composer"] for r in rows if r["split"] == "test").items())),
         "note family": dict(sorted(Counter(r["family"] for r in note_rows).items())),
         "note split": {s: sum(r["split"] == s for r in note_rows) for s in SPLITS},
     }
