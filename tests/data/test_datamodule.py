@@ -147,6 +147,18 @@ def test_pure_self_supervision_is_said_with_its_reason(labelled_store):
     assert "b_s) is 0" in labelled.describe_supervision(no_share)
     no_keep = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.0)
     assert "p_s) is 0" in labelled.describe_supervision(no_keep)
+    keeps_none = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.01)
+    assert "p_s) 0.01 keeps none of the 20 labelled items" in labelled.describe_supervision(keeps_none)
+    rounds_to_none = DataRequest(100, labels=True, labelled_share=0.1)
+    assert "b_s) 0.1 of a batch of 4 rounds to 0 clips" in labelled.describe_supervision(rounds_to_none)
+
+
+def test_a_labelled_share_with_no_unlabelled_item_to_fill_the_rest_says_what_to_change(labelled_store):
+    module = data_module(labelled_store, label_column="tags", labelled_column="labelled", batch_size=4)
+    module.labelled[:] = True  # every item labelled and kept: nothing to fill the unlabelled half with
+    with pytest.raises(ValueError, match="2 of 4 clips per batch from unlabelled items, but all 40 items keep"):
+        module.batch_sampler(DataRequest(100, labels=True, labelled_share=0.5))
+    module.batch_sampler(DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.5))
 
 
 def test_a_clip_carries_label_rows_only_when_it_is_drawn_as_labelled(labelled_store):
