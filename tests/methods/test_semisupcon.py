@@ -14,7 +14,7 @@ from mucon.config import load_config
 from mucon.methods import SemiSupCon, method_class
 from mucon.training import pretrain
 
-from conftest import CONFIGS
+from conftest import CONFIGS, losses_on_a_fixed_batch, sine_tones
 from references import reference_supcon, reference_supcon_terms
 
 FAST = ["data.num_workers=0", "trainer.progress_bar=false", "trainer.log_every_n_steps=1"]
@@ -106,19 +106,9 @@ def test_a_single_view_is_refused_since_an_unlabelled_clip_would_have_no_positiv
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     method = tiny_semisupcon("method.severity=0.5")
-    optimizer = torch.optim.Adam(method.parameters(), lr=3e-3)
-    t = torch.arange(16000) / 16000
-    pitches = torch.tensor([110.0, 185.0, 262.0, 392.0, 523.0, 740.0, 880.0, 1245.0])
-    audio = (torch.sin(2 * torch.pi * pitches[:, None] * t) * 0.5 * 32767).to(torch.int16)
     batch = labelled_batch("multi-label", clips=8, views=2)
-    batch["audio"] = audio.reshape(8, 2, 8000)  # two adjacent chunks of each tone
-    losses = []
-    for _ in range(12):
-        optimizer.zero_grad()
-        loss, _ = method.compute_loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    batch["audio"] = sine_tones(16000).reshape(8, 2, 8000)  # two adjacent chunks of each tone
+    losses = losses_on_a_fixed_batch(method, batch)
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 
 
