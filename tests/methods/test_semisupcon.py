@@ -146,3 +146,12 @@ def test_a_labelled_share_that_finds_no_label_warns_that_the_run_is_purely_self_
     with pytest.warns(UserWarning, match=f"purely self-supervised: {re.escape(reason)}.*labelled_share \\(b_s\\) 0.5"):
         pretrain(config)
     assert logged(tmp_path / "run", "train/labelled_clips") == [0]
+
+
+def test_more_shared_labels_than_any_item_has_warns_that_labels_add_no_positive(tmp_path, tone_store):
+    config = load_config(CONFIGS / "semisupcon-cpu.yaml", [
+        f"data.store={tone_store}", f"run_dir={tmp_path / 'run'}", *SMALL, *FAST, "trainer.max_steps=1",
+        "data.batch_size=4", "data.label_column=genre", "method.min_shared_labels=2",  # genre: one label per item
+    ])
+    with pytest.warns(UserWarning, match=re.escape("min_shared_labels (T) is 2 but no item has more than 1 label(s)")):
+        pretrain(config)

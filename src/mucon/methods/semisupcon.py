@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from mucon.audio.chains import semisupcon_chain
 from mucon.data.request import ADJACENT, DataRequest
@@ -61,6 +62,14 @@ class SemiSupCon(Method):
             labelled_share=self.params.labelled_share,
             labelled_keep=self.params.labelled_keep,
         )
+
+    def on_fit_start(self) -> None:
+        """Warn when T exceeds every item's label count: labels would add no positive, silently."""
+        label_rows = self.trainer.datamodule.label_rows
+        most = int(label_rows.sum(1).max()) if label_rows is not None and len(label_rows) else 0
+        if most and not self.params.weighted and most < self.params.min_shared_labels:
+            rank_zero_warn(f"method.min_shared_labels (T) is {self.params.min_shared_labels} but no item has more than "
+                           f"{most} label(s): labels add no positive, and the run is purely self-supervised")
 
     def compute_loss(self, batch):
         audio = self.audio(batch)  # [B, N, samples]
