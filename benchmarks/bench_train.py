@@ -2,7 +2,7 @@
 machine's measured matmul peak, and peak memory. Each preset runs in its own process so that peak
 memory (max RSS on CPU, max allocated on CUDA) is its own.
 
-    python benchmarks/bench_train.py                      # CLMR paper and CPU presets
+    python benchmarks/bench_train.py                      # every paper and CPU preset
     python benchmarks/bench_train.py clmr-cpu --steps 10
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-DEFAULT_PRESETS = ["clmr", "clmr-cpu"]
+DEFAULT_PRESETS = ["clmr", "clmr-cpu", "semisupcon", "semisupcon-cpu"]
 
 
 def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:

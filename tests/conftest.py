@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mucon" / "configs"
 
@@ -30,6 +31,26 @@ def write_tone_folder(folder: Path, n_files: int, sample_rate: int, seconds: flo
         writer.writeheader()
         writer.writerows(rows)
     return folder
+
+
+def sine_tones(samples: int, sample_rate: int = 16000) -> torch.Tensor:
+    """Eight int16 sine tones [8, samples], from 110 Hz to 1245 Hz: clips a model can tell apart."""
+    t = torch.arange(samples) / sample_rate
+    pitches = torch.tensor([110.0, 185.0, 262.0, 392.0, 523.0, 740.0, 880.0, 1245.0])
+    return (torch.sin(2 * torch.pi * pitches[:, None] * t) * 0.5 * 32767).to(torch.int16)
+
+
+def losses_on_a_fixed_batch(method, batch: dict, steps: int = 12, lr: float = 3e-3) -> list[float]:
+    """The method's loss at each of `steps` Adam steps on the same batch."""
+    optimizer = torch.optim.Adam(method.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss, _ = method.compute_loss(batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
 
 
 @pytest.fixture(scope="session")

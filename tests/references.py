@@ -7,6 +7,12 @@ import torch
 
 def reference_supcon(z, clip_ids, labels=None, temperature=0.1, min_shared=1, weighted=False):
     """SupCon L_out written out term by term, in float64, from the formula in METHODS.md."""
+    terms = [term for term in reference_supcon_terms(z, clip_ids, labels, temperature, min_shared, weighted) if term is not None]
+    return sum(terms) / len(terms)
+
+
+def reference_supcon_terms(z, clip_ids, labels=None, temperature=0.1, min_shared=1, weighted=False):
+    """Each anchor's L_out term in float64 (None for an anchor without a positive, which does not count)."""
     z = torch.nn.functional.normalize(z.double(), dim=1).tolist()
     n = len(z)
     sim = [[sum(a * b for a, b in zip(z[i], z[j])) / temperature for j in range(n)] for i in range(n)]
@@ -24,12 +30,13 @@ def reference_supcon(z, clip_ids, labels=None, temperature=0.1, min_shared=1, we
         sup = 1.0 if shared >= min_shared and shared > 0 else 0.0
         return 1.0 if same + sup > 0 else 0.0
 
-    losses = []
+    terms = []
     for i in range(n):
         denominator = sum(math.exp(sim[i][k]) for k in range(n) if k != i)
         weights = [target(i, j) if j != i else 0.0 for j in range(n)]
         if sum(weights) == 0:
+            terms.append(None)
             continue
         total = sum(w * -math.log(math.exp(sim[i][j]) / denominator) for j, w in enumerate(weights) if w)
-        losses.append(total / sum(weights))
-    return sum(losses) / len(losses)
+        terms.append(total / sum(weights))
+    return terms

@@ -6,7 +6,7 @@ from mucon.demo import demo_presets, run_demo
 
 
 def test_every_method_with_a_cpu_preset_joins_the_demo():
-    assert "clmr-cpu" in demo_presets()
+    assert {"clmr-cpu", "semisupcon-cpu"} <= set(demo_presets())
 
 
 def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, capsys):
@@ -14,7 +14,7 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     results = run_demo(tmp_path / "demo", corpus_size="small", budget_minutes=1.0, robustness_severities=(2.0,),
                        overrides=["data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
                                   "trainer.log_every_n_steps=1"], progress=False)
-    assert list(results["models"])[0] == "clmr-cpu"
+    assert list(results["models"])[:2] == ["clmr-cpu", "semisupcon-cpu"]
     assert {"small_cnn random-init", "mfcc-chroma"} <= set(results["models"])
     assert {"key", "composer", "cover-retrieval"} <= set(results["tasks"])
     report = tmp_path / "demo" / "report"

@@ -147,6 +147,20 @@ def test_pure_self_supervision_is_said_with_its_reason(labelled_store):
     assert "b_s) is 0" in labelled.describe_supervision(no_share)
     no_keep = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.0)
     assert "p_s) is 0" in labelled.describe_supervision(no_keep)
+    keeps_none = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.01)
+    assert "p_s) 0.01 keeps none of the 20 labelled items" in labelled.describe_supervision(keeps_none)
+    rounds_to_none = DataRequest(100, labels=True, labelled_share=0.1)
+    assert "b_s) 0.1 of a batch of 4 rounds to 0 clips" in labelled.describe_supervision(rounds_to_none)
+
+
+def test_with_every_item_labelled_and_kept_the_unlabelled_share_draws_every_item_without_labels(labelled_store):
+    module = data_module(labelled_store, label_column="tags", labelled_column="labelled", batch_size=4)
+    module.labelled[:] = True  # p_s = 1 on a fully labelled store: no item is left unlabelled
+    request = DataRequest(100, labels=True, labelled_share=0.5)
+    pools, counts, labelled_pool = module.pools(request)
+    assert counts == [2, 2] and len(pools[labelled_pool]) == len(pools[1]) == 40
+    sampler = module.batch_sampler(request)
+    assert all(sum(draw.labelled for draw in sampler.batch(step)) == 2 for step in range(50))
 
 
 def test_a_clip_carries_label_rows_only_when_it_is_drawn_as_labelled(labelled_store):

@@ -49,14 +49,27 @@ def test_label_positives_equal_loop_reference(batch_size, n_views, n_classes, la
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_an_anchor_without_any_negative_is_refused():
+def test_a_batch_in_which_no_anchor_has_a_negative_is_refused():
     """One clip's views only see each other: the loss would be a constant 0 and train nothing."""
     z = torch.randn(2, 8)
-    with pytest.raises(ValueError, match="no negative"):
+    with pytest.raises(ValueError, match="no anchor has a negative"):
         ContrastiveLoss(0.1)(z, nt_xent_ids(1, 2))
     labels = torch.ones(6, 1)  # every clip shares the one label with every other
-    with pytest.raises(ValueError, match="no negative"):
+    with pytest.raises(ValueError, match="no anchor has a negative"):
         ContrastiveLoss(0.1)(torch.randn(6, 8), nt_xent_ids(3, 2), labels)
+
+
+def test_a_clip_sharing_a_label_with_every_other_keeps_its_term():
+    """A fully supervised batch where one clip's tags overlap every other clip's still trains: that
+    clip's anchors have no negative, and their term follows the formula (the reference) instead of failing."""
+    generator = torch.Generator().manual_seed(4)
+    z = torch.randn(8, 6, generator=generator)
+    labels = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]]).repeat(2, 1)  # clip 0 overlaps every clip
+    ids = nt_xent_ids(4, 2)
+    losses, counted = ContrastiveLoss(0.1).anchor_losses(z, ids, labels)
+    assert counted.all()
+    assert ContrastiveLoss(0.1)(z, ids, labels).item() == pytest.approx(reference_supcon(z, ids.tolist(), labels.tolist()), rel=1e-5)
+    assert torch.isfinite(losses).all()
 
 
 def test_nt_xent_case_is_simclr_cross_entropy():

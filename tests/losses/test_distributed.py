@@ -6,22 +6,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from mucon.losses import ContrastiveLoss
+from mucon.losses import ContrastiveLoss, positive_mask
 
 WORKER = Path(__file__).with_name("two_process_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 import two_process_worker  # noqa: E402
 
 
-@pytest.mark.parametrize("clips_per_rank,n_views", [(3, 2), (4, 3)])
-def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path, clips_per_rank, n_views):
-    """Negatives and label positives gathered across two gloo ranks equal one process on the global batch."""
+@pytest.mark.parametrize("clips_per_rank,n_views,min_shared,weighted", [(3, 2, 1, False), (4, 3, 1, False),
+                                                                       (3, 4, 2, False), (4, 2, 3, False), (3, 3, 1, True)])
+def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path, clips_per_rank, n_views, min_shared, weighted):
+    """Negatives and label positives (at least T shared labels, or weighted) gathered across two gloo ranks
+    equal one process on the global batch."""
     world_size = 2
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), str(rank), str(world_size), str(tmp_path / "store"),
-             str(tmp_path / f"rank{rank}.pt"), str(clips_per_rank), str(n_views)],
+             str(tmp_path / f"rank{rank}.pt"), str(clips_per_rank), str(n_views), str(min_shared),
+             "weighted" if weighted else "counted"],
             env=env, stderr=subprocess.PIPE, text=True,
         )
         for rank in range(world_size)
@@ -34,7 +37,12 @@ def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path, clip
     net = two_process_worker.model()
     ids_per_rank = torch.arange(clips_per_rank).repeat(n_views)
     global_ids = torch.cat([ids_per_rank + rank * clips_per_rank for rank in range(world_size)])
-    loss = ContrastiveLoss(0.2)(net(inputs.flatten(0, 1)), global_ids, labels.flatten(0, 1))
+    global_labels = labels.flatten(0, 1)
+    label_pairs = positive_mask(global_ids, global_ids, global_labels, global_labels, min_shared_labels=min_shared,
+                                weighted=weighted) - positive_mask(global_ids, global_ids)
+    rank0_rows = clips_per_rank * n_views
+    assert (label_pairs[:rank0_rows, rank0_rows:] > 0).any()  # labels add positives across the two ranks at this T
+    loss = ContrastiveLoss(0.2, min_shared_labels=min_shared, weighted=weighted)(net(inputs.flatten(0, 1)), global_ids, global_labels)
     loss.backward()
 
     for rank in range(world_size):

@@ -12,7 +12,7 @@ def global_batch(clips_per_rank: int, world_size: int, n_views: int):
     """The same inputs and labels on every rank and in the single-process reference, rank-major."""
     generator = torch.Generator().manual_seed(7)
     inputs = torch.randn(world_size, n_views * clips_per_rank, 6, generator=generator)
-    labels = (torch.rand(world_size, clips_per_rank, 3, generator=generator) < 0.4).float()
+    labels = (torch.rand(world_size, clips_per_rank, 4, generator=generator) < 0.6).float()
     labels[:, ::2] = 0  # half the clips unlabelled
     return inputs, labels.repeat(1, n_views, 1)
 
@@ -22,11 +22,12 @@ def model():
     return torch.nn.Linear(6, 8)
 
 
-def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_rank: int, n_views: int):
+def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_rank: int, n_views: int,
+         min_shared_labels: int, weighted: bool):
     dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world_size)
     inputs, labels = global_batch(clips_per_rank, world_size, n_views)
     net = model()
-    loss_fn = ContrastiveLoss(0.2)
+    loss_fn = ContrastiveLoss(0.2, min_shared_labels=min_shared_labels, weighted=weighted)
     z = net(inputs[rank])
     loss = loss_fn(z, nt_xent_ids(clips_per_rank, n_views), labels[rank])
     loss.backward()
@@ -41,4 +42,5 @@ def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_r
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]),
+         int(sys.argv[7]), sys.argv[8] == "weighted")

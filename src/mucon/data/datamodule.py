@@ -11,7 +11,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from mucon.audio.store import AudioStore
@@ -169,6 +169,8 @@ class StoreDataModule(L.LightningDataModule):
             return [np.arange(len(self.store))], [batch], None
         if n_labelled == batch:
             return [labelled], [batch], 0
+        if not len(unlabelled):  # every item keeps its labels (p_s = 1 on a fully labelled store):
+            unlabelled = np.arange(len(self.store))  # the unlabelled share draws every item, labels unused
         return [labelled, unlabelled], [n_labelled, batch - n_labelled], 0
 
     def describe_supervision(self, request: DataRequest) -> str:
@@ -184,6 +186,12 @@ class StoreDataModule(L.LightningDataModule):
                 reasons.append("labelled_share (b_s) is 0")
             if request.labelled_keep == 0:
                 reasons.append("labelled_keep (p_s) is 0")
+            elif self.labelled.any() and not len(split_pools(self.labelled, request.labelled_keep, self.seed)[0]):
+                reasons.append(f"labelled_keep (p_s) {request.labelled_keep} keeps none of the "
+                               f"{int(self.labelled.sum())} labelled items")
+            elif request.labelled_share and self.labelled.any():
+                reasons.append(f"labelled_share (b_s) {request.labelled_share} of a batch of "
+                               f"{self.config.batch_size} rounds to 0 clips")
             return "purely self-supervised: " + ("; ".join(reasons) or "no labelled share requested")
         return (f"semi-supervised: {counts[labelled_pool]} of {self.config.batch_size} clips per batch labelled, "
                 f"drawn from {len(pools[labelled_pool])} labelled items (of {int(self.labelled.sum())})")
@@ -225,7 +233,13 @@ class StoreDataModule(L.LightningDataModule):
             start_position=lambda: trainer.global_step * trainer.accumulate_grad_batches,
         )
         if request.labels:
-            rank_zero_info(self.describe_supervision(request))
+            supervision = self.describe_supervision(request)
+            if request.labelled_share and self.pools(request)[2] is None:
+                # SemiSupCon's release trained pure self-supervision silently when labels were missing
+                rank_zero_warn(f"{supervision}, although the method asks for labelled_share (b_s) "
+                               f"{request.labelled_share}")
+            else:
+                rank_zero_info(supervision)
         return DataLoader(
             ClipDataset(self.store, request, self.label_rows),
             batch_sampler=sampler,

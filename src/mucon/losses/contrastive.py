@@ -11,21 +11,23 @@ from mucon.losses.positives import positive_mask
 from mucon.precision import full_precision
 
 
-def contrastive_loss(
+def anchor_losses(
     anchors: torch.Tensor,
     candidates: torch.Tensor,
     positives: torch.Tensor,
     anchor_columns: torch.Tensor,
     temperature: float,
-) -> torch.Tensor:
-    """Mean over anchors of the positive-weighted cross-entropy against every other candidate.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each anchor's positive-weighted cross-entropy against every other candidate, and whether it counts.
 
     anchors [n, d] and candidates [N, d] are L2-normalised embeddings; positives [n, N] holds each pair's
     target weight; anchor_columns [n] is each anchor's own column in the candidates, excluded from both
     the positives and the softmax denominator. For anchor i:
         l_i = -(1 / sum_j P_ij) sum_{j != i} P_ij log( exp(s_ij / t) / sum_{k != i} exp(s_ik / t) ),
-    computed with log-sum-exp. Anchors without any positive do not count; an anchor without any negative
-    is an error, since nothing would push it away from anything.
+    computed with log-sum-exp. Returns (l [n], counted [n]): an anchor without any positive has no loss
+    (0 here) and does not count. A batch in which no anchor has a negative is an error, since nothing
+    would push anything away (a batch of one clip); a few anchors without one (a labelled clip sharing
+    a label with every other clip) keep their term, which only spreads their positives apart evenly.
     """
     rows = torch.arange(anchors.shape[0], device=anchors.device)
     logits = anchors @ candidates.T / temperature
@@ -33,16 +35,27 @@ def contrastive_loss(
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positives = positives.to(log_prob.dtype).index_put((rows, anchor_columns), torch.tensor(0.0, device=logits.device, dtype=log_prob.dtype))
     negatives = (positives == 0).sum(1) - 1  # the anchor's own column is zero but no negative
-    if (negatives == 0).any():
+    if not (negatives > 0).any():
         raise ValueError(
-            f"{int((negatives == 0).sum())} anchor(s) have no negative: every other embedding of the batch is a "
-            "positive, so the loss is constant; use a larger batch (or fewer shared labels)"
+            "no anchor has a negative: every other embedding of the batch is a positive, so nothing is "
+            "contrasted; use a larger batch (or fewer shared labels)"
         )
     log_prob = log_prob.masked_fill(positives == 0, 0.0)
     weight = positives.sum(1)
-    has_positive = weight > 0
-    per_anchor = -(positives * log_prob).sum(1)[has_positive] / weight[has_positive]
-    return per_anchor.mean()
+    counted = weight > 0
+    return -(positives * log_prob).sum(1) / weight.clamp_min(torch.finfo(weight.dtype).tiny), counted
+
+
+def contrastive_loss(
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    positives: torch.Tensor,
+    anchor_columns: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """SupCon's L_out: the mean of ``anchor_losses`` over the anchors that have a positive."""
+    losses, counted = anchor_losses(anchors, candidates, positives, anchor_columns, temperature)
+    return losses[counted].mean()
 
 
 class ContrastiveLoss(nn.Module):
@@ -59,8 +72,19 @@ class ContrastiveLoss(nn.Module):
         self.min_shared_labels = min_shared_labels
         self.weighted = weighted
 
-    @full_precision
     def forward(self, z: torch.Tensor, clip_ids: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        losses, counted = self.anchor_losses(z, clip_ids, labels)
+        return losses[counted].mean()
+
+    @full_precision
+    def anchor_losses(
+        self, z: torch.Tensor, clip_ids: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss of each of this process's anchors, whether it counts); the mean of the counted is ``forward``.
+
+        Splitting the loss by anchor lets a method report it over subsets (SemiSupCon's labelled and
+        unlabelled clips) without a second computation.
+        """
         z = F.normalize(z, dim=1)
         candidates, offset = gather_with_grad(z)
         rows = z.shape[0]
@@ -73,7 +97,7 @@ class ContrastiveLoss(nn.Module):
             min_shared_labels=self.min_shared_labels, weighted=self.weighted,
         )
         anchor_columns = offset + torch.arange(rows, device=z.device)
-        return contrastive_loss(candidates[offset : offset + rows], candidates, mask, anchor_columns, self.temperature)
+        return anchor_losses(candidates[offset : offset + rows], candidates, mask, anchor_columns, self.temperature)
 
 
 def nt_xent_ids(batch_size: int, n_views: int, device: torch.device | None = None) -> torch.Tensor:
