@@ -12,44 +12,67 @@ WORKER = Path(__file__).with_name("two_process_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 import two_process_worker  # noqa: E402
 
+WORLD_SIZE = 2
 
-@pytest.mark.parametrize("clips_per_rank,n_views", [(3, 2), (4, 3)])
-def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path, clips_per_rank, n_views):
-    """Negatives and label positives gathered across two gloo ranks equal one process on the global batch."""
-    world_size = 2
+
+def run_two_ranks(tmp_path, clips_per_rank, n_views, objective):
+    """Both ranks' (loss, gradients) after the DDP-style gradient average."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(rank), str(world_size), str(tmp_path / "store"),
-             str(tmp_path / f"rank{rank}.pt"), str(clips_per_rank), str(n_views)],
+            [sys.executable, str(WORKER), str(rank), str(WORLD_SIZE), str(tmp_path / "store"),
+             str(tmp_path / f"rank{rank}.pt"), str(clips_per_rank), str(n_views), objective],
             env=env, stderr=subprocess.PIPE, text=True,
         )
-        for rank in range(world_size)
+        for rank in range(WORLD_SIZE)
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
+    return [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE)]
 
-    inputs, labels = two_process_worker.global_batch(clips_per_rank, world_size, n_views)
-    net = two_process_worker.model()
-    ids_per_rank = torch.arange(clips_per_rank).repeat(n_views)
-    global_ids = torch.cat([ids_per_rank + rank * clips_per_rank for rank in range(world_size)])
-    loss = ContrastiveLoss(0.2)(net(inputs.flatten(0, 1)), global_ids, labels.flatten(0, 1))
-    loss.backward()
 
-    for rank in range(world_size):
-        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+def assert_same_as_single_process(results, loss, net):
+    for result in results:
         assert result["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
         for distributed_grad, parameter in zip(result["grads"], net.parameters()):
             torch.testing.assert_close(distributed_grad, parameter.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_local_only_negatives_would_differ(tmp_path):
-    """Guards the test above: a per-rank loss without gathering gives another value on this batch."""
-    inputs, labels = two_process_worker.global_batch(3, 2, 2)
+@pytest.mark.parametrize("clips_per_rank,n_views", [(3, 2), (4, 3)])
+def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path, clips_per_rank, n_views):
+    """Negatives and label positives gathered across two gloo ranks equal one process on the global batch."""
+    results = run_two_ranks(tmp_path, clips_per_rank, n_views, "supcon")
+    inputs, labels = two_process_worker.global_batch(clips_per_rank, WORLD_SIZE, n_views)
     net = two_process_worker.model()
-    ids = torch.arange(3).repeat(2)
-    local = sum(ContrastiveLoss(0.2)(net(inputs[r]), ids, labels[r]) for r in range(2)) / 2
-    global_ids = torch.cat([ids, ids + 3])
-    full = ContrastiveLoss(0.2)(net(inputs.flatten(0, 1)), global_ids, labels.flatten(0, 1))
+    ids_per_rank = torch.arange(clips_per_rank).repeat(n_views)
+    global_ids = torch.cat([ids_per_rank + rank * clips_per_rank for rank in range(WORLD_SIZE)])
+    loss = ContrastiveLoss(0.2)(net(inputs.flatten(0, 1)), global_ids, labels.flatten(0, 1))
+    loss.backward()
+    assert_same_as_single_process(results, loss, net)
+
+
+def test_pemr_objectives_on_two_processes_equal_one_process_on_the_global_batch(tmp_path):
+    """The paper's negatives and the release's batch statistics and correlations span both ranks."""
+    results = run_two_ranks(tmp_path, 3, 3, "pemr")
+    inputs, _ = two_process_worker.global_batch(3, WORLD_SIZE, 3)
+    for objective in two_process_worker.TRIPLE_OBJECTIVES:
+        net = two_process_worker.model()
+        loss = two_process_worker.triple_loss(objective, [net(inputs[rank]) for rank in range(WORLD_SIZE)])
+        loss.backward()
+        assert_same_as_single_process([result[objective] for result in results], loss, net)
+
+
+@pytest.mark.parametrize("objective", ["supcon", *sorted(two_process_worker.TRIPLE_OBJECTIVES)])
+def test_local_only_losses_would_differ(objective):
+    """Guards the tests above: a per-rank loss without gathering gives another value on this batch."""
+    inputs, labels = two_process_worker.global_batch(3, 2, 3 if objective != "supcon" else 2)
+    net = two_process_worker.model()
+    if objective == "supcon":
+        ids = torch.arange(3).repeat(2)
+        local = sum(ContrastiveLoss(0.2)(net(inputs[r]), ids, labels[r]) for r in range(2)) / 2
+        full = ContrastiveLoss(0.2)(net(inputs.flatten(0, 1)), torch.cat([ids, ids + 3]), labels.flatten(0, 1))
+    else:
+        local = sum(two_process_worker.triple_loss(objective, [net(inputs[r])]) for r in range(2)) / 2
+        full = two_process_worker.triple_loss(objective, [net(inputs[r]) for r in range(2)])
     assert abs(local.item() - full.item()) > 1e-3
