@@ -6,7 +6,7 @@ from mucon.demo import demo_presets, run_demo
 
 
 def test_every_method_with_a_cpu_preset_joins_the_demo():
-    assert "clmr-cpu" in demo_presets()
+    assert {"clmr-cpu", "pemr-cpu"} <= set(demo_presets())
 
 
 def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, capsys):
@@ -22,4 +22,6 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     assert (report / "figures" / "training-curves.png").is_file()
     printed = capsys.readouterr().out
     assert "task" in printed and "clmr-cpu" in printed and "total" in printed
-    assert (tmp_path / "demo" / "runs" / "clmr-cpu" / "checkpoints" / "last.ckpt").is_file()
+    assert "pemr-cpu" in results["models"] and "pemr-cpu" in printed
+    for preset in ("clmr-cpu", "pemr-cpu"):
+        assert (tmp_path / "demo" / "runs" / preset / "checkpoints" / "last.ckpt").is_file()

@@ -2,8 +2,9 @@
 
 from mucon.methods.base import Method
 from mucon.methods.clmr import CLMR
+from mucon.methods.pemr import PEMR
 
-METHODS: dict[str, type[Method]] = {"clmr": CLMR}
+METHODS: dict[str, type[Method]] = {"clmr": CLMR, "pemr": PEMR}
 
 
 def method_class(name: str) -> type[Method]:
@@ -13,4 +14,4 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None
 
 
-__all__ = ["CLMR", "METHODS", "Method", "method_class"]
+__all__ = ["CLMR", "METHODS", "Method", "PEMR", "method_class"]
