@@ -57,3 +57,13 @@ def test_gradients_are_finite_and_reach_every_embedding(loss_fn):
     for z in (anchors, positives, negatives):
         assert torch.isfinite(z.grad).all()
         assert (z.grad.abs().sum(1) > 0).all()
+
+
+@pytest.mark.parametrize("loss_fn", [HardNegativeLoss(0.1), CrossCorrelationLoss()])
+def test_mixed_precision_computes_the_objectives_in_float32(loss_fn):
+    anchors, positives, negatives = embeddings(8, 32, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = loss_fn(anchors.bfloat16(), positives.bfloat16(), negatives.bfloat16())
+    exact = loss_fn(anchors.bfloat16().float(), positives.bfloat16().float(), negatives.bfloat16().float())
+    assert mixed.dtype == torch.float32
+    assert mixed.item() == pytest.approx(exact.item(), rel=1e-5)

@@ -58,4 +58,5 @@ class CrossCorrelationLoss(nn.Module):
 
     def forward(self, anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         gathered = [gather_with_grad(z.float())[0] for z in (anchors, positives, negatives)]
-        return cross_correlation_loss(*gathered, self.off_diagonal_weight, self.negative_weight)
+        with torch.autocast(anchors.device.type, enabled=False):  # sums of d^2 terms: float32 even in mixed precision
+            return cross_correlation_loss(*gathered, self.off_diagonal_weight, self.negative_weight)

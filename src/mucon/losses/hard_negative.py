@@ -51,4 +51,5 @@ class HardNegativeLoss(nn.Module):
         all_positives, _ = gather_with_grad(positives)
         rows = offset + torch.arange(anchors.shape[0], device=anchors.device)
         candidates = torch.cat([all_anchors, all_positives])
-        return hard_negative_loss(anchors, negatives, candidates, rows + all_anchors.shape[0], rows, self.temperature)
+        with torch.autocast(anchors.device.type, enabled=False):  # similarities / t in float32 even in mixed precision
+            return hard_negative_loss(anchors, negatives, candidates, rows + all_anchors.shape[0], rows, self.temperature)
