@@ -16,9 +16,9 @@ through it: the transformer learns only from a BERT-style frame prediction task 
 Objectives (``method.objective``):
 
 - ``cross_correlation`` (the default): the authors' released code, Barlow-Twins style
-  (``mucon.losses.cross_correlation``). It is the default because it is what the authors actually
-  trained and released their checkpoint with, so PEMR's published numbers are most likely its
-  numbers; the paper's text does not give its contrastive form in enough detail to be sure of it.
+  (``mucon.losses.cross_correlation``). It is the default because it is what the authors trained
+  their released checkpoint with (300 epochs, batch 48): the one PEMR model there is to compare
+  with came from it, and its every term and weight can be read off the code.
 - ``contrastive``: the paper's description, InfoNCE in which the self-augmented negative is an
   extra, hard negative of its anchor next to the other clips of the global batch
   (``mucon.losses.hard_negative``; temperature 0.5, the release's unused setting).
