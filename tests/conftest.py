@@ -53,6 +53,15 @@ def losses_on_a_fixed_batch(method, batch: dict, steps: int = 12, lr: float = 3e
     return losses
 
 
+def pretrain_tiny(preset: str, store: Path, run_dir: Path, steps: int) -> Path:
+    """A few training steps of a CPU preset on a test store, batch 4, no workers; the last checkpoint."""
+    from mucon.config import load_config
+    from mucon.training import pretrain
+
+    return pretrain(load_config(preset, [f"data.store={store}", f"run_dir={run_dir}", "data.batch_size=4",
+                                         "data.num_workers=0", f"trainer.max_steps={steps}", "trainer.progress_bar=false"]))
+
+
 @pytest.fixture(scope="session")
 def tone_store(tmp_path_factory) -> Path:
     """A 16 kHz store of 12 three-second labelled tones, prepared once for the session."""

@@ -40,3 +40,54 @@ def reference_supcon_terms(z, clip_ids, labels=None, temperature=0.1, min_shared
         total = sum(w * -math.log(math.exp(sim[i][j]) / denominator) for j, w in enumerate(weights) if w)
         terms.append(total / sum(weights))
     return terms
+
+
+def _dot(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def _unit(v):
+    norm = math.sqrt(_dot(v, v))
+    return [x / norm for x in v]
+
+
+def reference_hard_negative(anchors, positives, negatives, temperature):
+    """PEMR's paper objective term by term in float64: for anchor i, its positive over every other
+    clip's anchor and positive plus its own hard negative."""
+    a = [_unit(row) for row in anchors.double().tolist()]
+    p = [_unit(row) for row in positives.double().tolist()]
+    n = [_unit(row) for row in negatives.double().tolist()]
+    losses = []
+    for i in range(len(a)):
+        terms = [math.exp(_dot(a[i], a[k]) / temperature) for k in range(len(a)) if k != i]
+        terms += [math.exp(_dot(a[i], p[k]) / temperature) for k in range(len(a))]
+        terms.append(math.exp(_dot(a[i], n[i]) / temperature))
+        losses.append(-math.log(math.exp(_dot(a[i], p[i]) / temperature) / sum(terms)))
+    return sum(losses) / len(losses)
+
+
+def reference_cross_correlation(anchors, positives, negatives, off_diagonal_weight, negative_weight, eps=1e-5):
+    """PEMR's released objective term by term in float64, from the formula in METHODS.md."""
+    def batch_norm(z):
+        rows, dims = len(z), len(z[0])
+        out = [[0.0] * dims for _ in range(rows)]
+        for d in range(dims):
+            mean = sum(z[b][d] for b in range(rows)) / rows
+            variance = sum((z[b][d] - mean) ** 2 for b in range(rows)) / rows
+            for b in range(rows):
+                out[b][d] = (z[b][d] - mean) / math.sqrt(variance + eps)
+        return out
+
+    a, p, n = (batch_norm(z.double().tolist()) for z in (anchors, positives, negatives))
+    rows, dims = len(a), len(a[0])
+
+    def correlation(x, y, d, e):
+        return sum(x[b][d] * y[b][e] for b in range(rows)) / rows
+
+    loss = 0.0
+    for d in range(dims):
+        for e in range(dims):
+            c = correlation(a, p, d, e)
+            loss += (1 - c) ** 2 if d == e else off_diagonal_weight * c**2
+        loss += negative_weight * correlation(a, n, d, d) ** 2
+    return loss

@@ -6,18 +6,13 @@ import numpy as np
 import pytest
 
 from mucon.cli import main
-from mucon.config import load_config
-from mucon.training import pretrain
 
-from conftest import write_tone_folder
+from conftest import pretrain_tiny, write_tone_folder
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tone_store):
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
-    config = load_config("clmr-cpu", [f"data.store={tone_store}", f"run_dir={run_dir}", "data.batch_size=4",
-                                      "data.num_workers=0", "trainer.max_steps=1", "trainer.progress_bar=false"])
-    return pretrain(config)
+    return pretrain_tiny("clmr-cpu", tone_store, tmp_path_factory.mktemp("cli") / "run", steps=1)
 
 
 def test_embed_gives_every_good_file_an_embedding_and_reports_the_bad_one(tmp_path, checkpoint, capsys):

@@ -6,7 +6,7 @@ from mucon.demo import demo_presets, run_demo
 
 
 def test_every_method_with_a_cpu_preset_joins_the_demo():
-    assert {"clmr-cpu", "semisupcon-cpu"} <= set(demo_presets())
+    assert {"clmr-cpu", "pemr-cpu", "semisupcon-cpu"} <= set(demo_presets())
 
 
 def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, capsys):
@@ -14,7 +14,7 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     results = run_demo(tmp_path / "demo", corpus_size="small", budget_minutes=1.0, robustness_severities=(2.0,),
                        overrides=["data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
                                   "trainer.log_every_n_steps=1"], progress=False)
-    assert list(results["models"])[:2] == ["clmr-cpu", "semisupcon-cpu"]
+    assert list(results["models"])[:3] == ["clmr-cpu", "pemr-cpu", "semisupcon-cpu"]
     assert {"small_cnn random-init", "mfcc-chroma"} <= set(results["models"])
     assert {"key", "composer", "cover-retrieval"} <= set(results["tasks"])
     report = tmp_path / "demo" / "report"
@@ -22,4 +22,6 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     assert (report / "figures" / "training-curves.png").is_file()
     printed = capsys.readouterr().out
     assert "task" in printed and "clmr-cpu" in printed and "total" in printed
-    assert (tmp_path / "demo" / "runs" / "clmr-cpu" / "checkpoints" / "last.ckpt").is_file()
+    for preset in ("clmr-cpu", "pemr-cpu", "semisupcon-cpu"):
+        assert preset in printed
+        assert (tmp_path / "demo" / "runs" / preset / "checkpoints" / "last.ckpt").is_file()

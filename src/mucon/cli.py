@@ -86,6 +86,40 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _masks(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from mucon.audio.io import AudioDecodeError, load_audio
+    from mucon.checkpoint import load
+    from mucon.evaluation.plots import frame_mask_figure
+    from mucon.methods import PEMR
+
+    model = load(args.checkpoint)
+    if not isinstance(model, PEMR):
+        raise ValueError(f"{args.checkpoint}: a {model.config.method_name} checkpoint; frame masks need a pemr one")
+    rate, crop = model.config.data.sample_rate, model.params.crop_samples
+    start = round(args.start_seconds * rate)
+    args.out.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set()
+    for path in args.audio_files:
+        try:
+            audio = load_audio(path, rate)
+        except AudioDecodeError as error:
+            print(f"mucon masks: {error}", file=sys.stderr)
+            return 1
+        clip = np.zeros(crop, dtype=np.float32)  # a file shorter than the crop is padded with silence
+        piece = audio[start : start + crop]
+        clip[: len(piece)] = piece
+        masks = {name: value[0].numpy() for name, value in model.frame_masks(torch.from_numpy(clip)[None]).items()}
+        name = path.stem if path.stem not in written else f"{path.stem}-{len(written)}"
+        written.add(name)
+        title = f"{path.name} from {args.start_seconds:g} s: {args.checkpoint}"
+        print(frame_mask_figure(masks["spectrogram"], masks["importance"], masks["positive_masked"],
+                                model.encoder.frontend.hop_length / rate, title, args.out / f"{name}.png"))
+    return 0
+
+
 def _model_name(checkpoint: Path) -> str:
     """RUN_DIR/checkpoints/last.ckpt is named after its run folder; any other file after itself."""
     return checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
@@ -167,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--device", default="cpu")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(run=_embed)
+
+    masks = commands.add_parser("masks", help="PNGs of a PEMR checkpoint's frame importance and positive/negative "
+                                "masks over the log-mel of a crop of each file")
+    masks.add_argument("audio_files", nargs="+", type=Path)
+    masks.add_argument("--checkpoint", required=True, type=Path, help="a pemr checkpoint")
+    masks.add_argument("--out", required=True, type=Path, help="folder for one PNG per file")
+    masks.add_argument("--start-seconds", type=float, default=0.0, help="where each file's crop starts (default 0; "
+                       "the crop is the model's training crop length, a shorter file is padded with silence)")
+    masks.set_defaults(run=_masks)
 
     evaluation = commands.add_parser("evaluate", help="probe checkpoints and baselines on tasks; table, JSON, MD, PNG")
     evaluation.add_argument("--checkpoint", required=True, action="append", help="repeatable")

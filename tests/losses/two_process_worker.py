@@ -1,11 +1,18 @@
-"""One rank of the two-process gloo check; run by test_distributed.py, writes its loss and gradients."""
+"""One rank of the two-process gloo check; run by test_distributed.py, writes its loss and gradients.
+
+``objective`` names what the rank computes on its share of the batch: ``supcon`` (views and labels,
+``ContrastiveLoss`` with T shared labels or Dice weights) or ``pemr``: each of PEMR's objectives over
+(anchor, positive, negative) triples, one after the other in the same process group (one start-up).
+"""
 
 import sys
 
 import torch
 import torch.distributed as dist
 
-from mucon.losses import ContrastiveLoss, nt_xent_ids
+from mucon.losses import ContrastiveLoss, CrossCorrelationLoss, HardNegativeLoss, nt_xent_ids
+
+TRIPLE_OBJECTIVES = {"hard_negative": lambda: HardNegativeLoss(0.3), "cross_correlation": lambda: CrossCorrelationLoss(0.1, 0.5)}
 
 
 def global_batch(clips_per_rank: int, world_size: int, n_views: int):
@@ -22,25 +29,42 @@ def model():
     return torch.nn.Linear(6, 8)
 
 
-def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_rank: int, n_views: int,
-         min_shared_labels: int, weighted: bool):
-    dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world_size)
-    inputs, labels = global_batch(clips_per_rank, world_size, n_views)
-    net = model()
-    loss_fn = ContrastiveLoss(0.2, min_shared_labels=min_shared_labels, weighted=weighted)
-    z = net(inputs[rank])
-    loss = loss_fn(z, nt_xent_ids(clips_per_rank, n_views), labels[rank])
+def triple_loss(objective: str, embeddings_per_rank: list[torch.Tensor]) -> torch.Tensor:
+    """A PEMR objective over the ranks' embeddings, each laid out [anchors; positives; negatives]."""
+    parts = [z.chunk(3) for z in embeddings_per_rank]
+    anchors, positives, negatives = (torch.cat([part[role] for part in parts]) for role in range(3))
+    return TRIPLE_OBJECTIVES[objective]()(anchors, positives, negatives)
+
+
+def loss_and_gradients(loss: torch.Tensor, net: torch.nn.Module, world_size: int) -> dict:
+    """The rank-averaged loss and the gradients after what DDP does: an average over ranks."""
     loss.backward()
-    for parameter in net.parameters():  # what DDP does: average gradients over ranks
+    for parameter in net.parameters():
         dist.all_reduce(parameter.grad)
         parameter.grad /= world_size
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
-    mean_loss /= world_size
-    torch.save({"loss": mean_loss, "grads": [p.grad for p in net.parameters()]}, out_file)
+    return {"loss": mean_loss / world_size, "grads": [p.grad for p in net.parameters()]}
+
+
+def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_rank: int, n_views: int,
+         objective: str, *settings: str):
+    dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world_size)
+    inputs, labels = global_batch(clips_per_rank, world_size, n_views)
+    if objective == "supcon":
+        min_shared_labels, weighting = settings
+        net = model()
+        loss_fn = ContrastiveLoss(0.2, min_shared_labels=int(min_shared_labels), weighted=weighting == "weighted")
+        loss = loss_fn(net(inputs[rank]), nt_xent_ids(clips_per_rank, n_views), labels[rank])
+        result = loss_and_gradients(loss, net, world_size)
+    else:
+        result = {}
+        for name in TRIPLE_OBJECTIVES:
+            net = model()
+            result[name] = loss_and_gradients(triple_loss(name, [net(inputs[rank])]), net, world_size)
+    torch.save(result, out_file)
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]),
-         int(sys.argv[7]), sys.argv[8] == "weighted")
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), *sys.argv[7:])

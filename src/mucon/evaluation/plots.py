@@ -147,3 +147,39 @@ def training_curves(logs: Mapping[str, Path], path: Path, column: str = "train/l
     figure.suptitle("pretraining loss")
     figure.savefig(path, dpi=110)
     return path
+
+
+def frame_mask_figure(
+    spectrogram: np.ndarray, importance: np.ndarray, positive_masked: np.ndarray, seconds_per_frame: float,
+    title: str, path: Path,
+) -> Path:
+    """PEMR's view of one clip: two strips with the frames its positive and its negative replace by
+    [MASK] (complements), the log-mel [n_mels, T] with the positive's masked frames hatched over it,
+    and the frame importance under it with the masked (least important) frames marked."""
+    n_frames = spectrogram.shape[1]
+    extent_seconds = n_frames * seconds_per_frame
+    figure = Figure(figsize=(10.0, 5.2), layout="constrained")
+    strips, image, curve = figure.subplots(3, 1, sharex=True, height_ratios=[0.5, 3.0, 1.4])
+    rows = np.stack([positive_masked, ~positive_masked]).astype(float)
+    strips.imshow(rows, aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest",
+                  extent=(0.0, extent_seconds, 1.5, -0.5))
+    strips.set_yticks([0, 1], ["positive", "negative"], fontsize=7)
+    strips.set_title("frames replaced by [MASK] (black)", fontsize=8)
+    shown = image.imshow(spectrogram, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                         extent=(0.0, extent_seconds, 0, spectrogram.shape[0]))
+    figure.colorbar(shown, ax=[strips, image, curve], label="dB", shrink=0.6, pad=0.01)  # spans all: time axes align
+    starts = np.flatnonzero(positive_masked) * seconds_per_frame
+    for start in starts:
+        image.axvspan(start, start + seconds_per_frame, facecolor="none", edgecolor="cyan", hatch="///", linewidth=0)
+    image.set_ylabel("mel band")
+    image.set_title(f"log-mel; hatched: the {len(starts)} least important frames, masked in the positive, kept "
+                    "in the negative", fontsize=8)
+    times = (np.arange(n_frames) + 0.5) * seconds_per_frame
+    curve.plot(times, importance, color="black", linewidth=0.8)
+    curve.scatter(times[positive_masked], importance[positive_masked], s=8, color="tab:cyan", zorder=3)
+    curve.set_ylabel("importance")
+    curve.set_xlabel("time (s)")
+    curve.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=9)
+    figure.savefig(path, dpi=110)
+    return path

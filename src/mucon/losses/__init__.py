@@ -1,6 +1,17 @@
 """Losses: pure functions over embeddings and targets, each in its own file, plus gathering modules."""
 
 from mucon.losses.contrastive import ContrastiveLoss, contrastive_loss, nt_xent_ids
+from mucon.losses.cross_correlation import CrossCorrelationLoss, cross_correlation_loss
+from mucon.losses.hard_negative import HardNegativeLoss, hard_negative_loss
 from mucon.losses.positives import positive_mask
 
-__all__ = ["ContrastiveLoss", "contrastive_loss", "nt_xent_ids", "positive_mask"]
+__all__ = [
+    "ContrastiveLoss",
+    "CrossCorrelationLoss",
+    "HardNegativeLoss",
+    "contrastive_loss",
+    "cross_correlation_loss",
+    "hard_negative_loss",
+    "nt_xent_ids",
+    "positive_mask",
+]

@@ -2,9 +2,10 @@
 
 from mucon.methods.base import Method
 from mucon.methods.clmr import CLMR
+from mucon.methods.pemr import PEMR
 from mucon.methods.semisupcon import SemiSupCon
 
-METHODS: dict[str, type[Method]] = {"clmr": CLMR, "semisupcon": SemiSupCon}
+METHODS: dict[str, type[Method]] = {"clmr": CLMR, "pemr": PEMR, "semisupcon": SemiSupCon}
 
 
 def method_class(name: str) -> type[Method]:
@@ -14,4 +15,4 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None
 
 
-__all__ = ["CLMR", "METHODS", "Method", "SemiSupCon", "method_class"]
+__all__ = ["CLMR", "METHODS", "Method", "PEMR", "SemiSupCon", "method_class"]
