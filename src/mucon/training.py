@@ -157,8 +157,10 @@ def check_resumable(checkpoint: dict, config: RunConfig, method: Method, path: P
                               f"{checkpoint['mucon']['label_vocabulary']}")
     shapes = {name: tuple(value.shape) for name, value in method.state_dict().items()}
     saved_shapes = {name: tuple(value.shape) for name, value in checkpoint["state_dict"].items()}
-    if shapes != saved_shapes:
-        name = min(shapes.keys() ^ saved_shapes.keys() or {n for n in shapes if shapes[n] != saved_shapes[n]})
+    differing = sorted(name for name in shapes.keys() | saved_shapes.keys()
+                       if shapes.get(name) != saved_shapes.get(name))
+    if differing:  # same settings, other weights: a checkpoint of another mucon version
+        name = differing[0]
         raise CheckpointError(f"{path}: its weights do not fit the configured model "
                               f"({name}: {saved_shapes.get(name)} in the checkpoint, {shapes.get(name)} wanted)")
 

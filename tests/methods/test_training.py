@@ -170,3 +170,28 @@ def test_the_same_command_trains_on_two_cpu_processes_with_ddp(tmp_path, tone_st
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 2
     assert checkpoint["mucon"]["config"]["trainer"]["devices"] == 2
+
+
+def _other_labels(checkpoint):
+    checkpoint["mucon"]["label_vocabulary"] = ["jazz", "rock"]
+
+
+def _other_weights(checkpoint):  # as a checkpoint of another mucon version would have
+    checkpoint["state_dict"]["projector.layers.0.weight"] = torch.zeros(3, 3)
+
+
+@pytest.mark.parametrize("change, message", [(_other_labels, "the store's labels"),
+                                             (_other_weights, "projector.layers.0.weight")])
+def test_a_checkpoint_that_does_not_fit_the_store_or_the_model_is_refused_before_the_run_changes(
+    tmp_path, two_step_run, capsys, change, message
+):
+    run_dir = copy_of(two_step_run, tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, last)
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert main(["pretrain", "--config", str(run_dir / "config.yaml"), "--run-dir", str(run_dir), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
