@@ -52,8 +52,9 @@ def temporary_files(checkpoints: Path, tmpdir: Path) -> list[Path]:
 def kill_during_a_save(command: list[str], environment: dict, checkpoints: Path, tmpdir: Path,
                        saves_first: int, delay: float) -> bool:
     """Start the run, let ``saves_first`` saves finish, kill ``delay`` s into the next; True if it was still saving."""
+    saving = bool(temporary_files(checkpoints, tmpdir))  # a killed save's file counts only once gone and back
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    started, saving = 0, False
+    started = 0
     while process.poll() is None:
         now_saving = bool(temporary_files(checkpoints, tmpdir))
         if now_saving and not saving:

@@ -40,7 +40,9 @@ class MetricsCSV(Logger):
 
     Lightning's CSVLogger starts the file over on resume, and holds rows in memory until it flushes,
     so a killed run lost the curve before the interruption. Here each row is on disk as soon as it
-    is logged, and a run resumed from step S keeps the rows before S (later ones are redone).
+    is logged, and a run resumed from step S keeps the rows before S (later ones are redone). One
+    row can still be lost: Lightning saves a step's checkpoint before it logs the step, so a kill
+    between the two loses the row of step S - 1.
     """
 
     def __init__(self, path: Path, resume_step: int | None = None):
