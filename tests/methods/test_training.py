@@ -56,19 +56,29 @@ def test_every_checkpoint_save_goes_through_the_atomic_writer(tmp_path, tone_sto
 
 def test_a_resumed_run_keeps_the_log_before_its_checkpoint_and_logs_the_redone_steps_once(tmp_path, two_step_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
 
     run_dir = copy_of(two_step_run, tmp_path)
-    config = cpu_config(tmp_path, load_config(run_dir / "config.yaml").data.store, "trainer.max_steps=4")
-    at_step_2 = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
-    pretrain(config, resume=True)
-    assert logged_steps(run_dir) == [0, 1, 2, 3]
     # as if killed after logging steps 2 and 3 but before checkpointing them: those two are redone
-    (run_dir / "checkpoints" / "last.ckpt").write_bytes(at_step_2)
-    pretrain(config, resume=True)
-    assert logged_steps(run_dir) == [0, 1, 2, 3]
+    with open(run_dir / "logs" / "metrics.csv", "a", newline="") as handle:
+        csv.writer(handle).writerows([[0, 2, 99.0], [0, 3, 99.0]])  # epoch, step, train/loss
+    (original,) = (run_dir / "logs").glob("events.out.tfevents.*")
+    with SummaryWriter(tmp_path / "killed") as writer:
+        for step in (2, 3):
+            writer.add_scalar("train/loss", 99.0, step)
+    # TensorBoard reads event files in name order, and names start with the second they were opened
+    (fake,) = (tmp_path / "killed").iterdir()
+    fake.rename(original.with_name(original.name + "~"))
+    while time.time() < int(original.name.split(".")[3]) + 1:
+        time.sleep(0.05)
+    pretrain(cpu_config(tmp_path, load_config(run_dir / "config.yaml").data.store, "trainer.max_steps=4"), resume=True)
+
+    with open(run_dir / "logs" / "metrics.csv") as handle:
+        rows = [(int(row["step"]), float(row["train/loss"])) for row in csv.DictReader(handle)]
+    assert [step for step, _ in rows] == [0, 1, 2, 3] and 99.0 not in [loss for _, loss in rows]
     events = EventAccumulator(str(run_dir / "logs"))
     events.Reload()
-    assert [event.step for event in events.Scalars("train/loss")] == [0, 1, 2, 3]
+    assert [(event.step, event.value != 99.0) for event in events.Scalars("train/loss")] == [(s, True) for s in range(4)]
 
 
 def test_a_resume_that_changes_the_model_is_refused_in_one_line_and_leaves_the_run_resumable(
