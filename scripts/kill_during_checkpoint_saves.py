@@ -39,7 +39,8 @@ def tone_store(root: Path) -> Path:
     audio.mkdir(parents=True)
     t = np.arange(3 * RATE) / RATE
     for i in range(12):
-        sf.write(audio / f"tone{i:02d}.wav", (0.3 * np.sin(2 * np.pi * 110 * 2 ** (i / 12) * t)).astype(np.float32), RATE)
+        tone = 0.3 * np.sin(2 * np.pi * 110 * 2 ** (i / 12) * t)
+        sf.write(audio / f"tone{i:02d}.wav", tone.astype(np.float32), RATE)
     prepare_store(audio, root / "store", RATE, progress=False, num_workers=1)
     return root / "store"
 

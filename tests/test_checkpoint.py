@@ -152,7 +152,8 @@ def test_every_command_given_a_damaged_checkpoint_prints_one_line_and_exits_2(
     before = sorted(run_dir.rglob("*"))
     argv = {
         "embed": ["embed", str(task_header.parent), "--checkpoint", str(path), "--out", str(tmp_path / "out")],
-        "evaluate": ["evaluate", "--checkpoint", str(path), "--tasks", str(task_header), "--out", str(tmp_path / "out")],
+        "evaluate": ["evaluate", "--checkpoint", str(path), "--tasks", str(task_header),
+                     "--out", str(tmp_path / "out")],
         "pretrain --resume": ["pretrain", "--config", "clmr-cpu", "--store", str(tone_store), "--run-dir",
                               str(run_dir), "--resume", "data.num_workers=0", "data.batch_size=4"],
     }[command]
