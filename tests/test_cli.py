@@ -41,3 +41,37 @@ def test_an_unknown_preset_is_a_one_line_error_listing_the_shipped_ones(capsys):
     assert main(["pretrain", "--config", "no-such-preset"]) == 2
     error = capsys.readouterr().err
     assert "no-such-preset" in error and "clmr-cpu" in error and "Traceback" not in error
+
+
+def test_embed_refuses_an_out_folder_holding_earlier_results_unless_told_to_overwrite(tmp_path, checkpoint, capsys):
+    audio = write_tone_folder(tmp_path / "audio", 2, 16000, 2.0)
+    embed = ["embed", str(audio), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(embed) == 0
+    earlier = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
+    (tmp_path / "empty").mkdir()
+    assert main(["embed", str(tmp_path / "empty"), *embed[2:]]) == 2  # it would embed 0 files over them
+    error = capsys.readouterr().err
+    assert error.startswith(f"mucon embed: {tmp_path / 'out'} already holds embeddings") and "--overwrite" in error
+    assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == earlier
+    (tmp_path / "audio" / "tone001.wav").unlink()
+    assert main([*embed, "--overwrite"]) == 0
+    assert np.load(tmp_path / "out" / "embeddings.npy").shape[0] == 1
+
+
+def test_evaluate_names_checkpoints_of_same_named_run_folders_apart(tmp_path, checkpoint, monkeypatch):
+    import mucon.evaluation
+
+    given = {}
+    monkeypatch.setattr(mucon.evaluation, "evaluate", lambda models, *args, **kwargs: given.update(models))
+    paths = [tmp_path / group / "run" / "checkpoints" / "last.ckpt" for group in ("a", "b")]
+    paths.append(tmp_path / "other" / "single.ckpt")
+    argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out")]
+    assert main([*argv, *(item for path in paths for item in ("--checkpoint", str(path)))]) == 0
+    assert given == {"a/run": str(paths[0]), "b/run": str(paths[1]), "single": str(paths[2])}
+
+
+def test_evaluate_refuses_one_checkpoint_given_twice(tmp_path, capsys):
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"),
+                 "--checkpoint", str(path), "--checkpoint", str(path)]) == 2
+    assert capsys.readouterr().err == f"mucon evaluate: {path}: given twice as --checkpoint\n"

@@ -113,3 +113,19 @@ def test_load_model_reads_a_mucon_checkpoint(tmp_path):
 def test_load_model_without_a_path_says_a_checkpoint_is_needed():
     with pytest.raises(ValueError, match="checkpoint"):
         hear.load_model()
+
+
+def test_int16_audio_is_scaled_to_the_float_range(model):
+    pcm = (torch.randn(2, WINDOW) * 3000).to(torch.int16)
+    torch.testing.assert_close(hear.get_scene_embeddings(pcm, model), hear.get_scene_embeddings(pcm / 32768.0, model))
+
+
+def test_other_integer_audio_is_refused_because_its_scale_is_ambiguous(model):
+    with pytest.raises(ValueError, match="float in \\[-1, 1\\] or int16"):
+        hear.get_scene_embeddings(torch.zeros(1, WINDOW, dtype=torch.int32), model)
+
+
+@pytest.mark.parametrize("shape", [(2, 0), (0, WINDOW)], ids=["clips of zero samples", "zero clips"])
+def test_empty_audio_is_a_clear_error(model, shape):
+    with pytest.raises(ValueError, match="HEAR audio is empty"):
+        hear.get_timestamp_embeddings(torch.zeros(shape), model)

@@ -1,22 +1,78 @@
-"""Loading a trained model back from its checkpoint, without executing code from the file."""
+"""Checkpoints: written so a kill never destroys one, read back without executing code from the file."""
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from mucon.config import RunConfig, from_dict
+from mucon.files import write_atomically
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, unreadable, empty, corrupt, refused or not mucon's.
+
+    The message names the file and the problem in one line, what the command line prints.
+    """
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made safe against kills: every save goes through
+    ``mucon.files.write_atomically``.
+
+    Lightning saves through a temporary file in $TMPDIR and a move. When $TMPDIR lies on another
+    filesystem the move is a copy that empties the target first, so a kill mid-save destroyed
+    last.ckpt, and every kill left a checkpoint-sized file in $TMPDIR. Written next to its target
+    and renamed, the previous checkpoint stays whole until the new one is complete on disk.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda handle: torch.save(checkpoint, handle))
+
+
+def _first_sentence(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split(". ")[0]
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    """Why torch.load failed on ``path``, in one line (its own messages run to a dozen lines)."""
+    if not zipfile.is_zipfile(path):
+        return CheckpointError(f"{path}: not a checkpoint: cut short, corrupt, or another kind of file")
+    if isinstance(error, pickle.UnpicklingError):  # weights_only met something beyond tensors and plain data
+        detail = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
+        return CheckpointError(f"{path}: refused: it holds Python objects that could run code when loaded"
+                               + (f" ({detail})" if detail else ""))
+    return CheckpointError(f"{path}: corrupt checkpoint ({type(error).__name__}: {_first_sentence(error)})")
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's contents, loaded with weights_only (tensors and plain data only)."""
+    """The checkpoint's contents, loaded with weights_only (tensors and plain data only).
+
+    Every way a file can fail (missing, unreadable, empty, cut short, corrupt, holding code, not
+    mucon's) raises ``CheckpointError`` with a one-line message naming the file.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "mucon" not in checkpoint:
-        raise ValueError(f"{path}: not a mucon checkpoint (no 'mucon' entry with its config)")
+    try:
+        empty = path.stat().st_size == 0
+        checkpoint = None if empty else torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except OSError as error:  # a folder, no permission, a failing disk
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {error.strerror or error}") from error
+    except Exception as error:  # torch.load fails on damaged files with many types (RuntimeError, EOFError, ...)
+        raise _unreadable(path, error) from error
+    if empty:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if not isinstance(checkpoint, dict) or "mucon" not in checkpoint:
+        raise CheckpointError(f"{path}: not a mucon checkpoint (no 'mucon' entry with its config)")
     return checkpoint
 
 

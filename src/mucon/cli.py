@@ -80,7 +80,8 @@ def _embed(args: argparse.Namespace) -> int:
     from mucon.evaluation import embed_folder
 
     result = embed_folder(args.checkpoint, args.audio_dir, args.out, hop_seconds=args.hop_seconds,
-                          batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+                          batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+                          overwrite=args.overwrite)
     print(f"embedded {result.n_embedded} files into {result.embeddings} (rows listed in {result.index}); "
           f"failed {result.n_failed}" + (f", listed in {result.failed}" if result.n_failed else ""))
     return 0
@@ -120,17 +121,34 @@ def _masks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_name(checkpoint: Path) -> str:
-    """RUN_DIR/checkpoints/last.ckpt is named after its run folder; any other file after itself."""
-    return checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
+def _model_names(checkpoints: list[str]) -> dict[str, str]:
+    """A name per checkpoint: RUN_DIR/checkpoints/last.ckpt is named after its run folder, any other
+    file after itself; where names clash, each takes as many parent folders as tell it apart
+    (``a/run``, ``b/run``), so no checkpoint is silently merged with another."""
+    resolved = [Path(path).resolve() for path in checkpoints]
+    if len(set(resolved)) < len(resolved):
+        twice = next(path for path, where in zip(checkpoints, resolved) if resolved.count(where) > 1)
+        raise ValueError(f"{twice}: given twice as --checkpoint")
+    parts = [path.parent.parent.parts if path.parent.name == "checkpoints" else (*path.parent.parts, path.stem)
+             for path in resolved]
+    lengths = [1] * len(parts)
+    while True:
+        names = ["/".join(part[-length:]) for part, length in zip(parts, lengths)]
+        clashing = [i for i, name in enumerate(names) if names.count(name) > 1]
+        if not clashing:
+            return dict(zip(names, checkpoints))
+        if all(lengths[i] >= len(parts[i]) for i in clashing):  # e.g. run/checkpoints/last.ckpt and run.ckpt
+            names = [str(path) if i in clashing else name for i, (name, path) in enumerate(zip(names, resolved))]
+            return dict(zip(names, checkpoints))
+        for i in clashing:
+            lengths[i] += 1
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mucon.evaluation import evaluate
 
-    models = {_model_name(Path(path)): path for path in args.checkpoint}
-    evaluate(models, args.tasks, args.out, robustness=not args.no_robustness, seed=args.seed,
-             baselines=not args.no_baselines, device=args.device,
+    evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
+             seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None)
     return 0
 
@@ -199,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--hop-seconds", type=float, help="window hop (default: half the encoder's window)")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--device", default="cpu")
+    embed.add_argument("--overwrite", action="store_true", help="replace the results already in --out "
+                       "(without it, an --out holding them is refused)")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(run=_embed)
 

@@ -10,6 +10,9 @@ window) while windows behave the same for all. For HEAR's event tasks pass a sma
 
 Input of any length is accepted: windows start at 0 and the last one (or a clip shorter than one
 window) is zero-padded at the end. Scene embeddings are the mean of the timestamp embeddings.
+Audio is float in [-1, 1], or int16 PCM, which is scaled by 1/32768 to that range (other integer
+types are refused: their scale is ambiguous). Zero clips, or clips of zero samples, are errors:
+there is nothing to embed.
 The encoder runs in eval mode without gradients, in chunks of at most ``batch_size`` windows, so
 each clip's embedding is independent of the rest of the batch.
 """
@@ -55,15 +58,23 @@ def model_from_encoder(encoder: Encoder, *, hop_seconds: float | None = None, ba
     return HearModel(resolve_encoder(encoder, module_device(encoder)), hop_seconds, batch_size)
 
 
-def _check_audio(audio: Tensor) -> None:
+def _checked_audio(audio: Tensor) -> Tensor:
+    """``audio`` as float waveforms in [-1, 1], or a ValueError saying what is wrong with it."""
     if audio.dim() != 2:
         raise ValueError(f"HEAR audio is [n_sounds, n_samples], got shape {tuple(audio.shape)}")
+    if audio.shape[0] == 0 or audio.shape[1] == 0:
+        raise ValueError(f"HEAR audio is empty (shape {tuple(audio.shape)}): there is nothing to embed")
+    if audio.dtype == torch.int16:
+        return audio.float() / 32768.0
+    if not audio.is_floating_point():
+        raise ValueError(f"HEAR audio must be float in [-1, 1] or int16 PCM, got {audio.dtype}")
+    return audio
 
 
 @torch.no_grad()
 def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, Tensor]:
     """``[n, samples]`` at ``model.sample_rate`` -> (embeddings ``[n, T, D]``, window centres ``[n, T]`` in ms)."""
-    _check_audio(audio)
+    audio = _checked_audio(audio)
     model.eval()
     n_sounds = audio.shape[0]
     windows = frame_windows(audio, model.window_samples, model.hop_samples)  # [n, T, window]

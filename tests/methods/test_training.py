@@ -1,13 +1,19 @@
 import csv
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 import mucon
+from mucon.checkpoint import AtomicCheckpointIO
+from mucon.cli import main
 from mucon.config import load_config
 from mucon.training import pretrain
 
@@ -18,6 +24,76 @@ FAST = ["data.batch_size=4", "data.num_workers=0", "trainer.progress_bar=false",
 
 def cpu_config(tmp_path, store, *extra):
     return load_config(CONFIGS / "clmr-cpu.yaml", [f"data.store={store}", f"run_dir={tmp_path / 'run'}", *FAST, *extra])
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    with open(run_dir / "logs" / "metrics.csv") as handle:
+        return [int(row["step"]) for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def two_step_run(tmp_path_factory, tone_store):
+    """A finished 2-step run with a checkpoint and a log row at every step; copy it before changing it."""
+    config = cpu_config(tmp_path_factory.mktemp("two-steps"), tone_store, "trainer.max_steps=2",
+                        "trainer.checkpoint_every_n_steps=1")
+    pretrain(config)
+    return Path(config.run_dir)
+
+
+def copy_of(run_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+def test_every_checkpoint_save_goes_through_the_atomic_writer(tmp_path, tone_store, monkeypatch):
+    saved = []
+    save = AtomicCheckpointIO.save_checkpoint
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint",
+                        lambda self, checkpoint, path, storage_options=None: (saved.append(Path(path).name),
+                                                                              save(self, checkpoint, path)))
+    pretrain(cpu_config(tmp_path, tone_store, "trainer.max_steps=2", "trainer.checkpoint_every_n_steps=1"))
+    assert saved == ["last.ckpt"] * 3  # the callback's at steps 1 and 2, then trainer.save_checkpoint's
+
+
+def test_a_resumed_run_keeps_the_log_before_its_checkpoint_and_logs_the_redone_steps_once(tmp_path, two_step_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = copy_of(two_step_run, tmp_path)
+    # as if killed after logging steps 2 and 3 but before checkpointing them: those two are redone
+    with open(run_dir / "logs" / "metrics.csv", "a", newline="") as handle:
+        csv.writer(handle).writerows([[0, 2, 99.0], [0, 3, 99.0]])  # epoch, step, train/loss
+    (original,) = (run_dir / "logs").glob("events.out.tfevents.*")
+    with SummaryWriter(tmp_path / "killed") as writer:
+        for step in (2, 3):
+            writer.add_scalar("train/loss", 99.0, step)
+    # TensorBoard reads event files in name order, and names start with the second they were opened
+    (fake,) = (tmp_path / "killed").iterdir()
+    fake.rename(original.with_name(original.name + "~"))
+    while time.time() < int(original.name.split(".")[3]) + 1:
+        time.sleep(0.05)
+    pretrain(cpu_config(tmp_path, load_config(run_dir / "config.yaml").data.store, "trainer.max_steps=4"), resume=True)
+
+    with open(run_dir / "logs" / "metrics.csv") as handle:
+        rows = [(int(row["step"]), float(row["train/loss"])) for row in csv.DictReader(handle)]
+    assert [step for step, _ in rows] == [0, 1, 2, 3] and 99.0 not in [loss for _, loss in rows]
+    events = EventAccumulator(str(run_dir / "logs"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("train/loss")] == [0, 1, 2, 3]
+    assert 99.0 not in [event.value for event in events.Scalars("train/loss")]
+
+
+def test_a_resume_that_changes_the_model_is_refused_in_one_line_and_leaves_the_run_resumable(
+    tmp_path, two_step_run, capsys
+):
+    run_dir = copy_of(two_step_run, tmp_path)
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    resume = ["pretrain", "--config", str(run_dir / "config.yaml"), "--run-dir", str(run_dir), "--resume"]
+    assert main([*resume, "encoder.params.dim=64", "trainer.max_steps=3"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mucon pretrain: --resume: encoder.params.dim=64 ") and error.count("\n") == 1
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+    assert main([*resume, "trainer.max_steps=3"]) == 0
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
 
 
 def test_checkpoint_carries_config_version_and_label_vocabulary(tmp_path, tone_store):
@@ -58,12 +134,17 @@ def test_store_at_another_sample_rate_is_a_clear_error(tmp_path, tone_store):
         pretrain(config)
 
 
-def test_killed_run_resumes_from_its_checkpoint_and_continues_the_step_count(tmp_path, tone_store):
+def test_killed_run_resumes_from_its_checkpoint_and_continues_the_step_count_and_the_log(tmp_path, tone_store):
+    """Killed while it saves a checkpoint every step, with $TMPDIR on another filesystem (tmpfs)."""
     run_dir = tmp_path / "run"
+    shm = Path("/dev/shm")
+    tmpdir = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else tmp_path))
     command = [sys.executable, "-m", "mucon.cli", "pretrain", "--config", str(CONFIGS / "clmr-cpu.yaml"),
                "--store", str(tone_store), "--run-dir", str(run_dir), *FAST,
-               "trainer.checkpoint_every_n_steps=2"]
-    proc = subprocess.Popen([*command, "trainer.max_steps=10000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               "trainer.checkpoint_every_n_steps=1"]
+    environment = {**os.environ, "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen([*command, "trainer.max_steps=10000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=environment)
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline and proc.poll() is None:
@@ -73,14 +154,17 @@ def test_killed_run_resumes_from_its_checkpoint_and_continues_the_step_count(tmp
     proc.wait()
     assert last.exists(), proc.stderr.read().decode()
     reached = torch.load(last, weights_only=True)["global_step"]
-    assert 2 <= reached < 10000
+    assert 1 <= reached < 10000
+    assert list(tmpdir.iterdir()) == []
+    tmpdir.rmdir()
 
     finished = subprocess.run([*command, "--resume", f"trainer.max_steps={reached + 3}"], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert torch.load(last, weights_only=True)["global_step"] == reached + 3
-    with open(run_dir / "logs" / "metrics.csv") as handle:
-        logged_steps = [int(row["step"]) for row in csv.DictReader(handle)]
-    assert max(logged_steps) == reached + 2  # steps count from 0
+    assert [path.name for path in last.parent.iterdir()] == ["last.ckpt"]  # a killed save's file is gone
+    logged = logged_steps(run_dir)
+    # every step once; the row of the checkpoint's last step may be lost, if the kill fell between them
+    assert logged == sorted(set(logged)) and set(logged) >= set(range(reached + 3)) - {reached - 1}
 
 
 def test_the_same_command_trains_on_two_cpu_processes_with_ddp(tmp_path, tone_store):
@@ -111,3 +195,30 @@ def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_st
     resumed_state = torch.load(resumed, weights_only=True)["state_dict"]
     for name, value in straight_state.items():
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
+    with open(tmp_path / "b" / "logs" / "metrics.csv") as handle:
+        assert [int(row["step"]) for row in csv.DictReader(handle)] == list(range(10))
+
+
+def _other_labels(checkpoint):
+    checkpoint["mucon"]["label_vocabulary"] = ["jazz", "rock"]
+
+
+def _other_weights(checkpoint):  # as a checkpoint of another mucon version would have
+    checkpoint["state_dict"]["projector.layers.0.weight"] = torch.zeros(3, 3)
+
+
+@pytest.mark.parametrize("change, message", [(_other_labels, "the store's labels"),
+                                             (_other_weights, "projector.layers.0.weight")])
+def test_a_checkpoint_that_does_not_fit_the_store_or_the_model_is_refused_before_the_run_changes(
+    tmp_path, two_step_run, capsys, change, message
+):
+    run_dir = copy_of(two_step_run, tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, last)
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert main(["pretrain", "--config", str(run_dir / "config.yaml"), "--run-dir", str(run_dir), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before

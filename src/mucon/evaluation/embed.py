@@ -171,6 +171,9 @@ class _GrowingNpy:
         self.file.close()
 
 
+FOLDER_OUTPUTS = ("embeddings.npy", "index.csv", "failed.csv", "embeddings.json")  # what embed_folder writes
+
+
 @dataclasses.dataclass
 class FolderEmbeddings:
     """What ``embed_folder`` wrote: row i of ``embeddings`` is the file on row i of ``index``."""
@@ -192,6 +195,7 @@ def embed_folder(
     device: str | torch.device = "cpu",
     flush_every: int = 256,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> FolderEmbeddings:
     """The clip embedding of every audio file under ``audio_dir`` (recursive), streamed to ``out_dir``.
 
@@ -200,10 +204,15 @@ def embed_folder(
     detail) and ``embeddings.json`` (model, sample rate, window, hop). Each file's embedding is the
     mean over windows of ``encoder.input_samples`` every ``hop_seconds`` (default: half a window).
     Files are written as they go, so memory does not grow with the folder; a file that cannot be
-    decoded is listed in failed.csv and skipped.
+    decoded is listed in failed.csv and skipped. Earlier results in ``out_dir`` are replaced only
+    with ``overwrite``: a mistyped folder must not cost a finished export.
     """
-    encoder = resolve_encoder(model, device)
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    earlier = [name for name in FOLDER_OUTPUTS if (out_dir / name).exists()]
+    if earlier and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds embeddings ({', '.join(earlier)}); "
+                              "pass --overwrite (overwrite=True) to replace them, or choose another folder")
+    encoder = resolve_encoder(model, device)
     if not audio_dir.is_dir():
         raise NotADirectoryError(f"{audio_dir}: not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
