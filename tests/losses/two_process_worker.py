@@ -29,15 +29,21 @@ def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_r
     loss_fn = ContrastiveLoss(0.2)
     z = net(inputs[rank])
     loss = loss_fn(z, nt_xent_ids(clips_per_rank, n_views), labels[rank])
+    torch.save(averaged(loss, list(net.parameters())), out_file)
+    dist.destroy_process_group()
+
+
+def averaged(loss: torch.Tensor, parameters: list[torch.Tensor]) -> dict:
+    """Backward, then what DDP does: the loss and gradients averaged over ranks."""
+    world_size = dist.get_world_size()
     loss.backward()
-    for parameter in net.parameters():  # what DDP does: average gradients over ranks
+    for parameter in parameters:
         dist.all_reduce(parameter.grad)
         parameter.grad /= world_size
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
     mean_loss /= world_size
-    torch.save({"loss": mean_loss, "grads": [p.grad for p in net.parameters()]}, out_file)
-    dist.destroy_process_group()
+    return {"loss": mean_loss, "grads": [p.grad for p in parameters]}
 
 
 if __name__ == "__main__":
