@@ -2,8 +2,10 @@
 
 from mucon.methods.base import Method
 from mucon.methods.clmr import CLMR
+from mucon.methods.cola import COLA
+from mucon.methods.mscol import MSCOL
 
-METHODS: dict[str, type[Method]] = {"clmr": CLMR}
+METHODS: dict[str, type[Method]] = {"clmr": CLMR, "cola": COLA, "mscol": MSCOL}
 
 
 def method_class(name: str) -> type[Method]:
@@ -13,4 +15,4 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None
 
 
-__all__ = ["CLMR", "METHODS", "Method", "method_class"]
+__all__ = ["CLMR", "COLA", "METHODS", "MSCOL", "Method", "method_class"]
