@@ -41,3 +41,18 @@ def tone_store(tmp_path_factory) -> Path:
     audio_dir = write_tone_folder(root / "audio", 12, 16000, 3.0)
     prepare_store(audio_dir, root / "store", 16000, progress=False, num_workers=1)
     return root / "store"
+
+
+def losses_on_a_fixed_batch(method, batch: dict, lr: float, steps: int = 12) -> list[float]:
+    """Adam steps of a method on one batch and the loss before each; a method that can learn lowers it."""
+    import torch
+
+    optimizer = torch.optim.Adam(method.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss, _ = method.compute_loss(batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses

@@ -7,7 +7,7 @@ from mucon.losses import BilinearLoss
 from mucon.methods import COLA, method_class
 from mucon.training import pretrain
 
-from conftest import CONFIGS
+from conftest import CONFIGS, losses_on_a_fixed_batch
 
 
 def tiny_cola(*overrides):
@@ -63,15 +63,8 @@ def test_w_is_learned_with_the_network():
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     method = tiny_cola()
-    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
     batch = {"audio": tones(torch.tensor([110.0, 185.0, 262.0, 392.0, 523.0, 740.0, 880.0, 1245.0]))}
-    losses = []
-    for _ in range(12):
-        optimizer.zero_grad()
-        loss, _ = method.compute_loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_on_a_fixed_batch(method, batch, lr=1e-3)
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 
 
