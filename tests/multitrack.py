@@ -104,3 +104,11 @@ def write_slakh_track(root: Path, split: str, number: int, seconds: float = 1.5,
     mix = np.sum([pcm.astype(np.int32) for pcm in rendered.values()], axis=0).astype(np.int16)
     write_pcm(track / "mix.flac", mix, SLAKH_RATE)
     return rendered
+
+
+def write_musdb_folder(root: Path, tracks: int, seconds: float) -> Path:
+    """``tracks`` MUSDB18-HQ training tracks "Track 0", ...; every odd one has its vocals silent in the first half."""
+    for i in range(tracks):
+        write_musdb_track(root, "train", f"Track {i}", seconds=seconds, seed=10 * i,
+                          silent_first_half="vocals" if i % 2 else None)
+    return root

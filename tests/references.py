@@ -91,3 +91,26 @@ def reference_cross_correlation(anchors, positives, negatives, off_diagonal_weig
             loss += (1 - c) ** 2 if d == e else off_diagonal_weight * c**2
         loss += negative_weight * correlation(a, n, d, d) ** 2
     return loss
+def _bilinear(a, w, p):
+    """a^T W p for plain lists."""
+    return sum(a[i] * w[i][j] * p[j] for i in range(len(a)) for j in range(len(p)))
+
+
+def reference_absence_aware(anchors, positives, present, weight):
+    """MSCOL's loss written out from METHODS.md, in float64: columns are the present positives, then one
+    null column (the mean of the absent positives) when any pair is absent; present anchors target their
+    own positive, absent ones the null column. With every pair present this is COLA's bilinear loss."""
+    anchors, positives, weight = anchors.double().tolist(), positives.double().tolist(), weight.double().tolist()
+    present = [bool(flag) for flag in present]
+    columns = [positives[k] for k in range(len(positives)) if present[k]]
+    absent = [positives[k] for k in range(len(positives)) if not present[k]]
+    if absent:
+        columns.append([sum(values) / len(absent) for values in zip(*absent)])
+    total = 0.0
+    for k, anchor in enumerate(anchors):
+        scores = [_bilinear(anchor, weight, column) for column in columns]
+        target = sum(present[:k]) if present[k] else len(columns) - 1
+        top = max(scores)
+        log_denominator = top + math.log(sum(math.exp(s - top) for s in scores))
+        total -= scores[target] - log_denominator
+    return total / len(anchors)

@@ -24,9 +24,14 @@ def cache_dir() -> Path:
 
 
 def demo_presets() -> list[str]:
-    """The CPU preset of every registered method, in registration order."""
-    shipped = set(preset_names())
-    return [f"{name}-cpu" for name in METHODS if f"{name}-cpu" in shipped]
+    """Every shipped CPU preset (``*-cpu``) of a registered method: by method in registration order, each
+    method's ``<name>-cpu`` first, then its variants (e.g. a source-targeted ``mscol-drums-cpu``) by name."""
+    by_method: dict[str, list[str]] = {}
+    for preset in preset_names():
+        if preset.endswith("-cpu"):
+            by_method.setdefault(load_config(preset).method_name, []).append(preset)
+    return [preset for name in METHODS
+            for preset in sorted(by_method.get(name, []), key=lambda preset: (preset != f"{name}-cpu", preset))]
 
 
 @dataclass

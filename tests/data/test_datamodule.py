@@ -225,12 +225,9 @@ def test_a_request_for_sources_from_a_mixture_only_store_says_how_to_make_one(la
 @pytest.fixture(scope="module")
 def musdb_store(tmp_path_factory):
     """Six MUSDB18-HQ tracks of 2 s: vocals silent in the first half of three, absent from one."""
-    from multitrack import write_musdb_track
+    from multitrack import write_musdb_folder
 
-    root = tmp_path_factory.mktemp("musdb") / "musdb18hq"
-    for i in range(6):
-        write_musdb_track(root, "train", f"Track {i}", seconds=2.0, seed=10 * i,
-                          silent_first_half="vocals" if i % 2 else None)
+    root = write_musdb_folder(tmp_path_factory.mktemp("musdb") / "musdb18hq", tracks=6, seconds=2.0)
     vocals = root / "train" / "Track 0" / "vocals.wav"
     data, rate = sf.read(vocals, dtype="int16")
     sf.write(vocals, np.zeros_like(data), rate, subtype="PCM_16")  # a track without vocals

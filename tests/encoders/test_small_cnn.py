@@ -41,3 +41,15 @@ def test_small_cnn_accepts_a_custom_frontend_and_sizes():
 def test_small_cnn_rejects_more_pooling_than_mel_bands():
     with pytest.raises(ValueError, match="n_mels"):
         SmallCNN(n_mels=8)
+
+
+def test_small_cnn_takes_colas_frontend_by_name_from_a_config():
+    from mucon.audio.frontend import cola_frontend
+
+    encoder = SmallCNN(frontend="cola", input_samples=16000).eval()
+    waveform = torch.randn(2, 16000)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.frontend(waveform), cola_frontend(16000)(waveform))
+        assert encoder(waveform).shape == (2, 98 // 16, 128)
+    with pytest.raises(ValueError, match="unknown frontend 'mfcc'"):
+        SmallCNN(frontend="mfcc")

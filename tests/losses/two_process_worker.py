@@ -36,15 +36,16 @@ def triple_loss(objective: str, embeddings_per_rank: list[torch.Tensor]) -> torc
     return TRIPLE_OBJECTIVES[objective]()(anchors, positives, negatives)
 
 
-def loss_and_gradients(loss: torch.Tensor, net: torch.nn.Module, world_size: int) -> dict:
-    """The rank-averaged loss and the gradients after what DDP does: an average over ranks."""
+def averaged(loss: torch.Tensor, parameters: list[torch.Tensor]) -> dict:
+    """Backward, then what DDP does: the loss and gradients averaged over ranks."""
+    world_size = dist.get_world_size()
     loss.backward()
-    for parameter in net.parameters():
+    for parameter in parameters:
         dist.all_reduce(parameter.grad)
         parameter.grad /= world_size
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
-    return {"loss": mean_loss / world_size, "grads": [p.grad for p in net.parameters()]}
+    return {"loss": mean_loss / world_size, "grads": [p.grad for p in parameters]}
 
 
 def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_rank: int, n_views: int,
@@ -56,12 +57,12 @@ def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_r
         net = model()
         loss_fn = ContrastiveLoss(0.2, min_shared_labels=int(min_shared_labels), weighted=weighting == "weighted")
         loss = loss_fn(net(inputs[rank]), nt_xent_ids(clips_per_rank, n_views), labels[rank])
-        result = loss_and_gradients(loss, net, world_size)
+        result = averaged(loss, list(net.parameters()))
     else:
         result = {}
         for name in TRIPLE_OBJECTIVES:
             net = model()
-            result[name] = loss_and_gradients(triple_loss(name, [net(inputs[rank])]), net, world_size)
+            result[name] = averaged(triple_loss(name, [net(inputs[rank])]), list(net.parameters()))
     torch.save(result, out_file)
     dist.destroy_process_group()
 

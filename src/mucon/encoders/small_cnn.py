@@ -22,6 +22,18 @@ def small_cnn_frontend(sample_rate: int = 16000, n_mels: int = 64) -> nn.Module:
     )
 
 
+def named_frontend(name: str, sample_rate: int, n_mels: int) -> nn.Module:
+    """A frontend a config can name: ``small_cnn`` (the default above) or ``cola`` (COLA/MSCOL's
+    64-band natural-log mel of the L2-normalised waveform), so CPU presets of a method keep its features."""
+    from mucon.audio.frontend import cola_frontend
+
+    if name == "small_cnn":
+        return small_cnn_frontend(sample_rate, n_mels)
+    if name == "cola":
+        return cola_frontend(sample_rate)
+    raise ValueError(f"unknown frontend {name!r}; choose 'small_cnn' or 'cola'")
+
+
 class SmallCNN(SpectrogramEncoder):
     """BatchNorm2d(1) on the spectrogram, blocks of 3x3 conv + BN + ReLU + 2x2 max-pool, then a
     per-frame linear map from (channels x remaining bands) to ``dim``.
@@ -40,13 +52,13 @@ class SmallCNN(SpectrogramEncoder):
         n_mels: int = 64,
         channels: tuple[int, ...] = (32, 64, 128, 128),
         dim: int = 128,
-        frontend: nn.Module | None = None,
+        frontend: nn.Module | str = "small_cnn",
     ):
         super().__init__()
         reduction = 2 ** len(channels)
         if n_mels < reduction:
             raise ValueError(f"n_mels={n_mels} is fewer than the {reduction}x frequency pooling")
-        self.frontend = small_cnn_frontend(sample_rate, n_mels) if frontend is None else frontend
+        self.frontend = named_frontend(frontend, sample_rate, n_mels) if isinstance(frontend, str) else frontend
         check_frontend(self.frontend, sample_rate, n_mels)
         self.sample_rate = sample_rate
         self.input_samples = input_samples

@@ -2,10 +2,13 @@
 
 from mucon.methods.base import Method
 from mucon.methods.clmr import CLMR
+from mucon.methods.cola import COLA
+from mucon.methods.mscol import MSCOL
 from mucon.methods.pemr import PEMR
 from mucon.methods.semisupcon import SemiSupCon
 
-METHODS: dict[str, type[Method]] = {"clmr": CLMR, "pemr": PEMR, "semisupcon": SemiSupCon}
+# Registration order is the demo's order: the baselines first, then the methods built on them.
+METHODS: dict[str, type[Method]] = {"clmr": CLMR, "cola": COLA, "mscol": MSCOL, "pemr": PEMR, "semisupcon": SemiSupCon}
 
 
 def method_class(name: str) -> type[Method]:
@@ -15,4 +18,4 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None
 
 
-__all__ = ["CLMR", "METHODS", "Method", "PEMR", "SemiSupCon", "method_class"]
+__all__ = ["CLMR", "COLA", "METHODS", "MSCOL", "Method", "PEMR", "SemiSupCon", "method_class"]

@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+import mucon
+from mucon.config import load_config
+from mucon.losses import BilinearLoss
+from mucon.methods import COLA, method_class
+from mucon.training import pretrain
+
+from conftest import CONFIGS, losses_on_a_fixed_batch
+
+
+def tiny_cola(*overrides):
+    return COLA(load_config(CONFIGS / "cola-cpu.yaml", ["method.crop_samples=4000", "method.segment_samples=8000",
+                                                         *overrides]))
+
+
+def tones(pitches, samples=4000, rate=16000, views=2):
+    """int16 [B, views, samples]: one sine per clip, its views starting at different phases."""
+    t = torch.arange(samples) / rate
+    audio = torch.stack([torch.sin(2 * torch.pi * pitches[:, None] * (t + 0.01 * view)) for view in range(views)], 1)
+    return (audio * 0.5 * 32767).to(torch.int16)
+
+
+def test_presets_name_their_method_class():
+    assert method_class(load_config(CONFIGS / "cola.yaml").method_name) is COLA
+    assert method_class(load_config(CONFIGS / "cola-cpu.yaml").method_name) is COLA
+
+
+def test_paper_preset_keeps_the_paper_numbers():
+    config = load_config(CONFIGS / "cola.yaml")
+    method = COLA(config)
+    request = method.data_request
+    assert config.data.sample_rate == 16000 and config.data.batch_size == 128
+    assert (request.views, request.layout, request.crop_samples, request.segment_samples) == (2, "independent", 16000, 64000)
+    assert method.encoder.frontend.n_frames(request.crop_samples) == 98
+    assert (config.optimizer.lr, config.optimizer.halve_lr_at_fraction) == (1e-3, 0.5)
+    assert config.encoder.name == "efficientnet_b0" and method.encoder.dim == 1280 and method.encoder.pooling == "max"
+    assert method.projector(torch.zeros(2, 1280)).shape == (2, 512)
+    assert isinstance(method.loss, BilinearLoss) and method.loss.weight.shape == (512, 512)
+
+
+def test_the_first_crop_is_the_anchor_and_the_second_its_positive(monkeypatch):
+    method = tiny_cola()
+    seen = {}
+    def project(views):
+        seen["views"] = views
+        return torch.randn(len(views), 512)
+
+    monkeypatch.setattr(method, "project", project)
+    monkeypatch.setattr(method.loss, "forward", lambda a, p: seen.update(anchors=a, positives=p) or a.sum())
+    audio = tones(torch.tensor([220.0, 330.0, 440.0]))
+    method.compute_loss({"audio": audio})
+    torch.testing.assert_close(seen["views"], torch.cat([audio[:, 0], audio[:, 1]]).float() / 32768)
+    assert seen["anchors"].shape == seen["positives"].shape == (3, 512)
+
+
+def test_w_is_learned_with_the_network():
+    method = tiny_cola()
+    assert any(parameter is method.loss.weight for parameter in method.parameters())
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    method = tiny_cola()
+    batch = {"audio": tones(torch.tensor([110.0, 185.0, 262.0, 392.0, 523.0, 740.0, 880.0, 1245.0]))}
+    losses = losses_on_a_fixed_batch(method, batch, lr=1e-3)
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+
+
+def test_cpu_preset_trains_from_a_store_and_loads_back(tmp_path, tone_store):
+    config = load_config("cola-cpu", [f"data.store={tone_store}", f"run_dir={tmp_path / 'run'}", "data.batch_size=4",
+                                      "data.num_workers=0", "trainer.max_steps=2", "trainer.progress_bar=false"])
+    model = mucon.load(pretrain(config))
+    assert isinstance(model, COLA) and not model.training
+    with torch.no_grad():
+        embedding = model.encoder.embed(torch.randn(2, 16000))
+    assert embedding.shape == (2, model.encoder.dim) and torch.isfinite(embedding).all()
