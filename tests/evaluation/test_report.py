@@ -87,8 +87,26 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
     assert "| task | metric | " + " | ".join(expected_rows) + " |" in markdown
     for row in expected_rows:
         assert f"| {row} |" in markdown  # the per-task tables keep a row per model
-    printed = capsys.readouterr().out
-    assert all(row in printed for row in expected_rows)
+    printed = capsys.readouterr()
+    assert all(word in printed.out for row in expected_rows for word in row.split())  # long names wrap
+    assert "broken.wav" in printed.err and "broken.wav" in stored["warnings"][0]
+    assert stored["tasks"]["register"]["tracks"] == {"train": 12, "valid": 4, "test": 4}  # broken.wav not scored
+
+    for model, per_task in stored["scores"].items():  # every figure has an interval, except counts
+        for task, per_head in per_task.items():
+            for head, metrics in per_head.items():
+                bounds = stored["intervals"][model][task][head]
+                assert bounds.keys() == metrics.keys() - {"queries"}
+                assert all(low <= high for low, high in bounds.values())
+    assert stored["settings"]["bootstrap"] == {"resamples": 1000, "confidence": 0.95, "paired": True}
+    against = stored["comparisons"]["clmr"]["register"]["linear"]["accuracy"]
+    assert {role: other["model"] for role, other in against.items()} == {
+        "random-init": "small_cnn random-init", "baseline": "mfcc-chroma"}
+    assert stored["comparisons"]["scratch"]["octaves"]["cosine"]["map"].keys() == {"baseline"}  # no twin
+    assert stored["comparisons"].keys() == {"clmr", "scratch"}
+    bands = stored["robustness_intervals"]["clmr"]["register"]
+    assert {name: curve.keys() for name, curve in bands.items()} == {
+        name: curve.keys() for name, curve in stored["robustness"]["clmr"]["register"].items()}
 
     figures = {path.split("/")[-1] for path in stored["figures"]}
     assert figures == {"map-register.png", "map-octaves.png", "confusion-register.png", "robustness-register.png",
