@@ -42,6 +42,7 @@ def main() -> None:
                         help="demo: the conditions `mucon demo` runs; given: --corruptions/--severities")
     parser.add_argument("--corruptions", nargs="+")
     parser.add_argument("--severities", type=float, nargs="+")
+    parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: evaluate's)")
     parser.add_argument("--out", type=Path, help="report folder (default: a temporary one)")
     args = parser.parse_args()
 
@@ -60,17 +61,18 @@ def main() -> None:
 
         corruptions, severities = list(DEMO_CORRUPTIONS), list(DEMO_SEVERITIES)
     models = {Path(path).resolve().parents[1].name: path for path in args.checkpoint}
+    options = {"batch_size": args.batch_size} if args.batch_size else {}
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch) / "report"
         start = time.perf_counter()
         results = run.evaluate(models, [args.corpus], out, robustness=args.robustness != "none",
                                corruptions=corruptions, severities=severities,
-                               cache_dir=Path(scratch) / "cache", verbose=False)
+                               cache_dir=Path(scratch) / "cache", verbose=False, **options)
         total = time.perf_counter() - start
     scores = json.dumps({"scores": results["scores"], "robustness": results["robustness"]}, sort_keys=True,
                         default=str)
     print(f"mucon {mucon.__version__} from {Path(mucon.__file__).parent}")
-    print(f"robustness: {args.robustness} corruptions={corruptions} severities={severities}")
+    print(f"robustness: {args.robustness} corruptions={corruptions} severities={severities} {options}")
     print(f"evaluate: {total:.1f} s in all")
     for label, seconds in SECONDS.items():
         print(f"  {label}: {seconds:.1f} s")
