@@ -6,7 +6,8 @@ versions of the code can be checked to give the same results.
     python benchmarks/bench_evaluate.py CORPUS_DIR --checkpoint CKPT --robustness demo   # the demo's conditions
     python benchmarks/bench_evaluate.py CORPUS_DIR --checkpoint CKPT --severities 1 2    # every corruption
 
-It only wraps functions by name (``load_audio``, ``Encoder.embed``, ``fit_probe``), so it runs
+It only wraps functions by name (``load_audio``, ``Encoder.embed``, ``fit_probe``, ``Condition.apply``,
+``_draw_figures``), so it runs
 against an older checkout too: put that checkout's ``src`` first on PYTHONPATH.
 """
 
@@ -50,10 +51,13 @@ def main() -> None:
     import mucon.evaluation.embed as embed
     import mucon.evaluation.run as run
     from mucon.encoders import Encoder
+    from mucon.evaluation.robustness import Condition
 
     embed.load_audio = timed("decode", embed.load_audio)
     Encoder.embed = timed("encoder forward", Encoder.embed)
     run.fit_probe = timed("probe training", run.fit_probe)
+    Condition.apply = timed("corrupt", Condition.apply)
+    run._draw_figures = timed("figures", run._draw_figures)
 
     corruptions, severities = args.corruptions, args.severities
     if args.robustness == "demo":
