@@ -11,7 +11,7 @@ import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate
-from mucon.evaluation.report import summary_table, summary_text
+from mucon.evaluation.report import summary_table, summary_text, text_table
 from mucon.evaluation.tasks import Task
 from mucon.methods import method_class
 
@@ -226,3 +226,14 @@ def test_robustness_plots_draw_each_models_interval_as_a_band(tmp_path, monkeypa
     path = plots.robustness_curves("genre", "accuracy", curves, tmp_path / "robustness.png", bands=bands)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert drawn == [([0.0, 1.0, 2.0], [0.75, 0.6, 0.4], [0.85, 0.8, 0.6]), ([0.0, 2.0], [0.5, 0.45], [0.7, 0.65])]
+
+
+def test_a_table_wider_than_the_terminal_is_printed_in_blocks_of_models():
+    header = ["task", "metric", "model a", "model b", "model c"]
+    rows = [["genre", "accuracy", "0.61 ±0.04 ▲△", "0.50 ±0.04", "0.40 ±0.04"]]
+    whole = text_table(header, rows)
+    assert len(whole.splitlines()) == 3 and "0.40 ±0.04" in whole.splitlines()[2]
+    blocks = text_table(header, rows, max_width=45).split("\n\n")
+    assert [block.splitlines()[0].split()[2:] for block in blocks] == [["model", "a", "model", "b"], ["model", "c"]]
+    assert all(block.splitlines()[-1].startswith("genre  accuracy") for block in blocks)
+    assert all(len(line) <= 45 for block in blocks for line in block.splitlines())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 # Retrieval figures shown in the summary; the cosine statistics stay in the per-task tables.
@@ -112,20 +113,41 @@ def _wrap(cell: str, width: int) -> list[str]:
     return lines or [""]
 
 
-def text_table(header: list[str], rows: list[list[str]]) -> str:
-    """Columns as wide as their cells; a header wider than its column (a long model name) wraps."""
+def text_table(header: list[str], rows: list[list[str]], max_width: int | None = None, key_columns: int = 2) -> str:
+    """Columns as wide as their cells; a header wider than its column (a long model name) wraps.
+
+    A table wider than ``max_width`` is printed in blocks of columns, one under the other, each
+    repeating the first ``key_columns`` (task, metric) so that every block reads on its own.
+    """
     widths = [max([len(cell) for cell in column] or [1]) for column in zip(*rows)] if rows else [len(c) for c in header]
     wrapped = [_wrap(cell, width) for cell, width in zip(header, widths)]
     widths = [max(width, *(len(line) for line in lines)) for width, lines in zip(widths, wrapped)]
-    header_lines = [[lines[i] if i < len(lines) else "" for lines in wrapped] for i in range(max(map(len, wrapped)))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-             for line in [*header_lines, ["-" * width for width in widths], *rows]]
-    return "\n".join(lines)
+    blocks, block = [], []
+    for column in range(key_columns, len(header)):
+        used = sum(widths[c] + 2 for c in [*range(key_columns), *block, column])
+        if block and max_width is not None and used > max_width:
+            blocks.append(block)
+            block = []
+        block.append(column)
+    blocks.append(block)
+    texts = []
+    for block in blocks:
+        chosen = [*range(key_columns), *block]
+        header_lines = [[wrapped[c][i] if i < len(wrapped[c]) else "" for c in chosen]
+                        for i in range(max(len(wrapped[c]) for c in chosen))]
+        lines = [[line[c] for c in chosen] for line in rows]
+        texts.append("\n".join(
+            "  ".join(cell.ljust(widths[c]) for cell, c in zip(line, chosen)).rstrip()
+            for line in [*header_lines, ["-" * widths[c] for c in chosen], *lines]
+        ))
+    return "\n\n".join(texts)
 
 
-def summary_text(results: dict) -> str:
-    """The summary table as printed at the end of an evaluation, with its legend and the warnings."""
-    lines = [text_table(*summary_table(results)), *legend(results)]
+def summary_text(results: dict, max_width: int | None = None) -> str:
+    """The summary table as printed at the end of an evaluation (in blocks of models if it would be
+    wider than ``max_width``, default the terminal's), with its legend and the warnings."""
+    max_width = max_width or shutil.get_terminal_size((120, 24)).columns
+    lines = [text_table(*summary_table(results), max_width=max_width), *legend(results)]
     return "\n".join(lines + [f"warning: {warning}" for warning in results.get("warnings", [])])
 
 
