@@ -21,7 +21,8 @@ RATE = 16000
 
 
 def tone_tasks(root):
-    """A register task (low/high tones) and a retrieval task (pairs of tones an octave apart), one folder."""
+    """A register task (low/high tones; one test file is not audio, one is missing) and a retrieval task
+    (pairs of tones an octave apart), one folder."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)
     t = np.arange(RATE // 2) / RATE
@@ -34,7 +35,8 @@ def tone_tasks(root):
         registers.append("high" if i % 2 else "low")
         pairs.append(f"g{i // 4}{i % 2}")
     (root / "broken.wav").write_bytes(b"not audio")
-    register = Task("register", "multiclass", root, (*paths, "broken.wav"), (*splits, "test"), (*registers, "low"))
+    register = Task("register", "multiclass", root, (*paths, "broken.wav", "missing.wav"), (*splits, "test", "test"),
+                    (*registers, "low", "low"))
     octave_pairs = Task("octaves", "retrieval", root, tuple(paths), tuple(splits), tuple(pairs), retrieval_split="all")
     return [register, octave_pairs]
 
@@ -75,7 +77,7 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
     stored = json.loads((out / "results.json").read_text())
     assert stored["scores"]["clmr"]["register"]["linear"].keys() == {"accuracy", "macro_f1"}
     assert stored["scores"]["mfcc-chroma"]["octaves"]["cosine"]["queries"] == 20
-    assert stored["tasks"]["register"]["failed"] == {"broken.wav": "not audio"}
+    assert stored["tasks"]["register"]["failed"] == {"broken.wav": "not audio", "missing.wav": "unreadable"}
     assert stored["robustness"]["clmr"]["register"].keys() == {"reverse", "bitcrush"}
     assert stored["robustness"]["scratch"]["register"]["bitcrush"].keys() == {"0", "2"}
     assert "small_cnn random-init" not in stored["robustness"]  # robustness is for the models given
@@ -90,8 +92,9 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
         assert f"| {row} |" in markdown  # the per-task tables keep a row per model
     printed = capsys.readouterr()
     assert all(word in printed.out for row in expected_rows for word in row.split())  # long names wrap
-    assert "broken.wav" in printed.err and "broken.wav" in stored["warnings"][0]
-    assert stored["tasks"]["register"]["tracks"] == {"train": 12, "valid": 4, "test": 4}  # broken.wav not scored
+    assert "broken.wav (not audio), missing.wav (unreadable)" in printed.err
+    assert "2 file(s) could not be decoded" in stored["warnings"][0]
+    assert stored["tasks"]["register"]["tracks"] == {"train": 12, "valid": 4, "test": 4}  # only what was scored
 
     for model, per_task in stored["scores"].items():  # every figure has an interval, except counts
         for task, per_head in per_task.items():
