@@ -96,7 +96,8 @@ def difference(
     """A model against another on the same resamples: the difference, its interval and ``better``
     (+1 better beyond the interval, i.e. the interval excludes 0; -1 worse beyond it; 0 neither),
     where better means lower for ``LOWER_IS_BETTER`` metrics."""
-    low, high = interval(np.asarray(distribution) - np.asarray(other_distribution))
+    with np.errstate(invalid="ignore"):  # inf - inf (an R2 over constant targets) is undefined, and left out
+        low, high = interval(np.asarray(distribution) - np.asarray(other_distribution))
     sign = -1 if metric in LOWER_IS_BETTER else 1
     above, below = low > 0, high < 0  # False for a NaN interval
     return {

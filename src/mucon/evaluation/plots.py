@@ -24,6 +24,8 @@ MAX_LEGEND_ENTRIES = 12
 
 def pca_2d(embeddings: np.ndarray) -> np.ndarray:
     """Coordinates on the first two principal components (after centring)."""
+    if len(embeddings) == 0:  # a task whose split scored nothing (a tiny corpus): an empty map
+        return np.zeros((0, 2))
     centred = np.asarray(embeddings, np.float64) - np.mean(embeddings, axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     coordinates = centred @ components[:2].T
