@@ -6,9 +6,14 @@ from mucon.evaluation.bootstrap import Resamples, difference, interval, resample
 from mucon.evaluation.tasks import score_predictions
 
 
+def resampled_items(resamples, resample):
+    """Item indices of one resample, written out: every drawn unit brings all its items."""
+    return np.concatenate([np.flatnonzero(resamples.unit_of_item == unit) for unit in resamples.drawn[resample]])
+
+
 def loop_reference(resamples, score):
     """The metric recomputed on the items of each resample, one resample at a time."""
-    return np.array([score(resamples.items(r)) for r in range(resamples.drawn.shape[0])])
+    return np.array([score(resampled_items(resamples, r)) for r in range(resamples.drawn.shape[0])])
 
 
 def probe_outputs(task_type, n, rng):

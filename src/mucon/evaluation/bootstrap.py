@@ -64,11 +64,6 @@ class Resamples:
     def n_units(self) -> int:
         return self.drawn.shape[1]
 
-    def items(self, resample: int) -> np.ndarray:
-        """Item indices of one resample: every drawn unit brings all its items."""
-        members = [np.flatnonzero(self.unit_of_item == unit) for unit in self.drawn[resample]]
-        return np.concatenate(members) if members else np.zeros(0, np.int64)
-
     @functools.cached_property
     def counts(self) -> np.ndarray:
         """``[R, n_items]`` float multiplicities: how often each item occurs in each resample."""
