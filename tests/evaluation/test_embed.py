@@ -9,7 +9,8 @@ from mucon import hear
 from mucon.audio.io import load_audio
 from mucon.encoders import build_encoder
 from mucon.evaluation import embed
-from mucon.evaluation.embed import cached_embed_files, embed_files, embed_folder, model_fingerprint
+from mucon.evaluation.embed import EmbeddingJob, cached_embed_jobs, embed_files, embed_folder, embed_jobs, model_fingerprint
+from mucon.evaluation.robustness import Condition
 
 RATE = 16000
 
@@ -57,6 +58,16 @@ def test_embed_folder_embeds_every_good_file_and_reports_the_bad_one(encoder, fo
     assert matrix.shape == (5, encoder.dim) and matrix.dtype == np.float32 and np.isfinite(matrix).all()
 
 
+def test_embed_with_a_batch_size_of_zero_fails_before_writing_anything(folder, tmp_path, capsys):
+    from mucon.cli import main
+
+    out = tmp_path / "out"
+    code = main(["embed", str(folder), "--checkpoint", str(tmp_path / "run.ckpt"), "--out", str(out),
+                 "--batch-size", "0", "--quiet"])
+    assert code == 2 and "batch size" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_embed_folder_rows_are_the_hear_scene_embeddings_of_the_files(encoder, folder, tmp_path):
     result = embed_folder(encoder, folder, tmp_path / "out", batch_size=3, progress=False)
     matrix = np.load(result.embeddings)
@@ -79,34 +90,69 @@ def test_the_embedding_file_is_a_valid_npy_while_it_grows(tmp_path):
 
 
 def test_windows_of_many_short_files_share_forward_passes(encoder, folder):
+    for copy in range(6):
+        sf.write(folder / f"short{copy}.wav", tone(1.0, 550), RATE)
     calls = []
     handle = encoder.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
     try:
-        result = embed_files(encoder, folder, ["d.wav"] * 6, batch_size=4, progress=False)
+        result = embed_files(encoder, folder, [f"short{copy}.wav" for copy in range(6)], batch_size=4, progress=False)
     finally:
         handle.remove()
     assert calls == [4, 2] and len(result.paths) == 6
     np.testing.assert_allclose(result.windows, np.repeat(result.windows[:1], 6, axis=0), atol=1e-5)
 
 
+def test_each_file_is_decoded_once_for_every_model_and_condition_at_its_rate(encoder, folder, monkeypatch):
+    other = build_encoder("small_cnn", sample_rate=RATE, input_samples=RATE // 2).eval()
+    at_22k = build_encoder("small_cnn", sample_rate=22050, input_samples=22050).eval()
+    decoded = []
+    monkeypatch.setattr(embed, "load_audio", lambda path, rate: decoded.append((path.name, rate)) or load_audio(path, rate))
+    paths, test_paths = ["a.wav", "b.flac", "broken.wav"], ["a.wav", "broken.wav"]
+    reverse, bitcrush = Condition("reverse", 1.0), Condition("bitcrush", 2.0)
+    jobs = [EmbeddingJob(encoder, paths), EmbeddingJob(other, paths), EmbeddingJob(at_22k, paths),
+            EmbeddingJob(encoder, test_paths, reverse), EmbeddingJob(encoder, test_paths, bitcrush),
+            EmbeddingJob(other, test_paths, reverse)]
+    together = embed_jobs(jobs, folder, batch_size=3, progress=False)
+    assert sorted(decoded) == sorted([(name.split("/")[-1], rate) for name in paths for rate in (RATE, 22050)])
+    assert [result.paths for result in together] == [["a.wav", "b.flac"]] * 3 + [["a.wav"]] * 3
+    assert all(result.failed == {"broken.wav": "not audio"} for result in together)
+    for job, result in zip(jobs, together):  # the same embeddings as one job at a time
+        alone = embed_jobs([job], folder, batch_size=5, progress=False)[0]
+        np.testing.assert_allclose(result.windows, alone.windows, atol=1e-5)
+        np.testing.assert_array_equal(result.offsets, alone.offsets)
+    reversed_alone = embed_files(encoder, folder, ["a.wav"], progress=False, corruption=reverse).windows
+    assert not np.allclose(reversed_alone, together[0].windows[: len(reversed_alone)], atol=1e-3)
+
+
 def test_file_embeddings_are_cached_and_recomputed_when_a_file_changes(encoder, folder, tmp_path, monkeypatch):
-    fingerprint = model_fingerprint(encoder)
     paths = ["a.wav", "broken.wav", "sub/c.wav"]
-    first = cached_embed_files(encoder, fingerprint, folder, paths, tmp_path / "cache", progress=False)
+    job = EmbeddingJob(encoder, paths, fingerprint=model_fingerprint(encoder))
+    [first] = cached_embed_jobs([job], folder, tmp_path / "cache", progress=False)
     assert first.paths == ["a.wav", "sub/c.wav"] and first.failed == {"broken.wav": "not audio"}
     assert first.means().shape == (2, encoder.dim)
 
     def no_embedding(*args, **kwargs):
         raise AssertionError("should have come from the cache")
 
-    monkeypatch.setattr(embed, "embed_files", no_embedding)
-    again = cached_embed_files(encoder, fingerprint, folder, paths, tmp_path / "cache", progress=False)
+    monkeypatch.setattr(embed, "embed_jobs", no_embedding)
+    [again] = cached_embed_jobs([job], folder, tmp_path / "cache", progress=False)
     np.testing.assert_array_equal(again.windows, first.windows)
     assert again.failed == first.failed
 
     sf.write(folder / "a.wav", tone(2.5, 220), RATE)  # size and mtime change: the key changes
     with pytest.raises(AssertionError, match="cache"):
-        cached_embed_files(encoder, fingerprint, folder, paths, tmp_path / "cache", progress=False)
+        cached_embed_jobs([job], folder, tmp_path / "cache", progress=False)
+
+
+def test_only_the_jobs_missing_from_the_cache_are_embedded(encoder, folder, tmp_path, monkeypatch):
+    first = EmbeddingJob(encoder, ["a.wav"], fingerprint=model_fingerprint(encoder))
+    cached_embed_jobs([first], folder, tmp_path / "cache", progress=False)
+    second = EmbeddingJob(encoder, ["a.wav"], Condition("reverse", 1.0), fingerprint=model_fingerprint(encoder))
+    asked = []
+    real = embed.embed_jobs
+    monkeypatch.setattr(embed, "embed_jobs", lambda jobs, *a, **k: asked.append(list(jobs)) or real(jobs, *a, **k))
+    cached_embed_jobs([first, second], folder, tmp_path / "cache", progress=False)
+    assert asked == [[second]]
 
 
 def test_fingerprint_changes_with_the_weights_not_with_the_object(encoder):

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate
-from mucon.evaluation.report import summary_table
+from mucon.evaluation.report import summary_table, summary_text, text_table
 from mucon.evaluation.tasks import Task
 from mucon.methods import method_class
 
@@ -20,7 +21,8 @@ RATE = 16000
 
 
 def tone_tasks(root):
-    """A register task (low/high tones) and a retrieval task (pairs of tones an octave apart), one folder."""
+    """A register task (low/high tones; one test file is not audio, one is missing) and a retrieval task
+    (pairs of tones an octave apart), one folder."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)
     t = np.arange(RATE // 2) / RATE
@@ -33,7 +35,8 @@ def tone_tasks(root):
         registers.append("high" if i % 2 else "low")
         pairs.append(f"g{i // 4}{i % 2}")
     (root / "broken.wav").write_bytes(b"not audio")
-    register = Task("register", "multiclass", root, (*paths, "broken.wav"), (*splits, "test"), (*registers, "low"))
+    register = Task("register", "multiclass", root, (*paths, "broken.wav", "missing.wav"), (*splits, "test", "test"),
+                    (*registers, "low", "low"))
     octave_pairs = Task("octaves", "retrieval", root, tuple(paths), tuple(splits), tuple(pairs), retrieval_split="all")
     return [register, octave_pairs]
 
@@ -74,7 +77,7 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
     stored = json.loads((out / "results.json").read_text())
     assert stored["scores"]["clmr"]["register"]["linear"].keys() == {"accuracy", "macro_f1"}
     assert stored["scores"]["mfcc-chroma"]["octaves"]["cosine"]["queries"] == 20
-    assert stored["tasks"]["register"]["failed"] == {"broken.wav": "not audio"}
+    assert stored["tasks"]["register"]["failed"] == {"broken.wav": "not audio", "missing.wav": "unreadable"}
     assert stored["robustness"]["clmr"]["register"].keys() == {"reverse", "bitcrush"}
     assert stored["robustness"]["scratch"]["register"]["bitcrush"].keys() == {"0", "2"}
     assert "small_cnn random-init" not in stored["robustness"]  # robustness is for the models given
@@ -87,8 +90,27 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
     assert "| task | metric | " + " | ".join(expected_rows) + " |" in markdown
     for row in expected_rows:
         assert f"| {row} |" in markdown  # the per-task tables keep a row per model
-    printed = capsys.readouterr().out
-    assert all(row in printed for row in expected_rows)
+    printed = capsys.readouterr()
+    assert all(word in printed.out for row in expected_rows for word in row.split())  # long names wrap
+    assert "broken.wav (not audio), missing.wav (unreadable)" in printed.err
+    assert "2 file(s) could not be decoded" in stored["warnings"][0]
+    assert stored["tasks"]["register"]["tracks"] == {"train": 12, "valid": 4, "test": 4}  # only what was scored
+
+    for model, per_task in stored["scores"].items():  # every figure has an interval, except counts
+        for task, per_head in per_task.items():
+            for head, metrics in per_head.items():
+                bounds = stored["intervals"][model][task][head]
+                assert bounds.keys() == metrics.keys() - {"queries"}
+                assert all(low <= high for low, high in bounds.values())
+    assert stored["settings"]["bootstrap"] == {"resamples": 1000, "confidence": 0.95, "paired": True}
+    against = stored["comparisons"]["clmr"]["register"]["linear"]["accuracy"]
+    assert {role: other["model"] for role, other in against.items()} == {
+        "random-init": "small_cnn random-init", "baseline": "mfcc-chroma"}
+    assert stored["comparisons"]["scratch"]["octaves"]["cosine"]["map"].keys() == {"baseline"}  # no twin
+    assert stored["comparisons"].keys() == {"clmr", "scratch"}
+    bands = stored["robustness_intervals"]["clmr"]["register"]
+    assert {name: curve.keys() for name, curve in bands.items()} == {
+        name: curve.keys() for name, curve in stored["robustness"]["clmr"]["register"].items()}
 
     figures = {path.split("/")[-1] for path in stored["figures"]}
     assert figures == {"map-register.png", "map-octaves.png", "confusion-register.png", "robustness-register.png",
@@ -109,3 +131,112 @@ def test_a_second_evaluation_reuses_the_cached_embeddings(tmp_path, monkeypatch)
     second = evaluate({"scratch": encoder}, tasks, tmp_path / "b", robustness=False, heads=("linear",),
                       baselines=False, cache_dir=tmp_path / "cache", verbose=False)
     assert second["scores"] == first["scores"]
+
+
+def test_every_model_is_scored_on_the_same_resamples_of_each_task(tmp_path, monkeypatch):
+    from mucon.evaluation import run
+
+    seen = {}
+    resampled = run.TaskBootstrap.resampled
+
+    def spy(self, task, outcome):
+        seen.setdefault(task.name, []).append(self.counts(outcome.rows))
+        return resampled(self, task, outcome)
+
+    monkeypatch.setattr(run.TaskBootstrap, "resampled", spy)
+    monkeypatch.setattr(run, "_draw_figures", lambda *args: [])  # not what is tested here, and slow
+    tasks = tone_tasks(tmp_path / "audio")
+    encoders = {name: build_encoder("small_cnn", sample_rate=RATE, input_samples=8000) for name in ("a", "b")}
+    evaluate(encoders, tasks, tmp_path / "report", robustness=False, heads=("linear",), verbose=False)
+    assert seen.keys() == {"register", "octaves"}
+    for task, counts in seen.items():
+        assert len(counts) == 3  # a, b and mfcc-chroma
+        assert counts[0].shape == (1000, 4 if task == "register" else 20)
+        for other in counts[1:]:
+            np.testing.assert_array_equal(other, counts[0])
+    assert not np.array_equal(seen["register"][0], seen["octaves"][0][:, :4])  # tasks resample independently
+
+
+def test_a_train_split_with_one_class_is_a_printed_and_reported_warning(tmp_path, capsys):
+    register = tone_tasks(tmp_path / "audio")[0]
+    one_class = dataclasses.replace(register, name="one-class", labels=tuple(
+        "low" if split == "train" else label for split, label in zip(register.splits, register.labels)))
+    encoder = build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
+    results = evaluate({"scratch": encoder}, [one_class], tmp_path / "report", robustness=False, heads=("linear",),
+                       baselines=False, verbose=False)
+    assert any("one-class" in warning and "one class" in warning for warning in results["warnings"])
+    assert "train split holds one class" in capsys.readouterr().err
+    assert "train split holds one class" in (tmp_path / "report" / "results.md").read_text()
+
+
+def hand_built_results(differences):
+    """Results of one accuracy figure for a checkpoint, its random-init twin and a handcrafted baseline,
+    with the comparisons given as {role: better}."""
+    comparisons = {role: {"model": name, "difference": 0.1, "interval": [0.0, 0.2], "better": better}
+                   for (role, name), better in zip([("random-init", "twin"), ("baseline", "mfcc")], differences)
+                   if better is not None}
+    return {
+        "settings": {"heads": ["linear"], "bootstrap": {"resamples": 1000, "confidence": 0.95}},
+        "models": {"ckpt": {}, "twin": {}, "mfcc": {}},
+        "tasks": {"genre": {"type": "multiclass"}},
+        "scores": {model: {"genre": {"linear": {"accuracy": value}}}
+                   for model, value in [("ckpt", 0.612), ("twin", 0.5), ("mfcc", 0.4)]},
+        "intervals": {model: {"genre": {"linear": {"accuracy": [value - 0.03, value + 0.05]}}}
+                      for model, value in [("ckpt", 0.612), ("twin", 0.5), ("mfcc", 0.4)]},
+        "comparisons": {"ckpt": {"genre": {"linear": {"accuracy": comparisons}}}},
+    }
+
+
+@pytest.mark.parametrize("differences, cell", [
+    ((1, 1), "0.61 ±0.04 ▲△"),
+    ((-1, -1), "0.61 ±0.04 ▼▽"),
+    ((0, 1), "0.61 ±0.04  △"),
+    ((1, 0), "0.61 ±0.04 ▲"),
+    ((0, 0), "0.61 ±0.04"),
+    ((None, -1), "0.61 ±0.04  ▽"),
+])
+def test_a_model_is_marked_where_it_differs_from_its_twin_or_the_best_baseline_beyond_the_interval(differences, cell):
+    header, rows = summary_table(hand_built_results(differences))
+    assert header == ["task", "metric", "ckpt", "twin", "mfcc"]
+    assert rows == [["genre", "accuracy", cell, "0.50 ±0.04", "0.40 ±0.04"]]
+
+
+def test_the_printed_table_wraps_long_model_names_and_explains_its_marks():
+    results = hand_built_results((1, 0))
+    results["models"] = {"ckpt": {}, "small_cnn random-init": {}, "mfcc": {}}
+    for table in ("scores", "intervals"):
+        results[table]["small_cnn random-init"] = results[table].pop("twin")
+    text = summary_text(results)
+    lines = text.splitlines()
+    assert lines[0].split() == ["task", "metric", "ckpt", "small_cnn", "mfcc"]
+    assert lines[1].split() == ["random-init"]
+    assert max(len(line) for line in lines[:4]) < 60
+    assert "▲ ▼ above / below its random-init twin" in text and "95% bootstrap interval" in text
+
+
+def test_robustness_plots_draw_each_models_interval_as_a_band(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from mucon.evaluation import plots
+
+    drawn = []
+    fill_between = Axes.fill_between
+    monkeypatch.setattr(Axes, "fill_between", lambda self, x, low, high, **kw: drawn.append(
+        (list(x), list(low), list(high))) or fill_between(self, x, low, high, **kw))
+    curves = {"a": {"reverb": {"0": 0.8, "1": 0.7, "2": 0.5}}, "b": {"reverb": {"0": 0.6, "2": 0.55}}}
+    bands = {"a": {"reverb": {"0": [0.75, 0.85], "1": [0.6, 0.8], "2": [0.4, 0.6]}},
+             "b": {"reverb": {"0": [0.5, 0.7], "2": [0.45, 0.65]}}}
+    path = plots.robustness_curves("genre", "accuracy", curves, tmp_path / "robustness.png", bands=bands)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn == [([0.0, 1.0, 2.0], [0.75, 0.6, 0.4], [0.85, 0.8, 0.6]), ([0.0, 2.0], [0.5, 0.45], [0.7, 0.65])]
+
+
+def test_a_table_wider_than_the_terminal_is_printed_in_blocks_of_models():
+    header = ["task", "metric", "model a", "model b", "model c"]
+    rows = [["genre", "accuracy", "0.61 ±0.04 ▲△", "0.50 ±0.04", "0.40 ±0.04"]]
+    whole = text_table(header, rows)
+    assert len(whole.splitlines()) == 3 and "0.40 ±0.04" in whole.splitlines()[2]
+    blocks = text_table(header, rows, max_width=45).split("\n\n")
+    assert [block.splitlines()[0].split()[2:] for block in blocks] == [["model", "a", "model", "b"], ["model", "c"]]
+    assert all(block.splitlines()[-1].startswith("genre  accuracy") for block in blocks)
+    assert all(len(line) <= 45 for block in blocks for line in block.splitlines())

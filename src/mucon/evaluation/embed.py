@@ -96,32 +96,40 @@ def embed_windows(encoder: Encoder, windows: Tensor, batch_size: int = 64) -> Te
     return torch.cat(outputs) if outputs else windows.new_zeros(0, encoder.dim)
 
 
+class WindowBatcher:
+    """Clips in, window embeddings out, in input order: windows of consecutive clips share forward
+    passes, so a folder of short files still runs in full batches. At most about one batch plus
+    one clip's windows is held at a time."""
+
+    def __init__(self, encoder: Encoder, hop: int, batch_size: int):
+        self.encoder, self.hop, self.batch_size = encoder, hop, batch_size
+        self.pending: list[tuple[Any, Tensor]] = []
+        self.n_pending = 0
+
+    def add(self, key: Any, waveform: Tensor) -> list[tuple[Any, Tensor]]:
+        """Queue a clip ``[T]``; returns the ``(key, window embeddings [K, D])`` that a full batch finished."""
+        windows = frame_windows(torch.as_tensor(waveform, dtype=torch.float32), self.encoder.input_samples, self.hop)
+        self.pending.append((key, windows))
+        self.n_pending += len(windows)
+        return self.flush() if self.n_pending >= self.batch_size else []
+
+    def flush(self) -> list[tuple[Any, Tensor]]:
+        """Embed whatever is queued."""
+        if not self.pending:
+            return []
+        pending, self.pending, self.n_pending = self.pending, [], 0
+        embeddings = embed_windows(self.encoder, torch.cat([windows for _, windows in pending]), self.batch_size)
+        return list(zip([key for key, _ in pending], embeddings.cpu().split([len(windows) for _, windows in pending])))
+
+
 def iter_clip_embeddings(
     encoder: Encoder, clips: Iterable[tuple[Any, Tensor]], hop: int, batch_size: int = 64
 ) -> Iterator[tuple[Any, Tensor]]:
-    """``(key, waveform [T])`` -> ``(key, window embeddings [K, D])`` on the CPU, in input order.
-
-    Windows of consecutive clips share forward passes, so a folder of short files still runs in
-    full batches; at most about one batch plus one clip's windows is held at a time.
-    """
-    pending: list[tuple[Any, Tensor]] = []
-    n_pending = 0
+    """``(key, waveform [T])`` -> ``(key, window embeddings [K, D])`` on the CPU, in input order."""
+    batcher = WindowBatcher(encoder, hop, batch_size)
     for key, waveform in clips:
-        windows = frame_windows(torch.as_tensor(waveform, dtype=torch.float32), encoder.input_samples, hop)
-        pending.append((key, windows))
-        n_pending += len(windows)
-        if n_pending >= batch_size:
-            yield from _embed_pending(encoder, pending, batch_size)
-            pending, n_pending = [], 0
-    if pending:
-        yield from _embed_pending(encoder, pending, batch_size)
-
-
-def _embed_pending(
-    encoder: Encoder, pending: list[tuple[Any, Tensor]], batch_size: int
-) -> Iterator[tuple[Any, Tensor]]:
-    embeddings = embed_windows(encoder, torch.cat([windows for _, windows in pending]), batch_size).cpu()
-    yield from zip([key for key, _ in pending], embeddings.split([len(windows) for _, windows in pending]))
+        yield from batcher.add(key, waveform)
+    yield from batcher.flush()
 
 
 def hop_samples(encoder: Encoder, hop_seconds: float | None, default_fraction: float) -> int:
@@ -207,6 +215,9 @@ def embed_folder(
     decoded is listed in failed.csv and skipped. Earlier results in ``out_dir`` are replaced only
     with ``overwrite``: a mistyped folder must not cost a finished export.
     """
+    if batch_size < 1 or flush_every < 1 or (hop_seconds is not None and hop_seconds <= 0):
+        raise ValueError(f"batch size and flush interval must be at least 1 and the hop positive; got batch size "
+                         f"{batch_size}, flush_every {flush_every}, hop {hop_seconds} s")
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     earlier = [name for name in FOLDER_OUTPUTS if (out_dir / name).exists()]
     if earlier and not overwrite:
@@ -302,56 +313,92 @@ def _file_generator(seed: int, condition_key: str, path: str) -> torch.Generator
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
-def embed_files(
-    encoder: Encoder,
+@dataclasses.dataclass(frozen=True)
+class EmbeddingJob:
+    """One set of window embeddings to make: ``encoder`` on ``paths`` (relative to an audio root,
+    without repeats), clean or under a ``robustness.Condition``. ``fingerprint`` (see
+    ``model_fingerprint``) identifies the encoder in the cache."""
+
+    encoder: Encoder
+    paths: Sequence[str]
+    corruption: Any = None
+    fingerprint: str = ""
+
+
+def embed_jobs(
+    jobs: Sequence[EmbeddingJob],
     audio_root: str | os.PathLike,
-    paths: Sequence[str],
     *,
-    corruption=None,
     seed: int = 0,
     hop_seconds: float | None = None,
     batch_size: int = 64,
     progress: bool = True,
     description: str = "embedding",
-) -> FileEmbeddings:
-    """Window embeddings of ``paths`` (relative to ``audio_root``), optionally corrupted first.
+) -> list[FileEmbeddings]:
+    """The window embeddings of every job, decoding each file once per sample rate for all of them.
 
-    ``corruption`` is a ``robustness.Condition``; it is applied to each whole decoded file with a
-    generator seeded by (seed, condition, path). The default hop is a full window: non-overlapping
-    chunks, as in SemiSupCon's downstream protocol. Files that cannot be decoded end up in ``failed``.
+    Decoding and resampling cost as much as a small encoder's forward pass, so the files are
+    walked once for every sample rate among the jobs; each file is corrupted once per condition
+    (with a generator seeded by (seed, condition, path)) and handed to every encoder at that rate
+    that asks for it. The default hop is a full window: non-overlapping chunks, as in SemiSupCon's
+    downstream protocol. Files that cannot be decoded end up in each job's ``failed``.
     """
     audio_root = Path(audio_root)
-    hop = hop_samples(encoder, hop_seconds, default_fraction=1.0)
-    failed: dict[str, str] = {}
-    bar = tqdm(total=len(paths), desc=description, unit="file", leave=False, disable=not progress)
+    windows: list[dict[str, np.ndarray]] = [{} for _ in jobs]
+    failed: list[dict[str, str]] = [{} for _ in jobs]
+    by_rate: dict[int, list[int]] = {}
+    for number, job in enumerate(jobs):
+        by_rate.setdefault(job.encoder.sample_rate, []).append(number)
+    for rate, numbers in by_rate.items():
+        batchers = {n: WindowBatcher(jobs[n].encoder, hop_samples(jobs[n].encoder, hop_seconds, 1.0), batch_size)
+                    for n in numbers}
+        wanted = {n: set(jobs[n].paths) for n in numbers}
+        paths = list(dict.fromkeys(path for n in numbers for path in jobs[n].paths))
+        bar = tqdm(paths, desc=description, unit="file", leave=False, disable=not progress)
 
-    def decoded() -> Iterator[tuple[str, Tensor]]:
-        for path in paths:
-            try:
-                audio = torch.from_numpy(load_audio(audio_root / path, encoder.sample_rate))
-            except AudioDecodeError as error:
-                failed[path] = error.reason
-                bar.update()
-                continue
-            if corruption is not None:
-                generator = _file_generator(seed, corruption.key, path)
-                audio = corruption.apply(audio.unsqueeze(0), encoder.sample_rate, generator)[0]
-            yield path, audio
+        def collect(number: int, finished: list[tuple[Any, Tensor]]) -> None:
+            windows[number].update((path, embedded.numpy()) for path, embedded in finished)
 
-    embedded, windows = [], []
-    for path, path_windows in iter_clip_embeddings(encoder, decoded(), hop, batch_size):
-        embedded.append(path)
-        windows.append(path_windows.numpy())
-        bar.update()
-    bar.close()
-    offsets = np.cumsum([0] + [len(w) for w in windows])
-    matrix = np.concatenate(windows) if windows else np.zeros((0, encoder.dim), np.float32)
-    return FileEmbeddings(embedded, matrix, offsets, failed)
+        with torch.inference_mode():
+            for path in bar:
+                readers = [n for n in numbers if path in wanted[n]]
+                try:
+                    audio = torch.from_numpy(load_audio(audio_root / path, rate))
+                except AudioDecodeError as error:
+                    for n in readers:
+                        failed[n][path] = error.reason
+                    continue
+                for corruption in dict.fromkeys(jobs[n].corruption for n in readers):
+                    heard = audio
+                    if corruption is not None:
+                        generator = _file_generator(seed, corruption.key, path)
+                        heard = corruption.apply(audio.unsqueeze(0), rate, generator)[0]
+                    for n in readers:
+                        if jobs[n].corruption == corruption:
+                            collect(n, batchers[n].add(path, heard))
+            for n in numbers:
+                collect(n, batchers[n].flush())
+        bar.close()
+    results = []
+    for job, embedded, job_failed in zip(jobs, windows, failed):
+        kept = [path for path in job.paths if path in embedded]
+        offsets = np.cumsum([0] + [len(embedded[path]) for path in kept])
+        matrix = np.concatenate([embedded[path] for path in kept]) if kept else np.zeros((0, job.encoder.dim), np.float32)
+        results.append(FileEmbeddings(kept, matrix, offsets, job_failed))
+    return results
 
 
-def _cache_key(fingerprint: str, encoder: Encoder, audio_root: Path, paths: Sequence[str], settings: dict) -> str:
+def embed_files(
+    encoder: Encoder, audio_root: str | os.PathLike, paths: Sequence[str], *, corruption=None, **options
+) -> FileEmbeddings:
+    """Window embeddings of ``paths`` (relative to ``audio_root``), optionally corrupted first
+    (``corruption``: a ``robustness.Condition``); ``options`` as for ``embed_jobs``."""
+    return embed_jobs([EmbeddingJob(encoder, paths, corruption)], audio_root, **options)[0]
+
+
+def _cache_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: float | None) -> str:
     files = []
-    for path in paths:
+    for path in job.paths:
         try:
             stat = (audio_root / path).stat()
             files.append([path, stat.st_size, stat.st_mtime_ns])
@@ -359,69 +406,61 @@ def _cache_key(fingerprint: str, encoder: Encoder, audio_root: Path, paths: Sequ
             files.append([path, None, None])
     description = {
         "format": CACHE_FORMAT,
-        "model": fingerprint,
-        "sample_rate": encoder.sample_rate,
-        "window": encoder.input_samples,
+        "model": job.fingerprint,
+        "sample_rate": job.encoder.sample_rate,
+        "window": job.encoder.input_samples,
         "root": str(audio_root.resolve()),
         "files": files,
-        **settings,
+        "corruption": None if job.corruption is None else job.corruption.key,
+        "hop_seconds": hop_seconds,
     }
+    if job.corruption is not None:
+        description["seed"] = seed
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def cached_embed_files(
-    encoder: Encoder,
-    fingerprint: str,
+def cached_embed_jobs(
+    jobs: Sequence[EmbeddingJob],
     audio_root: str | os.PathLike,
-    paths: Sequence[str],
     cache_dir: str | os.PathLike,
     *,
-    corruption=None,
     seed: int = 0,
     hop_seconds: float | None = None,
-    batch_size: int = 64,
-    progress: bool = True,
-    description: str = "embedding",
-) -> FileEmbeddings:
-    """``embed_files``, computed once and kept in ``cache_dir``.
+    **options,
+) -> list[FileEmbeddings]:
+    """``embed_jobs``, each job computed once and kept in ``cache_dir``; only the jobs missing from
+    the cache are embedded (together, so their files are still decoded once).
 
-    The key covers the model (``model_fingerprint``), every file's path, size and mtime, the
-    corruption and its seed, and the hop: editing a file or retraining a checkpoint invalidates it.
+    The key covers the model (``fingerprint``), every file's path, size and mtime, the corruption
+    and its seed, and the hop: editing a file or retraining a checkpoint invalidates it.
     """
     audio_root, cache_dir = Path(audio_root), Path(cache_dir)
-    settings = {"corruption": None if corruption is None else corruption.key, "hop_seconds": hop_seconds}
-    if corruption is not None:
-        settings["seed"] = seed
-    cache_file = cache_dir / f"{_cache_key(fingerprint, encoder, audio_root, paths, settings)}.npz"
-    if cache_file.is_file():
-        with np.load(cache_file) as stored:
-            return FileEmbeddings(
-                paths=stored["paths"].tolist(),
-                windows=stored["windows"],
-                offsets=stored["offsets"],
-                failed=dict(zip(stored["failed_paths"].tolist(), stored["failed_reasons"].tolist())),
-            )
-    result = embed_files(
-        encoder,
-        audio_root,
-        paths,
-        corruption=corruption,
-        seed=seed,
-        hop_seconds=hop_seconds,
-        batch_size=batch_size,
-        progress=progress,
-        description=description,
-    )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_suffix(".partial")
-    with open(partial, "wb") as handle:  # a file handle: np.savez would append .npz to a name
-        np.savez(
-            handle,
-            paths=np.array(result.paths, dtype=str),
-            windows=result.windows,
-            offsets=result.offsets,
-            failed_paths=np.array(list(result.failed), dtype=str),
-            failed_reasons=np.array(list(result.failed.values()), dtype=str),
-        )
-    os.replace(partial, cache_file)  # readers never see half a file
-    return result
+    cache_files = [cache_dir / f"{_cache_key(job, audio_root, seed, hop_seconds)}.npz" for job in jobs]
+    results: list[FileEmbeddings | None] = [None] * len(jobs)
+    for number, cache_file in enumerate(cache_files):
+        if cache_file.is_file():
+            with np.load(cache_file) as stored:
+                results[number] = FileEmbeddings(
+                    paths=stored["paths"].tolist(),
+                    windows=stored["windows"],
+                    offsets=stored["offsets"],
+                    failed=dict(zip(stored["failed_paths"].tolist(), stored["failed_reasons"].tolist())),
+                )
+    missing = [number for number, result in enumerate(results) if result is None]
+    if missing:
+        computed = embed_jobs([jobs[n] for n in missing], audio_root, seed=seed, hop_seconds=hop_seconds, **options)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for number, result in zip(missing, computed):
+            results[number] = result
+            partial = cache_files[number].with_suffix(".partial")
+            with open(partial, "wb") as handle:  # a file handle: np.savez would append .npz to a name
+                np.savez(
+                    handle,
+                    paths=np.array(result.paths, dtype=str),
+                    windows=result.windows,
+                    offsets=result.offsets,
+                    failed_paths=np.array(list(result.failed), dtype=str),
+                    failed_reasons=np.array(list(result.failed.values()), dtype=str),
+                )
+            os.replace(partial, cache_files[number])  # readers never see half a file
+    return results

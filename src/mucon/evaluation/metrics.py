@@ -14,7 +14,7 @@ import numpy as np
 # --- ranking helpers -------------------------------------------------------------------------------
 
 
-def _tie_group_bounds(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tie_group_bounds(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For columns already sorted, the first and last row index of each entry's run of equal values."""
     n = sorted_values.shape[0]
     rows = np.arange(n)[:, None]
@@ -57,7 +57,7 @@ def roc_auc_per_class(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """ROC-AUC of each column, as the Mann-Whitney statistic on tie-averaged ranks (NaN if undefined)."""
     y_true, scores = _as_columns(y_true, scores)
     order = np.argsort(scores, axis=0, kind="stable")
-    first, last = _tie_group_bounds(np.take_along_axis(scores, order, axis=0))
+    first, last = tie_group_bounds(np.take_along_axis(scores, order, axis=0))
     ranks = np.empty_like(scores)
     np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=0)
     positives = y_true.sum(axis=0)
@@ -76,7 +76,7 @@ def average_precision_per_class(y_true: np.ndarray, scores: np.ndarray) -> np.nd
     y_true, scores = _as_columns(y_true, scores)
     order = np.argsort(-scores, axis=0, kind="stable")
     sorted_true = np.take_along_axis(y_true, order, axis=0)
-    _, last = _tie_group_bounds(np.take_along_axis(-scores, order, axis=0))
+    _, last = tie_group_bounds(np.take_along_axis(-scores, order, axis=0))
     true_positives = np.cumsum(sorted_true, axis=0)
     precision = true_positives / np.arange(1, y_true.shape[0] + 1)[:, None]
     precision_at_run_end = np.take_along_axis(precision, last, axis=0)
@@ -173,13 +173,13 @@ def key_weighted_scores(reference: np.ndarray, estimate: np.ndarray) -> np.ndarr
 # --- retrieval -----------------------------------------------------------------------------------------
 
 
-def retrieval_metrics(embeddings: np.ndarray, groups: np.ndarray, k: int = 10) -> dict[str, float]:
+def retrieval_per_query(embeddings: np.ndarray, groups: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
     """Each item queries all the others by cosine similarity; items of its group are the hits.
 
-    Returns mean average precision, mean rank (1-based) of the first hit and precision at ``k``,
-    over the queries that have at least one hit, and the mean cosine similarity of same-group and
-    of different-group pairs (their gap says how far apart the groups sit, whatever the ranking).
-    Ties in similarity keep the items' order.
+    Per query (one entry per item): ``answered`` (it has at least one hit), its average precision,
+    the rank (1-based) of its first hit and its precision at ``k`` (NaN where unanswered), and the
+    sum and count of its similarities to same-group and to other-group items. Per-query values are
+    what a bootstrap over queries resamples. Ties in similarity keep the items' order.
     """
     embeddings = np.asarray(embeddings, dtype=np.float64)
     groups = np.asarray(groups)
@@ -188,23 +188,59 @@ def retrieval_metrics(embeddings: np.ndarray, groups: np.ndarray, k: int = 10) -
     similarity = unit @ unit.T
     is_self = np.eye(n, dtype=bool)
     same_group = (groups[:, None] == groups[None, :]) & ~is_self
+    other_group = ~same_group & ~is_self
 
     ranking = np.argsort(np.where(is_self, np.inf, -similarity), axis=1, kind="stable")[:, : n - 1]
     hits = np.take_along_axis(same_group, ranking, axis=1)
     n_hits = hits.sum(axis=1)
     answered = n_hits > 0
-    if not answered.any():  # too few items, or every group a singleton: nothing to score
-        nothing = float("nan")
-        return {"map": nothing, "mean_rank_first_hit": nothing, f"precision_at_{k}": nothing,
-                "cosine_same_group": nothing, "cosine_other_group": nothing, "queries": 0}
-    hits, n_hits = hits[answered], n_hits[answered]
-    precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, n)
-    average_precision = np.where(hits, precision_at_rank, 0.0).sum(axis=1) / n_hits
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, n)
+        average_precision = np.where(hits, precision_at_rank, 0.0).sum(axis=1) / n_hits
+    first_hit = hits.argmax(axis=1) if n > 1 else np.zeros(n)  # a lone item has nothing to rank
     return {
-        "map": _mean(average_precision),
-        "mean_rank_first_hit": _mean(hits.argmax(axis=1) + 1.0),
-        f"precision_at_{k}": _mean(hits[:, :k].sum(axis=1) / k),
-        "cosine_same_group": _mean(similarity[same_group]),
-        "cosine_other_group": _mean(similarity[~same_group & ~is_self]),
-        "queries": int(answered.sum()),
+        "answered": answered,
+        "average_precision": np.where(answered, average_precision, np.nan),
+        "first_hit_rank": np.where(answered, first_hit + 1.0, np.nan),
+        "precision_at_k": np.where(answered, hits[:, :k].sum(axis=1) / k, np.nan),
+        "cosine_same_sum": np.where(same_group, similarity, 0.0).sum(axis=1),
+        "same_pairs": same_group.sum(axis=1),
+        "cosine_other_sum": np.where(other_group, similarity, 0.0).sum(axis=1),
+        "other_pairs": other_group.sum(axis=1),
     }
+
+
+def retrieval_means(per_query: dict[str, np.ndarray], counts: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
+    """The retrieval figures with each query counted ``counts[r, i]`` times, for every row r at once
+    (a bootstrap's resamples of the queries; one row of ones gives the plain figures): mean AP,
+    first-hit rank and precision at ``k`` over the answered queries, and the mean cosine similarity
+    of same-group and of other-group pairs (the searched items stay all of the split)."""
+    answered = per_query["answered"]
+    answered_counts = counts[:, answered]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def query_mean(values: np.ndarray) -> np.ndarray:
+            return answered_counts @ values[answered] / answered_counts.sum(axis=1)
+
+        return {
+            "map": query_mean(per_query["average_precision"]),
+            "mean_rank_first_hit": query_mean(per_query["first_hit_rank"]),
+            f"precision_at_{k}": query_mean(per_query["precision_at_k"]),
+            "cosine_same_group": counts @ per_query["cosine_same_sum"] / (counts @ per_query["same_pairs"]),
+            "cosine_other_group": counts @ per_query["cosine_other_sum"] / (counts @ per_query["other_pairs"]),
+        }
+
+
+def summarise_retrieval(per_query: dict[str, np.ndarray], k: int = 10) -> dict[str, float]:
+    """The figures of ``retrieval_means`` for the split as it is, and the number of answered queries.
+
+    The ranking figures average the queries that have at least one hit; the gap between the two
+    cosine figures says how far apart the groups sit, whatever the ranking.
+    """
+    means = retrieval_means(per_query, np.ones((1, len(per_query["answered"]))), k)
+    return {**{metric: float(values[0]) for metric, values in means.items()},
+            "queries": int(per_query["answered"].sum())}
+
+
+def retrieval_metrics(embeddings: np.ndarray, groups: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Each item queries all the others by cosine similarity; see ``summarise_retrieval``."""
+    return summarise_retrieval(retrieval_per_query(embeddings, groups, k), k)

@@ -24,6 +24,8 @@ MAX_LEGEND_ENTRIES = 12
 
 def pca_2d(embeddings: np.ndarray) -> np.ndarray:
     """Coordinates on the first two principal components (after centring)."""
+    if len(embeddings) == 0:  # a task whose split scored nothing (a tiny corpus): an empty map
+        return np.zeros((0, 2))
     centred = np.asarray(embeddings, np.float64) - np.mean(embeddings, axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     coordinates = centred @ components[:2].T
@@ -96,27 +98,41 @@ def confusion_matrices(
 
 
 def robustness_curves(
-    title: str, metric: str, curves: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path
+    title: str,
+    metric: str,
+    curves: Mapping[str, Mapping[str, Mapping[str, float]]],
+    path: Path,
+    bands: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]] | None = None,
 ) -> Path:
-    """One panel per corruption, metric against severity, a line per model.
+    """One panel per corruption, metric against severity, a line per model, and its 95 % interval
+    as a shaded band of the line's colour.
 
-    ``curves`` is ``{model: {corruption: {severity: value}}}``. The panels share their y axis, so a
-    small wobble is not drawn as large as a collapse.
+    ``curves`` is ``{model: {corruption: {severity: value}}}`` and ``bands`` the same with
+    ``[low, high]`` values. The panels share their y axis, so a small wobble is not drawn as large
+    as a collapse, and the bands show which wobbles are within the test set's noise.
     """
+    bands = bands or {}
     corruptions = list(dict.fromkeys(name for per_model in curves.values() for name in per_model))
     figure, axes = _grid(len(corruptions), panel_size=3.2, share_y=True)
     for axis, corruption in zip(axes, corruptions):
         for model, per_model in curves.items():
             points = sorted((float(severity), value) for severity, value in per_model.get(corruption, {}).items())
-            if points:
-                axis.plot(*zip(*points), marker="o", label=model)
+            if not points:
+                continue
+            (line,) = axis.plot(*zip(*points), marker="o", label=model)
+            band = bands.get(model, {}).get(corruption, {})
+            spans = sorted((float(severity), *bounds) for severity, bounds in band.items()
+                           if None not in bounds and np.isfinite(bounds).all())
+            if spans:
+                severities, lows, highs = zip(*spans)
+                axis.fill_between(severities, lows, highs, color=line.get_color(), alpha=0.2, linewidth=0)
         axis.set_title(corruption, fontsize=9)
         axis.set_xlabel("severity")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
     if axes:
         axes[0].legend(fontsize=7)
-    figure.suptitle(f"{title}: {metric} on corrupted test audio (probe trained on clean audio)")
+    figure.suptitle(f"{title}: {metric} on corrupted test audio, 95 % interval shaded (probe trained on clean audio)")
     figure.savefig(path, dpi=110)
     return path
 

@@ -1,5 +1,9 @@
 """Results as text: the table printed at the end of an evaluation, results.json and results.md.
 
+Every figure is shown with its bootstrap interval, and a model under test is marked where it
+differs from its random-init twin or from the best handcrafted baseline by more than the paired
+interval of the difference (see ``bootstrap``).
+
 The results object is plain JSON data (see ``mucon.evaluation.run.evaluate``), so a notebook can
 load results.json and rebuild any table without mucon.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 # Retrieval figures shown in the summary; the cosine statistics stay in the per-task tables.
@@ -16,11 +21,44 @@ RETRIEVAL_HEAD = "cosine"
 MAX_FAILED_LISTED = 20  # results.json lists them all
 
 
+# A model under test against a baseline, beyond the paired interval of the difference: better / worse.
+MARKS = {("random-init", 1): "▲", ("random-init", -1): "▼", ("baseline", 1): "△", ("baseline", -1): "▽"}
+
+
+def _undefined(value) -> bool:
+    """NaN here, null once read back from JSON."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _format(value) -> str:
-    """Three decimals; "n/a" for an undefined metric (NaN here, null once read back from JSON)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """Three decimals; "n/a" for an undefined metric."""
+    if _undefined(value):
         return "n/a"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _marks(results: dict, model: str, task: str, head: str, metric: str) -> str:
+    """Two characters: against the random-init twin, then against the best handcrafted baseline
+    (a space where the difference is within the interval); empty for a model not compared."""
+    against = results.get("comparisons", {}).get(model, {}).get(task, {}).get(head, {}).get(metric, {})
+    marks = "".join(MARKS.get((role, against[role]["better"]), " ") if role in against else " "
+                    for role in ("random-init", "baseline"))
+    return marks.rstrip()
+
+
+def _cell(results: dict, model: str, task: str, head: str, metric: str, *, digits: int, bracket: bool) -> str:
+    """A figure with its interval (as ± half its width, or as ``[low, high]``) and its marks."""
+    value = results["scores"].get(model, {}).get(task, {}).get(head, {}).get(metric)
+    if _undefined(value):
+        return "n/a"
+    if not isinstance(value, float):
+        return str(value)  # a count (retrieval queries): nothing to resample
+    low, high = results.get("intervals", {}).get(model, {}).get(task, {}).get(head, {}).get(metric, (None, None))
+    text = f"{value:.{digits}f}"
+    if not (_undefined(low) or _undefined(high)):
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]" if bracket else f" ±{(high - low) / 2:.{digits}f}"
+    marks = _marks(results, model, task, head, metric)
+    return f"{text} {marks}" if marks else text
 
 
 def _summary_metrics(results: dict, task: str) -> list[str]:
@@ -35,6 +73,7 @@ def _summary_metrics(results: dict, task: str) -> list[str]:
 
 def summary_table(results: dict) -> tuple[list[str], list[list[str]]]:
     """Rows: each task's metrics (first probe head; retrieval by cosine similarity); columns: models.
+    Each cell: the figure, ± half its 95 % interval, and the marks of ``legend``.
 
     Tasks times metrics outnumber models, so this way round the table fits a terminal.
     """
@@ -44,19 +83,72 @@ def summary_table(results: dict) -> tuple[list[str], list[list[str]]]:
     for task in results["tasks"]:
         scored_by = RETRIEVAL_HEAD if results["tasks"][task]["type"] == "retrieval" else head
         for metric in _summary_metrics(results, task):
-            row = [task, metric]
-            for model in results["models"]:
-                scores = results["scores"].get(model, {}).get(task, {}).get(scored_by, {})
-                row.append(_format(scores.get(metric, float("nan"))))
-            rows.append(row)
+            rows.append([task, metric] + [_cell(results, model, task, scored_by, metric, digits=2, bracket=False)
+                                          for model in results["models"]])
     return header, rows
 
 
-def text_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [header, *rows]]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+def legend(results: dict) -> list[str]:
+    """What the ± and the marks of the tables mean."""
+    bootstrap = results["settings"].get("bootstrap", {})
+    grouped = sorted({info["bootstrap"]["unit"] for info in results["tasks"].values()
+                      if info.get("bootstrap", {}).get("unit", "item") != "item"})
+    units = "test items" + (f" (whole {', '.join(grouped)} groups where a task has them)" if grouped else "")
+    return [
+        f"± half the {bootstrap.get('confidence', 0.95):.0%} bootstrap interval over {units} "
+        f"({bootstrap.get('resamples', '?')} resamples, the same for every model).",
+        "▲ ▼ above / below its random-init twin, △ ▽ above / below the best handcrafted baseline,",
+        "    where the paired interval of the difference excludes 0 (rank: lower is better).",
+    ]
+
+
+def _wrap(cell: str, width: int) -> list[str]:
+    """A header cell broken at spaces into lines of at most ``width`` (a longer word stays whole)."""
+    lines: list[str] = []
+    for word in cell.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def text_table(header: list[str], rows: list[list[str]], max_width: int | None = None, key_columns: int = 2) -> str:
+    """Columns as wide as their cells; a header wider than its column (a long model name) wraps.
+
+    A table wider than ``max_width`` is printed in blocks of columns, one under the other, each
+    repeating the first ``key_columns`` (task, metric) so that every block reads on its own.
+    """
+    widths = [max([len(cell) for cell in column] or [1]) for column in zip(*rows)] if rows else [len(c) for c in header]
+    wrapped = [_wrap(cell, width) for cell, width in zip(header, widths)]
+    widths = [max(width, *(len(line) for line in lines)) for width, lines in zip(widths, wrapped)]
+    blocks, block = [], []
+    for column in range(key_columns, len(header)):
+        used = sum(widths[c] + 2 for c in [*range(key_columns), *block, column])
+        if block and max_width is not None and used > max_width:
+            blocks.append(block)
+            block = []
+        block.append(column)
+    blocks.append(block)
+    texts = []
+    for block in blocks:
+        chosen = [*range(key_columns), *block]
+        header_lines = [[wrapped[c][i] if i < len(wrapped[c]) else "" for c in chosen]
+                        for i in range(max(len(wrapped[c]) for c in chosen))]
+        lines = [[line[c] for c in chosen] for line in rows]
+        texts.append("\n".join(
+            "  ".join(cell.ljust(widths[c]) for cell, c in zip(line, chosen)).rstrip()
+            for line in [*header_lines, ["-" * widths[c] for c in chosen], *lines]
+        ))
+    return "\n\n".join(texts)
+
+
+def summary_text(results: dict, max_width: int | None = None) -> str:
+    """The summary table as printed at the end of an evaluation (in blocks of models if it would be
+    wider than ``max_width``, default the terminal's), with its legend and the warnings."""
+    max_width = max_width or shutil.get_terminal_size((120, 24)).columns
+    lines = [text_table(*summary_table(results), max_width=max_width), *legend(results)]
+    return "\n".join(lines + [f"warning: {warning}" for warning in results.get("warnings", [])])
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -72,8 +164,7 @@ def _task_table(results: dict, task: str) -> tuple[list[str], list[list[str]]]:
             columns += [(head, metric) for metric in metrics if (head, metric) not in columns]
     header = ["model"] + [f"{head} {metric}" for head, metric in columns]
     rows = [
-        [model] + [_format(results["scores"][model].get(task, {}).get(head, {}).get(metric, float("nan")))
-                   for head, metric in columns]
+        [model] + [_cell(results, model, task, head, metric, digits=3, bracket=True) for head, metric in columns]
         for model in results["models"]
         if task in results["scores"].get(model, {})
     ]
@@ -84,12 +175,27 @@ def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[st
     per_model = {model: tasks[task] for model, tasks in results["robustness"].items() if task in tasks}
     severities = sorted({s for curves in per_model.values() for curve in curves.values() for s in curve}, key=float)
     header = ["model", "corruption"] + severities
-    rows = [
-        [model, corruption] + [_format(curve[s]) if s in curve else "" for s in severities]
-        for model, curves in per_model.items()
-        for corruption, curve in curves.items()
-    ]
+
+    def cell(model: str, corruption: str, severity: str) -> str:
+        value = per_model[model][corruption].get(severity)
+        if value is None and severity not in per_model[model][corruption]:
+            return ""
+        bands = results.get("robustness_intervals", {}).get(model, {}).get(task, {}).get(corruption, {})
+        low, high = bands.get(severity, (None, None))
+        if _undefined(value) or _undefined(low) or _undefined(high):
+            return _format(value)
+        return f"{value:.2f} ±{(high - low) / 2:.2f}"
+
+    rows = [[model, corruption] + [cell(model, corruption, s) for s in severities]
+            for model, curves in per_model.items() for corruption in curves]
     return header, rows
+
+
+def _bootstrap_line(info: dict) -> str:
+    bootstrap = info.get("bootstrap", {"unit": "item", "units": "?"})
+    if bootstrap["unit"] == "item":
+        return f"intervals resample its {bootstrap['units']} scored items"
+    return f"intervals resample its {bootstrap['units']} `{bootstrap['unit']}` groups, whole"
 
 
 def markdown_report(results: dict) -> str:
@@ -102,12 +208,17 @@ def markdown_report(results: dict) -> str:
         "",
         markdown_table(*summary_table(results)),
         "",
-        "## Tasks",
+        *[f"{line}  " for line in legend(results)],
         "",
     ]
+    if results.get("warnings"):
+        lines += ["## Warnings", ""] + [f"- {warning}" for warning in results["warnings"]] + [""]
+    lines += ["## Tasks", "", "Each figure with its 95 % interval `[low, high]`, marks as in the summary.", ""]
     for task, info in results["tasks"].items():
         counts = ", ".join(f"{split} {n}" for split, n in info["tracks"].items())
-        lines += [f"### {task}", "", f"{info['type']}, primary metric {info['primary_metric']}; tracks: {counts}", ""]
+        lines += [f"### {task}", "",
+                  f"{info['type']}, primary metric {info['primary_metric']}; tracks scored: {counts}; "
+                  f"{_bootstrap_line(info)}", ""]
         lines += [markdown_table(*_task_table(results, task)), ""]
         if info["failed"]:
             shown = list(info["failed"].items())[:MAX_FAILED_LISTED]
@@ -119,7 +230,7 @@ def markdown_report(results: dict) -> str:
             "## Robustness",
             "",
             f"Primary metric of the {settings['heads'][0]} probe (trained on clean audio) on corrupted test "
-            "audio; severity 0 is the clean test set.",
+            "audio, ± half its 95 % interval; severity 0 is the clean test set.",
             "",
         ]
         skipped = settings.get("skipped_corruptions") or {}

@@ -1,9 +1,14 @@
 """``evaluate``: models x tasks -> probes, retrieval, robustness, baselines, tables and figures.
 
-The expensive step is embedding audio, so it is organised around it: for each model and each
-audio folder, the union of the files that the tasks on that folder use is embedded once (and
-cached on disk); every task on the folder then only selects rows. Corrupted test audio is
-embedded once per (model, folder, corruption, severity) the same way.
+The expensive step is embedding audio, so it is organised around it: for each audio folder, the
+union of the files that the tasks on that folder use is decoded once, for every model at a sample
+rate, and each model embeds it once (cached on disk); every task on the folder then only selects
+rows. Corrupted test audio is made once per (file, corruption, severity) and embedded by each
+model under test the same way.
+
+Every score carries a paired bootstrap interval over the test items (see ``bootstrap``): the
+same resamples of a task's items score every model, so a model's difference to its random-init
+twin and to the best handcrafted baseline has an interval too.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import dataclasses
 import json
 import os
 import re
+import sys
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,10 +27,19 @@ from tqdm.auto import tqdm
 
 from mucon.encoders import Encoder
 from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
-from mucon.evaluation.embed import FileEmbeddings, cached_embed_files, model_fingerprint, resolve_encoder
-from mucon.evaluation.metrics import confusion_matrix, retrieval_metrics
+from mucon.evaluation.bootstrap import (
+    CONFIDENCE,
+    LOWER_IS_BETTER,
+    N_RESAMPLES,
+    Resamples,
+    difference,
+    interval,
+    resampled_scores,
+)
+from mucon.evaluation.embed import EmbeddingJob, FileEmbeddings, cached_embed_jobs, model_fingerprint, resolve_encoder
+from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
-from mucon.evaluation.report import RETRIEVAL_HEAD, summary_table, text_table, write_report
+from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
 from mucon.evaluation.robustness import robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
 
@@ -38,6 +54,12 @@ class ModelEntry:
     kind: str  # "pretrained", "encoder", "random-init" or "handcrafted"
     source: str
     training_log: Path | None = None
+    twin: str | None = None  # the random-init model of a checkpoint's architecture
+
+    @property
+    def compared(self) -> bool:
+        """Models under test (not baselines): compared with the baselines, and tested for robustness."""
+        return self.kind in ("pretrained", "encoder")
 
 
 def _training_log(checkpoint: Path) -> Path | None:
@@ -61,7 +83,7 @@ def resolve_models(
 
     if not models:
         raise ValueError("give at least one model: {name: checkpoint path or Encoder}")
-    entries, architectures = [], {}
+    entries, architectures, architecture_of = [], {}, {}
     for name, model in models.items():
         if isinstance(model, Encoder):
             entries.append(_entry(name, model, "encoder", type(model).__name__, device))
@@ -69,13 +91,18 @@ def resolve_models(
         path = Path(model)
         entries.append(_entry(name, path, "pretrained", str(path), device, _training_log(path)))
         architecture = read_checkpoint(path)["mucon"]["config"]["encoder"]
-        architectures.setdefault(json.dumps(architecture, sort_keys=True), (architecture["name"], path))
+        architecture_of[name] = json.dumps(architecture, sort_keys=True)
+        architectures.setdefault(architecture_of[name], (architecture["name"], path))
     if baselines:
         numbered = len(architectures) > 1
-        for index, (encoder_name, path) in enumerate(architectures.values()):
-            name = f"{encoder_name} random-init" + (f" {index + 1}" if numbered else "")
+        twins = {}
+        for index, (key, (encoder_name, path)) in enumerate(architectures.items()):
+            twins[key] = f"{encoder_name} random-init" + (f" {index + 1}" if numbered else "")
             random_weights = random_init_encoder(path, seed)
-            entries.append(_entry(name, random_weights, "random-init", f"architecture of {path}", device))
+            entries.append(_entry(twins[key], random_weights, "random-init", f"architecture of {path}", device))
+        for entry in entries:
+            if entry.name in architecture_of:
+                entry.twin = twins[architecture_of[entry.name]]
         handcrafted = HandcraftedFeatures(entries[0].encoder.sample_rate)
         entries.append(_entry("mfcc-chroma", handcrafted, "handcrafted", "MFCC + chroma mean/std", device))
     names = [entry.name for entry in entries]
@@ -86,13 +113,13 @@ def resolve_models(
 
 @dataclasses.dataclass
 class TaskOutcome:
-    """A model's result on one task, with what the figures and the robustness test need."""
+    """A model's result on one task, with what the figures, the intervals and robustness need."""
 
     scores: dict[str, dict[str, float]]
-    map_rows: np.ndarray  # task rows shown on the embedding map
+    rows: np.ndarray  # the task rows scored: test rows of a probe task, the searched rows of retrieval
     probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
-    test_rows: np.ndarray | None = None
     test_predictions: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    per_query: dict[str, np.ndarray] | None = None  # retrieval: what a bootstrap over queries resamples
 
 
 def _embedded_rows(task: Task, split: str, embedded: set[str]) -> np.ndarray:
@@ -119,7 +146,7 @@ def probe_task(task: Task, embeddings: FileEmbeddings, heads: Sequence[str], see
         train_rows, valid_rows = train_rows[keep], train_rows[held_out]
     train, valid, test = (_chunks(task, rows, embeddings) for rows in (train_rows, valid_rows, test_rows))
     test_targets = task.targets(test_rows)
-    outcome = TaskOutcome(scores={}, map_rows=test_rows, test_rows=test_rows)
+    outcome = TaskOutcome(scores={}, rows=test_rows)
     for head in heads:
         probe = fit_probe(
             PROBE_KIND[task.type], train, task.targets(train_rows), valid, task.targets(valid_rows),
@@ -141,23 +168,64 @@ def retrieval_task(task: Task, embeddings: FileEmbeddings) -> TaskOutcome:
     rows = _embedded_rows(task, task.retrieval_split, set(embeddings.paths))
     means = _track_means(task, rows, embeddings)
     standardised = (means - means.mean(axis=0)) / (means.std(axis=0) + 1e-6) if len(means) else means
-    return TaskOutcome(scores={RETRIEVAL_HEAD: retrieval_metrics(standardised, task.targets(rows))}, map_rows=rows)
+    per_query = retrieval_per_query(standardised, task.targets(rows))
+    return TaskOutcome(scores={RETRIEVAL_HEAD: summarise_retrieval(per_query)}, rows=rows, per_query=per_query)
+
+
+@dataclasses.dataclass
+class TaskBootstrap:
+    """The resamples of a task's scored split, drawn once and shared by every model: the pairing.
+
+    A model that could not score some items (undecodable files) uses the same resamples, restricted
+    to the items it scored.
+    """
+
+    rows: np.ndarray  # every row of the scored split, ascending
+    resamples: Resamples
+
+    @classmethod
+    def draw(cls, task: Task, n_resamples: int, seed: int) -> TaskBootstrap:
+        rows = task.rows(task.retrieval_split if task.type == "retrieval" else "test")
+        groups = [task.groups[row] for row in rows] if task.groups is not None else None
+        task_seed = [seed, zlib.crc32(task.name.encode())]  # tasks resampled independently, reproducibly
+        return cls(rows, Resamples.draw(len(rows), groups, n_resamples=n_resamples, seed=task_seed))
+
+    def counts(self, scored_rows: np.ndarray) -> np.ndarray:
+        return self.resamples.counts[:, np.searchsorted(self.rows, scored_rows)]
+
+    def resampled(self, task: Task, outcome: TaskOutcome) -> dict[str, dict[str, np.ndarray]]:
+        """``{head: {metric: [R]}}``: every figure of the outcome on every resample."""
+        counts = self.counts(outcome.rows)
+        if task.type == "retrieval":
+            return {RETRIEVAL_HEAD: retrieval_means(outcome.per_query, counts)}
+        targets = task.targets(outcome.rows)
+        return {head: resampled_scores(task.type, targets, predictions, counts)
+                for head, predictions in outcome.test_predictions.items()}
 
 
 def _robustness_of(
-    task: Task, outcome: TaskOutcome, head: str, conditions, corrupted: dict[str, FileEmbeddings]
-) -> dict[str, dict[str, float]]:
-    """The clean-trained probe's primary metric on each condition's embeddings of the test files."""
+    task: Task, outcome: TaskOutcome, head: str, conditions, corrupted: dict[str, FileEmbeddings],
+    bootstrap: TaskBootstrap,
+) -> tuple[dict, dict]:
+    """The clean-trained probe's primary metric on each condition's embeddings of the test files:
+    curves ``{corruption: {severity: score}}`` and their intervals ``{corruption: {severity: [low, high]}}``."""
     metric = PRIMARY_METRIC[task.type]
 
-    def score(condition) -> float:
+    def point(rows: np.ndarray, predictions: np.ndarray) -> tuple[float, list[float]]:
+        targets = task.targets(rows)
+        spread = resampled_scores(task.type, targets, predictions, bootstrap.counts(rows))[metric]
+        return score_predictions(task.type, targets, predictions)[metric], interval(spread)
+
+    def score(condition) -> tuple[float, list[float]]:
         under = corrupted[condition.key]
         embedded = set(under.paths)
-        rows = np.array([row for row in outcome.test_rows if task.paths[row] in embedded], dtype=np.int64)
-        predictions = outcome.probes[head].predict(_chunks(task, rows, under))
-        return score_predictions(task.type, task.targets(rows), predictions)[metric]
+        rows = np.array([row for row in outcome.rows if task.paths[row] in embedded], dtype=np.int64)
+        return point(rows, outcome.probes[head].predict(_chunks(task, rows, under)))
 
-    return robustness_curves(outcome.scores[head][metric], conditions, score)
+    curves = robustness_curves(point(outcome.rows, outcome.test_predictions[head]), conditions, score)
+    scores = {name: {severity: value[0] for severity, value in curve.items()} for name, curve in curves.items()}
+    bands = {name: {severity: value[1] for severity, value in curve.items()} for name, curve in curves.items()}
+    return scores, bands
 
 
 def _slug(name: str) -> str:
@@ -196,6 +264,51 @@ class _Folder:
             for root, group in by_root.items()
         ]
 
+    def embed(self, entries, conditions, cache_dir, seed, batch_size, verbose) -> tuple[dict, dict]:
+        """Every model's clean embeddings of the folder, and the corrupted ones of its test files for
+        the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
+        One pass over the files for all of them (see ``embed.embed_jobs``)."""
+        jobs, owners = [], []
+        for entry in entries:
+            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint))
+            owners.append((entry.name, None))
+            if self.test_paths:
+                for condition in conditions.get(entry.name, ()):
+                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint))
+                    owners.append((entry.name, condition.key))
+        embedded = cached_embed_jobs(jobs, self.root, cache_dir, seed=seed, batch_size=batch_size,
+                                     progress=verbose, description=f"embedding {self.root.name}")
+        clean, corrupted = {}, {entry.name: {} for entry in entries}
+        for (name, condition_key), result in zip(owners, embedded):
+            if condition_key is None:
+                clean[name] = result
+            else:
+                corrupted[name][condition_key] = result
+        return clean, corrupted
+
+
+def _warn(warnings: list[str], message: str) -> None:
+    """Said at once (above any progress bar) and kept for the report."""
+    warnings.append(message)
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def _train_split_warnings(task: Task) -> list[str]:
+    """What makes a probe task's result meaningless before anything is embedded."""
+    if task.type not in ("multiclass", "key"):
+        return []
+    classes = sorted({task.labels[row] for row in task.rows("train")})
+    if len(classes) == 1:
+        return [f"{task.name}: the train split holds one class only ({classes[0]}), so its probes can only "
+                "predict that class"]
+    return []
+
+
+def _failed_files_warning(task: Task, failed: dict[str, str]) -> str:
+    listed = ", ".join(f"{path} ({reason})" for path, reason in list(failed.items())[:MAX_FAILED_LISTED])
+    more = f" and {len(failed) - MAX_FAILED_LISTED} more (see results.json)" if len(failed) > MAX_FAILED_LISTED else ""
+    return f"{task.name}: {len(failed)} file(s) could not be decoded and were left out: {listed}{more}"
+
 
 def evaluate(
     models: Mapping[str, str | os.PathLike | Encoder],
@@ -210,7 +323,8 @@ def evaluate(
     severities: Sequence[float] | None = None,
     cache_dir: str | os.PathLike | None = None,
     device: str = "cpu",
-    batch_size: int = 64,
+    batch_size: int = 256,
+    resamples: int = N_RESAMPLES,
     verbose: bool = True,
 ) -> dict:
     """Evaluate ``models`` ({name: checkpoint path or Encoder}) on ``tasks`` and write a report.
@@ -221,98 +335,149 @@ def evaluate(
     every probe task is also scored on corrupted test audio for the models given (not the
     baselines): ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS``
     (default all), ``severities`` a subset of their levels (default all). Embedding dominates the
-    cost, and robustness adds one pass over the test files per condition (33 by default).
+    cost, and robustness adds one pass of each model over the test files per condition (33 by
+    default). ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
+    bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
+    with groups), the same resamples for every model.
 
     Writes ``results.json``, ``results.md`` and ``figures/*.png`` to ``out_dir``; embeddings are
     cached in ``cache_dir`` (default ``out_dir/cache``), so a re-run only trains probes. Returns
     the results dict (the content of results.json) and, if ``verbose``, prints the summary table.
+    Warnings (undecodable files, a train split with one class) are printed and kept in the report.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
-    figures_dir = out_dir / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     tasks = resolve_tasks(tasks)
     folders = _Folder.group(tasks)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
     heads = list(heads)
+    figures_dir = out_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
 
     results: dict = {
         "settings": {"seed": seed, "heads": heads, "robustness": robustness, "corruptions": corruptions,
-                     "severities": severities, "device": str(device), "skipped_corruptions": {}},
+                     "severities": severities, "device": str(device), "skipped_corruptions": {},
+                     "bootstrap": {"resamples": resamples, "confidence": CONFIDENCE, "paired": True}},
         "models": {
             entry.name: {"kind": entry.kind, "source": entry.source, "sample_rate": entry.encoder.sample_rate,
-                         "window_samples": entry.encoder.input_samples, "dim": entry.encoder.dim}
+                         "window_samples": entry.encoder.input_samples, "dim": entry.encoder.dim,
+                         **({"random_init_twin": entry.twin} if entry.twin else {})}
             for entry in entries
         },
         "tasks": {},
-        "scores": {},
+        "scores": {entry.name: {} for entry in entries},
+        "intervals": {entry.name: {} for entry in entries},
+        "comparisons": {},
         "robustness": {},
+        "robustness_intervals": {},
+        "warnings": [],
         "figures": [],
     }
-    outcomes: dict[str, dict[str, TaskOutcome]] = {}
+    warnings = results["warnings"]
+    for task in tasks:
+        for message in _train_split_warnings(task):
+            _warn(warnings, message)
+    conditions = {}
+    for entry in entries:
+        if robustness and entry.compared:
+            conditions[entry.name], skipped = robustness_conditions(entry.encoder.sample_rate, corruptions, severities)
+            results["settings"]["skipped_corruptions"].update(skipped)
+            results["robustness"][entry.name], results["robustness_intervals"][entry.name] = {}, {}
+    bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
+    outcomes: dict[str, dict[str, TaskOutcome]] = {entry.name: {} for entry in entries}
     map_panels: dict[str, dict[str, tuple[np.ndarray, list]]] = {task.name: {} for task in tasks}
     failed: dict[str, dict[str, str]] = {task.name: {} for task in tasks}
 
-    for entry in tqdm(entries, desc="models", unit="model", disable=not verbose):
-        outcomes[entry.name] = {}
-        for folder in folders:
-            clean = cached_embed_files(
-                entry.encoder, entry.fingerprint, folder.root, folder.paths, cache_dir,
-                batch_size=batch_size, progress=verbose, description=f"{entry.name}: {folder.root.name}",
-            )
+    for folder in folders:
+        clean, corrupted = folder.embed(entries, conditions, cache_dir, seed, batch_size, verbose)
+        for entry in tqdm(entries, desc=f"probes on {folder.root.name}", unit="model", leave=False,
+                          disable=not verbose):
             for task in folder.tasks:
                 task_paths = set(task.paths)
-                failed[task.name].update({path: why for path, why in clean.failed.items() if path in task_paths})
-                if task.type == "retrieval":
-                    outcome = retrieval_task(task, clean)
-                else:
-                    outcome = probe_task(task, clean, heads, seed)
-                outcomes[entry.name][task.name] = outcome
-                map_panels[task.name][entry.name] = (
-                    _track_means(task, outcome.map_rows, clean), _map_labels(task, outcome.map_rows)
+                failed[task.name].update(
+                    {path: why for path, why in clean[entry.name].failed.items() if path in task_paths}
                 )
-        results["scores"][entry.name] = {task: outcome.scores for task, outcome in outcomes[entry.name].items()}
-        if robustness and entry.kind in ("pretrained", "encoder"):
-            conditions, skipped = robustness_conditions(entry.encoder.sample_rate, corruptions, severities)
-            results["settings"]["skipped_corruptions"].update(skipped)
-            results["robustness"][entry.name] = {}
-            for folder in folders:
-                results["robustness"][entry.name].update(_folder_robustness(
-                    entry, folder, conditions, outcomes[entry.name], heads[0], cache_dir, seed, batch_size, verbose
-                ))
+                if task.type == "retrieval":
+                    outcome = retrieval_task(task, clean[entry.name])
+                else:
+                    outcome = probe_task(task, clean[entry.name], heads, seed)
+                outcomes[entry.name][task.name] = outcome
+                results["scores"][entry.name][task.name] = outcome.scores
+                map_panels[task.name][entry.name] = (
+                    _track_means(task, outcome.rows, clean[entry.name]), _map_labels(task, outcome.rows)
+                )
+                if entry.name in conditions and task.type != "retrieval":
+                    curves, bands = _robustness_of(task, outcome, heads[0], conditions[entry.name],
+                                                   corrupted[entry.name], bootstraps[task.name])
+                    results["robustness"][entry.name][task.name] = curves
+                    results["robustness_intervals"][entry.name][task.name] = bands
+
+    distributions = {
+        entry.name: {task.name: bootstraps[task.name].resampled(task, outcomes[entry.name][task.name]) for task in tasks}
+        for entry in entries
+    }
+    for entry in entries:
+        results["intervals"][entry.name] = {
+            task: {head: {metric: interval(spread) for metric, spread in per_head.items()}
+                   for head, per_head in per_task.items()}
+            for task, per_task in distributions[entry.name].items()
+        }
+    results["comparisons"] = _comparisons(entries, results["scores"], distributions)
 
     for task in tasks:
+        if failed[task.name]:
+            _warn(warnings, _failed_files_warning(task, failed[task.name]))
+        scored = {split: sum(task.paths[row] not in failed[task.name] for row in task.rows(split)) for split in SPLITS}
         results["tasks"][task.name] = {
             "type": task.type,
             "primary_metric": PRIMARY_METRIC[task.type],
             "audio_root": str(task.audio_root),
-            "tracks": {split: len(task.rows(split)) for split in SPLITS if len(task.rows(split))},
+            "tracks": {split: n for split, n in scored.items() if n},
             "classes": len(task.classes),
             "failed": failed[task.name],
+            "bootstrap": {"unit": task.group_column or "item", "units": bootstraps[task.name].resamples.n_units},
         }
     figures = _draw_figures(tasks, entries, outcomes, map_panels, results, heads[0], figures_dir, verbose)
     results["figures"] = [str(path.relative_to(out_dir)) for path in figures]
     write_report(results, out_dir)
     if verbose:
-        print(text_table(*summary_table(results)))
+        print(summary_text(results))
     return results
 
 
-def _folder_robustness(entry, folder, conditions, outcomes, head, cache_dir, seed, batch_size, verbose) -> dict:
-    """Robustness curves of the probe tasks on one folder: its test files are embedded once per
-    condition, and every task on the folder reads its rows from those embeddings."""
-    probe_tasks = [task for task in folder.tasks if task.type != "retrieval"]
-    if not probe_tasks:
-        return {}
-    corrupted = {
-        condition.key: cached_embed_files(
-            entry.encoder, entry.fingerprint, folder.root, folder.test_paths, cache_dir,
-            corruption=condition, seed=seed, batch_size=batch_size, progress=False,
-        )
-        for condition in tqdm(conditions, desc=f"{entry.name}: corrupted {folder.root.name}", unit="condition",
-                              leave=False, disable=not verbose)
-    }
-    return {task.name: _robustness_of(task, outcomes[task.name], head, conditions, corrupted) for task in probe_tasks}
+def _comparisons(entries: Sequence[ModelEntry], scores: dict, distributions: dict) -> dict:
+    """Each model under test against its random-init twin and against the best handcrafted baseline
+    (the one scoring best on that figure), on the same resamples:
+    ``{model: {task: {head: {metric: {"random-init": {...}, "baseline": {...}}}}}}``, see ``bootstrap.difference``."""
+    handcrafted = [entry.name for entry in entries if entry.kind == "handcrafted"]
+
+    def best_baseline(task: str, head: str, metric: str) -> str | None:
+        scored = [(scores[name][task][head][metric], name) for name in handcrafted
+                  if np.isfinite(scores[name][task][head][metric])]
+        if not scored:
+            return None
+        pick = min if metric in LOWER_IS_BETTER else max
+        return pick(scored)[1]
+
+    comparisons = {}
+    for entry in (entry for entry in entries if entry.compared):
+        comparisons[entry.name] = per_model = {}
+        for task, per_task in distributions[entry.name].items():
+            for head, per_head in per_task.items():
+                for metric, spread in per_head.items():
+                    against = {"random-init": entry.twin, "baseline": best_baseline(task, head, metric)}
+                    per_model.setdefault(task, {}).setdefault(head, {})[metric] = {
+                        role: {"model": other, **difference(
+                            metric, scores[entry.name][task][head][metric], scores[other][task][head][metric],
+                            spread, distributions[other][task][head][metric],
+                        )}
+                        for role, other in against.items() if other is not None
+                    }
+    return comparisons
 
 
 def _draw_figures(tasks, entries, outcomes, map_panels, results, head, figures_dir: Path, verbose) -> list[Path]:
@@ -330,13 +495,15 @@ def _draw_figures(tasks, entries, outcomes, map_panels, results, head, figures_d
             for entry in entries:
                 outcome = outcomes[entry.name][task.name]
                 predicted = outcome.test_predictions[head].argmax(axis=1)
-                panels[entry.name] = confusion_matrix(task.targets(outcome.test_rows), predicted, len(task.classes))
+                panels[entry.name] = confusion_matrix(task.targets(outcome.rows), predicted, len(task.classes))
             path = figures_dir / f"confusion-{slug}.png"
             paths.append(plots.confusion_matrices(task.name, panels, task.classes, path))
-        curves = {model: tasks[task.name] for model, tasks in results["robustness"].items() if task.name in tasks}
+        curves = {model: per_task[task.name] for model, per_task in results["robustness"].items()
+                  if task.name in per_task}
         if curves:
+            bands = {model: results["robustness_intervals"][model][task.name] for model in curves}
             paths.append(plots.robustness_curves(
-                task.name, PRIMARY_METRIC[task.type], curves, figures_dir / f"robustness-{slug}.png"
+                task.name, PRIMARY_METRIC[task.type], curves, figures_dir / f"robustness-{slug}.png", bands=bands
             ))
     logs = {entry.name: entry.training_log for entry in entries if entry.training_log is not None}
     if logs:

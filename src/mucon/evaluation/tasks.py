@@ -8,6 +8,7 @@ A user adds a task by writing two files, no code::
     table: genre.csv          # default: the header's name with .csv; relative to the header
     audio_root: audio         # default: the header's folder; table paths are relative to it
     label: genre              # the label column (retrieval: the group column)
+    group: album              # optional: items of one album are resampled together (see below)
 
     # genre.csv
     path,split,genre
@@ -17,6 +18,10 @@ Multilabel labels are joined by ';' in one cell. Splits are train / valid / test
 without a valid split gets one carved from train (see probes). A retrieval task queries the items
 of ``retrieval_split`` (default test; "all" for every row) against each other. Rows with an empty
 label are left out: a corpus may leave a group or a tag unset for some versions.
+
+Scores carry bootstrap intervals over the test items (see ``bootstrap``). Items of one test split
+are often not independent (several versions of a piece, several tracks of an album): a ``group``
+column makes the bootstrap resample whole groups, which gives the honest, wider interval.
 """
 
 from __future__ import annotations
@@ -66,12 +71,16 @@ class Task:
     splits: tuple[str, ...]
     labels: tuple[str, ...]
     retrieval_split: str = "test"
+    groups: tuple[str, ...] | None = None  # bootstrap units: rows of one group are resampled together
+    group_column: str | None = None  # where the groups came from, for the report
 
     def __post_init__(self):
         if self.type not in TASK_TYPES:
             raise ValueError(f"task {self.name!r}: type {self.type!r} is not one of {TASK_TYPES}")
         if not len(self.paths) == len(self.splits) == len(self.labels):
             raise ValueError(f"task {self.name!r}: paths, splits and labels differ in length")
+        if self.groups is not None and len(self.groups) != len(self.paths):
+            raise ValueError(f"task {self.name!r}: one group per row is needed")
         unknown = sorted(set(self.splits) - set(SPLITS))
         if unknown:
             raise ValueError(f"task {self.name!r}: unknown split(s) {unknown}; use {SPLITS}")
@@ -159,11 +168,12 @@ def task_from_table(
     path_column: str = "path",
     split_column: str = "split",
     retrieval_split: str = "test",
+    group_column: str | None = None,
 ) -> Task:
     """A task from a CSV table; rows whose label cell is empty are left out."""
     with open(table, newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = {path_column, split_column, label} - set(reader.fieldnames or ())
+        missing = {path_column, split_column, label, group_column or label} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{table}: task {name!r} needs column(s) {sorted(missing)}")
         rows = [row for row in reader if row[label].strip()]
@@ -175,6 +185,8 @@ def task_from_table(
         splits=tuple(row[split_column].strip() for row in rows),
         labels=tuple(row[label].strip() for row in rows),
         retrieval_split=retrieval_split,
+        groups=tuple(row[group_column].strip() for row in rows) if group_column else None,
+        group_column=group_column,
     )
 
 
@@ -184,7 +196,7 @@ def load_task(header_path: str | Path) -> Task:
     header = yaml.safe_load(header_path.read_text())
     if not isinstance(header, dict):
         raise ValueError(f"{header_path}: a task header is a mapping (name, type, label, ...)")
-    known = {"name", "type", "table", "audio_root", "label", "path_column", "split_column", "retrieval_split"}
+    known = {"name", "type", "table", "audio_root", "label", "group", "path_column", "split_column", "retrieval_split"}
     unknown = sorted(set(header) - known)
     if unknown:
         raise ValueError(f"{header_path}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -201,6 +213,7 @@ def load_task(header_path: str | Path) -> Task:
         path_column=header.get("path_column", "path"),
         split_column=header.get("split_column", "split"),
         retrieval_split=header.get("retrieval_split", "test"),
+        group_column=header.get("group"),
     )
 
 
