@@ -1,9 +1,11 @@
 """Training throughput of a method preset on this machine: samples/s, achieved FLOP/s against the
 machine's measured matmul peak, and peak memory. Each preset runs in its own process so that peak
-memory (max RSS on CPU, max allocated on CUDA) is its own.
+memory (max RSS on CPU, max allocated on CUDA) is its own. A step runs at the preset's precision
+(``trainer.precision``; ``auto`` resolves as in training), or at ``--precision``.
 
     python benchmarks/bench_train.py                      # every paper and CPU preset
-    python benchmarks/bench_train.py clmr-cpu --steps 10
+    python benchmarks/bench_train.py clmr-cpu --steps 10 --precision 32-true
+    python benchmarks/bench_train.py clmr-cpu --profile   # the profiler's top operations of one step
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ def synthetic_batch(request, batch_size: int, n_classes: int, device: torch.devi
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
+def measure_preset(config_path: str, steps: int, device: torch.device, precision: str | None = None,
+                   profile: bool = False) -> dict:
     from mucon.config import load_config
     from mucon.methods import method_class
+    from mucon.precision import resolve_precision
 
     config = load_config(config_path)
+    precision, _ = resolve_precision(precision or config.trainer.precision, device.type)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     method = method_class(config.method_name)(config).to(device)
     method.train()
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-4)
@@ -69,7 +75,8 @@ def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = method.compute_loss(batch)
+        with autocast:  # as Lightning's mixed precision: the forward under autocast, backward outside
+            loss, _ = method.compute_loss(batch)
         loss.backward()
         optimizer.step()
 
@@ -77,6 +84,10 @@ def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
     with counter:
         step()
     flops_per_step = counter.get_total_flops()
+    if profile:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+            step()
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -91,6 +102,7 @@ def measure_preset(config_path: str, steps: int, device: torch.device) -> dict:
     )
     return {
         "preset": Path(config_path).stem,
+        "precision": precision,
         "encoder": config.encoder.name,
         "batch": batch_size,
         "crop_samples": method.data_request.crop_samples,
@@ -107,26 +119,29 @@ def main() -> None:
     parser.add_argument("presets", nargs="*", default=DEFAULT_PRESETS, help="preset names or config files")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", help="override the preset's trainer.precision (32-true, bf16-mixed, auto)")
+    parser.add_argument("--profile", action="store_true", help="print the torch.profiler table of one step")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.child:
-        print(json.dumps(measure_preset(args.presets[0], args.steps, device)))
+        print(json.dumps(measure_preset(args.presets[0], args.steps, device, args.precision, args.profile)))
         return
 
     peak = matmul_peak_flops(device)
     print(f"device: {device}, torch threads: {torch.get_num_threads()}, float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
-    header = f"{'preset':<18}{'encoder':<16}{'batch':>6}{'crop':>8}{'s/step':>9}{'samples/s':>11}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of peak':>9}{'peak mem':>10}"
+    header = f"{'preset':<18}{'encoder':<16}{'precision':>11}{'batch':>6}{'crop':>8}{'s/step':>9}{'samples/s':>11}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of peak':>9}{'peak mem':>10}"
     print(header)
     print("-" * len(header))
     for preset in args.presets:
         out = subprocess.run(
-            [sys.executable, __file__, str(preset), "--steps", str(args.steps), "--device", args.device, "--child"],
-            capture_output=True, text=True, check=True,
+            [sys.executable, __file__, str(preset), "--steps", str(args.steps), "--device", args.device, "--child",
+             *(["--precision", args.precision] if args.precision else []), *(["--profile"] if args.profile else [])],
+            stdout=subprocess.PIPE, text=True, check=True,
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(
-            f"{r['preset']:<18}{r['encoder']:<16}{r['batch']:>6}{r['crop_samples']:>8}{r['seconds_per_step']:>9.3f}"
+            f"{r['preset']:<18}{r['encoder']:<16}{r['precision']:>11}{r['batch']:>6}{r['crop_samples']:>8}{r['seconds_per_step']:>9.3f}"
             f"{r['samples_per_second']:>11.1f}{r['flops_per_step'] / 1e9:>12.1f}{r['achieved_flops'] / 1e9:>9.1f}"
             f"{r['achieved_flops'] / peak:>9.1%}{r['peak_memory_bytes'] / 2**20:>8.0f}MiB"
         )
