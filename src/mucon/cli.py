@@ -121,6 +121,15 @@ def _masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _name_parts(checkpoint: Path) -> tuple[str, ...]:
+    """RUN_DIR/checkpoints/last.ckpt reads as RUN_DIR, RUN_DIR/checkpoints/step-100.ckpt as RUN_DIR@step-100,
+    any other file as its own path without the extension; names use the last parts."""
+    if checkpoint.parent.name != "checkpoints":
+        return (*checkpoint.parent.parts, checkpoint.stem)
+    *parents, run = checkpoint.parent.parent.parts
+    return (*parents, run if checkpoint.stem == "last" else f"{run}@{checkpoint.stem}")
+
+
 def _model_names(checkpoints: list[str]) -> dict[str, str]:
     """A name per checkpoint: RUN_DIR/checkpoints/last.ckpt is named after its run folder, any other
     file after itself; where names clash, each takes as many parent folders as tell it apart
@@ -129,8 +138,7 @@ def _model_names(checkpoints: list[str]) -> dict[str, str]:
     if len(set(resolved)) < len(resolved):
         twice = next(path for path, where in zip(checkpoints, resolved) if resolved.count(where) > 1)
         raise ValueError(f"{twice}: given twice as --checkpoint")
-    parts = [path.parent.parent.parts if path.parent.name == "checkpoints" else (*path.parent.parts, path.stem)
-             for path in resolved]
+    parts = [_name_parts(path) for path in resolved]
     lengths = [1] * len(parts)
     while True:
         names = ["/".join(part[-length:]) for part, length in zip(parts, lengths)]
@@ -156,13 +164,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from mucon.demo import run_demo
 
+    from mucon.demo import select_presets
+
     run_demo(args.out, budget_minutes=args.budget_minutes, corpus_dir=args.corpus, corpus_size=args.corpus_size,
-             seed=args.seed, progress=not args.quiet)
+             presets=select_presets(args.methods), seed=args.seed, progress=not args.quiet)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from mucon.data.layouts import LAYOUTS
+    from mucon.demo import DEMO_BUDGET_MINUTES
 
     parser = argparse.ArgumentParser(prog="mucon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mucon {__version__}")
@@ -244,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the whole loop on the built-in corpus: pretrain every method, evaluate, compare")
     demo.add_argument("--out", type=Path, default=Path("mucon-demo"))
-    demo.add_argument("--budget-minutes", type=float, default=20.0, help="pretraining time shared by the methods")
+    demo.add_argument("--budget-minutes", type=float, default=DEMO_BUDGET_MINUTES,
+                      help="pretraining minutes of all CPU presets together on 2 CPU cores (default %(default)s); "
+                           "it scales every preset's steps, so the same budget trains the same on any machine")
+    demo.add_argument("--methods", nargs="+", help="methods or presets to pretrain (default: every CPU preset)")
     demo.add_argument("--corpus", type=Path, help="an existing corpus folder (default: built and cached)")
     demo.add_argument("--corpus-size", choices=["small", "default", "full"], default="default")
     demo.add_argument("--seed", type=int, default=0)
