@@ -65,9 +65,11 @@ def test_evaluate_names_checkpoints_of_same_named_run_folders_apart(tmp_path, ch
     monkeypatch.setattr(mucon.evaluation, "evaluate", lambda models, *args, **kwargs: given.update(models))
     paths = [tmp_path / group / "run" / "checkpoints" / "last.ckpt" for group in ("a", "b")]
     paths.append(tmp_path / "other" / "single.ckpt")
+    paths.append(tmp_path / "a" / "run" / "checkpoints" / "step-100.ckpt")
     argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out")]
     assert main([*argv, *(item for path in paths for item in ("--checkpoint", str(path)))]) == 0
-    assert given == {"a/run": str(paths[0]), "b/run": str(paths[1]), "single": str(paths[2])}
+    assert given == {"a/run": str(paths[0]), "b/run": str(paths[1]), "single": str(paths[2]),
+                     "run@step-100": str(paths[3])}
 
 
 def test_evaluate_refuses_one_checkpoint_given_twice(tmp_path, capsys):

@@ -79,6 +79,7 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 100
+    keep_checkpoints: list[int] = field(default_factory=list)  # steps whose checkpoint stays as step-N.ckpt
     progress_bar: bool = True
 
 

@@ -99,6 +99,19 @@ class MetricsCSV(Logger):
         write_atomically(self.path, write, mode="w")
 
 
+class KeepCheckpoints(L.Callback):
+    """Keeps the checkpoint of each listed step as ``step-N.ckpt`` next to ``last.ckpt``, so that the probe
+    score can be drawn against training steps (``mucon evaluate`` on them) from one run."""
+
+    def __init__(self, folder: Path, steps: list[int]):
+        self.folder, self.steps = folder, set(steps)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step in self.steps:  # once: with gradient accumulation a step spans several batches
+            self.steps.discard(trainer.global_step)
+            trainer.save_checkpoint(self.folder / f"step-{trainer.global_step}.ckpt")
+
+
 def build_trainer(config: RunConfig, resume_step: int | None = None) -> L.Trainer:
     """The Lightning trainer of a run; ``resume_step``, the checkpoint's step, makes the logs continue from it."""
     run_dir = Path(config.run_dir)
@@ -127,6 +140,7 @@ def build_trainer(config: RunConfig, resume_step: int | None = None) -> L.Traine
         ],
         plugins=[AtomicCheckpointIO()],
         callbacks=[
+            KeepCheckpoints(run_dir / "checkpoints", settings.keep_checkpoints),
             ModelCheckpoint(
                 dirpath=run_dir / "checkpoints",
                 save_last=True,

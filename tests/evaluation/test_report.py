@@ -119,6 +119,19 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_checkpoints_of_one_run_at_several_steps_draw_the_probe_score_against_steps(tmp_path, checkpoint):
+    early = tmp_path / "run" / "checkpoints" / "step-10.ckpt"
+    for path, step in ((early, 10), (checkpoint, 50)):
+        stored = torch.load(checkpoint, weights_only=True)
+        torch.save({**stored, "global_step": step}, path)
+    results = evaluate({"clmr@10": early, "clmr": checkpoint}, tone_tasks(tmp_path / "audio"), tmp_path / "report",
+                       robustness=False, heads=("linear",))
+    assert [(results["models"][name]["run"], results["models"][name]["step"]) for name in ("clmr@10", "clmr")] == \
+        [("clmr-cpu", 10), ("clmr-cpu", 50)]
+    assert "figures/score-against-steps.png" in results["figures"]
+    assert (tmp_path / "report" / "figures" / "score-against-steps.png").stat().st_size > 10_000
+
+
 def test_a_second_evaluation_reuses_the_cached_embeddings(tmp_path, monkeypatch):
     tasks = tone_tasks(tmp_path / "audio")[:1]
     encoder = build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)

@@ -106,6 +106,13 @@ def test_checkpoint_carries_config_version_and_label_vocabulary(tmp_path, tone_s
     assert checkpoint["mucon"]["config"] == config.to_dict()
 
 
+def test_the_checkpoints_of_listed_steps_are_kept_next_to_the_last(tmp_path, tone_store):
+    last = pretrain(cpu_config(tmp_path, tone_store, "trainer.max_steps=3", "trainer.keep_checkpoints=[1, 2]"))
+    for step in (1, 2):
+        assert torch.load(last.parent / f"step-{step}.ckpt", weights_only=True)["global_step"] == step
+    assert sorted(path.name for path in last.parent.iterdir()) == ["last.ckpt", "step-1.ckpt", "step-2.ckpt"]
+
+
 def test_saved_config_reruns_the_same_run(tmp_path, tone_store):
     config = cpu_config(tmp_path, tone_store, "trainer.max_steps=1")
     pretrain(config)

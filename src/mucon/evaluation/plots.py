@@ -137,6 +137,33 @@ def robustness_curves(
     return path
 
 
+def score_against_steps(
+    curves: Mapping[str, tuple[str, Mapping[str, Sequence[tuple[int, float, float, float]]]]], path: Path
+) -> Path:
+    """One panel per task: its primary metric against pretraining steps, a line per run with its 95 %
+    interval shaded; step 0 is the run's random-init twin, so a line that never leaves step 0's band
+    has learnt nothing the probe can use.
+
+    ``curves`` is ``{task: (metric, {run: [(step, value, low, high), ...]})}``.
+    """
+    figure, axes = _grid(len(curves), panel_size=3.2)
+    for axis, (task, (metric, runs)) in zip(axes, curves.items()):
+        for run, points in runs.items():
+            steps, values, lows, highs = (np.array(column, dtype=float) for column in zip(*sorted(points)))
+            (line,) = axis.plot(steps, values, marker="o", label=run)
+            finite = np.isfinite(lows) & np.isfinite(highs)
+            axis.fill_between(steps[finite], lows[finite], highs[finite], color=line.get_color(), alpha=0.2, linewidth=0)
+        axis.set_title(task, fontsize=9)
+        axis.set_xlabel("pretraining step (0: random init)")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+    if axes:
+        axes[0].legend(fontsize=7)
+    figure.suptitle("probe score against pretraining steps, 95 % interval shaded")
+    figure.savefig(path, dpi=110)
+    return path
+
+
 def read_training_log(metrics_csv: Path, column: str = "train/loss") -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one column of a Lightning CSVLogger file, skipping rows that lack it."""
     steps, values = [], []

@@ -55,6 +55,8 @@ class ModelEntry:
     source: str
     training_log: Path | None = None
     twin: str | None = None  # the random-init model of a checkpoint's architecture
+    run: str | None = None  # a checkpoint's run (its run_dir's name) and training step: several
+    step: int | None = None  # checkpoints of one run draw the probe score against steps
 
     @property
     def compared(self) -> bool:
@@ -89,15 +91,20 @@ def resolve_models(
             entries.append(_entry(name, model, "encoder", type(model).__name__, device))
             continue
         path = Path(model)
-        entries.append(_entry(name, path, "pretrained", str(path), device, _training_log(path)))
-        architecture = read_checkpoint(path)["mucon"]["config"]["encoder"]
-        architecture_of[name] = json.dumps(architecture, sort_keys=True)
-        architectures.setdefault(architecture_of[name], (architecture["name"], path))
+        entry = _entry(name, path, "pretrained", str(path), device, _training_log(path))
+        checkpoint = read_checkpoint(path)
+        config = checkpoint["mucon"]["config"]
+        if "global_step" in checkpoint:  # saved by training (a hand-made checkpoint may lack it)
+            entry.run, entry.step = Path(config["run_dir"]).name, int(checkpoint["global_step"])
+        entries.append(entry)
+        # the encoder's settings and the run's one sample rate make an architecture
+        architecture_of[name] = json.dumps([config["encoder"], config["data"]["sample_rate"]], sort_keys=True)
+        architectures.setdefault(architecture_of[name], (config["encoder"]["name"], path, name))
     if baselines:
         numbered = len(architectures) > 1
         twins = {}
-        for index, (key, (encoder_name, path)) in enumerate(architectures.items()):
-            twins[key] = f"{encoder_name} random-init" + (f" {index + 1}" if numbered else "")
+        for key, (encoder_name, path, first_model) in architectures.items():
+            twins[key] = f"{encoder_name} random-init" + (f" ({first_model})" if numbered else "")
             random_weights = random_init_encoder(path, seed)
             entries.append(_entry(twins[key], random_weights, "random-init", f"architecture of {path}", device))
         for entry in entries:
@@ -365,7 +372,8 @@ def evaluate(
         "models": {
             entry.name: {"kind": entry.kind, "source": entry.source, "sample_rate": entry.encoder.sample_rate,
                          "window_samples": entry.encoder.input_samples, "dim": entry.encoder.dim,
-                         **({"random_init_twin": entry.twin} if entry.twin else {})}
+                         **({"random_init_twin": entry.twin} if entry.twin else {}),
+                         **({"run": entry.run, "step": entry.step} if entry.run else {})}
             for entry in entries
         },
         "tasks": {},
@@ -508,4 +516,33 @@ def _draw_figures(tasks, entries, outcomes, map_panels, results, head, figures_d
     logs = {entry.name: entry.training_log for entry in entries if entry.training_log is not None}
     if logs:
         paths.append(plots.training_curves(logs, figures_dir / "training-curves.png"))
+    runs = {}
+    for entry in entries:
+        if entry.run is not None:
+            runs.setdefault(entry.run, []).append(entry)
+    runs = {run: members for run, members in runs.items() if len(members) > 1}
+    if runs:
+        paths.append(plots.score_against_steps(_step_curves(tasks, runs, results, head),
+                                               figures_dir / "score-against-steps.png"))
     return paths
+
+
+def _step_curves(tasks, runs: dict[str, list[ModelEntry]], results: dict, head: str) -> dict:
+    """``{task: (primary metric, {run: [(step, value, low, high), ...]})}`` for the runs evaluated at several
+    steps; a run's random-init twin stands at step 0."""
+    curves = {}
+    for task in tasks:
+        metric = PRIMARY_METRIC[task.type]
+        task_head = RETRIEVAL_HEAD if task.type == "retrieval" else head
+
+        def point(model: str, step: int) -> tuple[int, float, float, float]:
+            value = results["scores"][model][task.name][task_head][metric]
+            low, high = results["intervals"][model][task.name][task_head].get(metric, (np.nan, np.nan))
+            return step, value, *(np.nan if bound is None else bound for bound in (low, high))
+
+        curves[task.name] = (metric, {
+            run: [*([point(members[0].twin, 0)] if members[0].twin else []),
+                  *(point(entry.name, entry.step) for entry in members)]
+            for run, members in runs.items()
+        })
+    return curves
