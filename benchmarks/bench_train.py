@@ -38,29 +38,10 @@ def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def synthetic_batch(request, batch_size: int, n_classes: int, device: torch.device) -> dict:
-    """Random int16 audio in the layout the method's DataRequest asks for (views, sources, labels)."""
-    generator = torch.Generator().manual_seed(0)
-
-    def pcm(*shape):
-        return torch.randint(-8000, 8000, shape, generator=generator, dtype=torch.int16)
-
-    batch = {"audio": pcm(batch_size, request.views, request.crop_samples)}
-    if request.sources:
-        n_sources = 1 if request.source_per_batch else len(request.sources)
-        batch["sources"] = pcm(batch_size, n_sources, request.crop_samples)
-        batch["source_present"] = torch.rand(batch_size, n_sources, generator=generator) < 0.7
-        batch["source_index"] = torch.zeros(batch_size, dtype=torch.long)
-    if request.labels:
-        batch["labels"] = (torch.rand(batch_size, n_classes, generator=generator) < 0.2).to(torch.uint8)
-        share = request.labelled_share or 0.0
-        batch["labelled"] = torch.arange(batch_size) < round(share * batch_size)
-    return {key: value.to(device) for key, value in batch.items()}
-
-
 def measure_preset(config_path: str, steps: int, device: torch.device, precision: str | None = None,
                    profile: bool = False) -> dict:
     from mucon.config import load_config
+    from mucon.data.synthetic import synthetic_batch
     from mucon.methods import method_class
     from mucon.precision import resolve_precision
 

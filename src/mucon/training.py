@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ from mucon.data.datamodule import StoreDataModule
 from mucon.files import remove_temporary_files, write_atomically
 from mucon.methods import Method, method_class
 from mucon.precision import resolve_precision
+
+# Lightning's own noise in every run's output, nothing a mucon user can act on: an advertisement for a
+# cloud logger, and a torch-pytree deprecation inside Lightning 2.6 under torch 2.13.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage())
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 METRICS_CSV = "logs/metrics.csv"
