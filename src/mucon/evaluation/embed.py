@@ -4,7 +4,9 @@ and a disk cache so a task's files are embedded once per (model, files, corrupti
 Windows are ``encoder.input_samples`` long, the crop the encoder was trained on, so the network
 always sees the input size its statistics were learnt from. A clip shorter than a window, or the
 tail of a longer one, is zero-padded to a full window. A clip's embedding is the mean of its
-window embeddings (each window already pooled by the encoder).
+window embeddings (each window already pooled by the encoder). A cap on the windows per clip (the
+papers' "up to 64 chunks per track") keeps that many, evenly spaced over the whole clip, so a long
+track costs no more than the cap and is still heard from start to end.
 """
 
 from __future__ import annotations
@@ -96,19 +98,31 @@ def embed_windows(encoder: Encoder, windows: Tensor, batch_size: int = 64) -> Te
     return torch.cat(outputs) if outputs else windows.new_zeros(0, encoder.dim)
 
 
+def spread_windows(n_windows: int, max_windows: int | None) -> np.ndarray:
+    """Indices of at most ``max_windows`` of ``n_windows`` windows, evenly spaced from the first to
+    the last (all of them when there are no more than the cap, or no cap)."""
+    if max_windows is None or n_windows <= max_windows:
+        return np.arange(n_windows)
+    return np.linspace(0, n_windows - 1, max_windows).round().astype(np.int64)  # spacing > 1: no repeats
+
+
 class WindowBatcher:
     """Clips in, window embeddings out, in input order: windows of consecutive clips share forward
     passes, so a folder of short files still runs in full batches. At most about one batch plus
-    one clip's windows is held at a time."""
+    one clip's windows is held at a time. ``max_windows`` caps the windows of a clip (see
+    ``spread_windows``)."""
 
-    def __init__(self, encoder: Encoder, hop: int, batch_size: int):
-        self.encoder, self.hop, self.batch_size = encoder, hop, batch_size
+    def __init__(self, encoder: Encoder, hop: int, batch_size: int, max_windows: int | None = None):
+        if max_windows is not None and max_windows < 1:
+            raise ValueError(f"the windows per clip must be at least 1, got {max_windows}")
+        self.encoder, self.hop, self.batch_size, self.max_windows = encoder, hop, batch_size, max_windows
         self.pending: list[tuple[Any, Tensor]] = []
         self.n_pending = 0
 
     def add(self, key: Any, waveform: Tensor) -> list[tuple[Any, Tensor]]:
         """Queue a clip ``[T]``; returns the ``(key, window embeddings [K, D])`` that a full batch finished."""
         windows = frame_windows(torch.as_tensor(waveform, dtype=torch.float32), self.encoder.input_samples, self.hop)
+        windows = windows[torch.from_numpy(spread_windows(len(windows), self.max_windows))]
         self.pending.append((key, windows))
         self.n_pending += len(windows)
         return self.flush() if self.n_pending >= self.batch_size else []
@@ -317,12 +331,22 @@ def _file_generator(seed: int, condition_key: str, path: str) -> torch.Generator
 class EmbeddingJob:
     """One set of window embeddings to make: ``encoder`` on ``paths`` (relative to an audio root,
     without repeats), clean or under a ``robustness.Condition``. ``fingerprint`` (see
-    ``model_fingerprint``) identifies the encoder in the cache."""
+    ``model_fingerprint``) identifies the encoder in the cache. ``max_windows`` caps a file's
+    windows (see ``spread_windows``); with ``average`` a file keeps only the mean of its windows
+    (one row), the track embedding of the papers' protocol, which also keeps memory and cache small."""
 
     encoder: Encoder
     paths: Sequence[str]
     corruption: Any = None
     fingerprint: str = ""
+    max_windows: int | None = None
+    average: bool = False
+
+    @property
+    def stream(self) -> tuple:
+        """Jobs of one stream get the same embedding of a file, so it is computed once for all of them."""
+        return (id(self.encoder), None if self.corruption is None else self.corruption.key, self.max_windows,
+                self.average)
 
 
 def embed_jobs(
@@ -340,51 +364,60 @@ def embed_jobs(
     Decoding and resampling cost as much as a small encoder's forward pass, so the files are
     walked once for every sample rate among the jobs; each file is corrupted once per condition
     (with a generator seeded by (seed, condition, path)) and handed to every encoder at that rate
-    that asks for it. The default hop is a full window: non-overlapping chunks, as in SemiSupCon's
-    downstream protocol. Files that cannot be decoded end up in each job's ``failed``.
+    that asks for it. Jobs that differ only in their files (one per task) form one stream: a file
+    they share is embedded once. The default hop is a full window: non-overlapping chunks, as in
+    SemiSupCon's downstream protocol. Files that cannot be decoded end up in each job's ``failed``.
     """
     audio_root = Path(audio_root)
-    windows: list[dict[str, np.ndarray]] = [{} for _ in jobs]
-    failed: list[dict[str, str]] = [{} for _ in jobs]
-    by_rate: dict[int, list[int]] = {}
+    streams: dict[tuple, list[int]] = {}
     for number, job in enumerate(jobs):
-        by_rate.setdefault(job.encoder.sample_rate, []).append(number)
-    for rate, numbers in by_rate.items():
-        batchers = {n: WindowBatcher(jobs[n].encoder, hop_samples(jobs[n].encoder, hop_seconds, 1.0), batch_size)
-                    for n in numbers}
-        wanted = {n: set(jobs[n].paths) for n in numbers}
-        paths = list(dict.fromkeys(path for n in numbers for path in jobs[n].paths))
+        streams.setdefault(job.stream, []).append(number)
+    first = {key: jobs[numbers[0]] for key, numbers in streams.items()}  # what the stream runs
+    embedded: dict[tuple, dict[str, np.ndarray]] = {key: {} for key in streams}
+    failed: dict[tuple, dict[str, str]] = {key: {} for key in streams}
+    by_rate: dict[int, list[tuple]] = {}
+    for key, job in first.items():
+        by_rate.setdefault(job.encoder.sample_rate, []).append(key)
+    for rate, keys in by_rate.items():
+        batchers = {key: WindowBatcher(first[key].encoder, hop_samples(first[key].encoder, hop_seconds, 1.0),
+                                       batch_size, first[key].max_windows) for key in keys}
+        wanted = {key: {path for n in streams[key] for path in jobs[n].paths} for key in keys}
+        paths = list(dict.fromkeys(path for key in keys for n in streams[key] for path in jobs[n].paths))
         bar = tqdm(paths, desc=description, unit="file", leave=False, disable=not progress)
 
-        def collect(number: int, finished: list[tuple[Any, Tensor]]) -> None:
-            windows[number].update((path, embedded.numpy()) for path, embedded in finished)
+        def collect(key: tuple, finished: list[tuple[Any, Tensor]]) -> None:
+            for path, windows in finished:
+                embedded[key][path] = (windows.mean(dim=0, keepdim=True) if first[key].average else windows).numpy()
 
         with torch.inference_mode():
             for path in bar:
-                readers = [n for n in numbers if path in wanted[n]]
+                readers = [key for key in keys if path in wanted[key]]
                 try:
                     audio = torch.from_numpy(load_audio(audio_root / path, rate))
                 except AudioDecodeError as error:
-                    for n in readers:
-                        failed[n][path] = error.reason
+                    for key in readers:
+                        failed[key][path] = error.reason
                     continue
-                for corruption in dict.fromkeys(jobs[n].corruption for n in readers):
+                for corruption_key in dict.fromkeys(key[1] for key in readers):
                     heard = audio
-                    if corruption is not None:
-                        generator = _file_generator(seed, corruption.key, path)
+                    if corruption_key is not None:
+                        corruption = next(first[key].corruption for key in readers if key[1] == corruption_key)
+                        generator = _file_generator(seed, corruption_key, path)
                         heard = corruption.apply(audio.unsqueeze(0), rate, generator)[0]
-                    for n in readers:
-                        if jobs[n].corruption == corruption:
-                            collect(n, batchers[n].add(path, heard))
-            for n in numbers:
-                collect(n, batchers[n].flush())
+                    for key in readers:
+                        if key[1] == corruption_key:
+                            collect(key, batchers[key].add(path, heard))
+            for key in keys:
+                collect(key, batchers[key].flush())
         bar.close()
     results = []
-    for job, embedded, job_failed in zip(jobs, windows, failed):
-        kept = [path for path in job.paths if path in embedded]
-        offsets = np.cumsum([0] + [len(embedded[path]) for path in kept])
-        matrix = np.concatenate([embedded[path] for path in kept]) if kept else np.zeros((0, job.encoder.dim), np.float32)
-        results.append(FileEmbeddings(kept, matrix, offsets, job_failed))
+    for job in jobs:
+        done, job_failed = embedded[job.stream], failed[job.stream]
+        kept = [path for path in job.paths if path in done]
+        offsets = np.cumsum([0] + [len(done[path]) for path in kept])
+        matrix = np.concatenate([done[path] for path in kept]) if kept else np.zeros((0, job.encoder.dim), np.float32)
+        results.append(FileEmbeddings(kept, matrix, offsets, {path: job_failed[path] for path in job.paths
+                                                              if path in job_failed}))
     return results
 
 
@@ -413,6 +446,8 @@ def _cache_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: floa
         "files": files,
         "corruption": None if job.corruption is None else job.corruption.key,
         "hop_seconds": hop_seconds,
+        "max_windows": job.max_windows,
+        "average": job.average,
     }
     if job.corruption is not None:
         description["seed"] = seed
@@ -432,7 +467,8 @@ def cached_embed_jobs(
     the cache are embedded (together, so their files are still decoded once).
 
     The key covers the model (``fingerprint``), every file's path, size and mtime, the corruption
-    and its seed, and the hop: editing a file or retraining a checkpoint invalidates it.
+    and its seed, the hop, the window cap and the averaging: editing a file or retraining a
+    checkpoint invalidates it. A job per task gives a cache per model and task.
     """
     audio_root, cache_dir = Path(audio_root), Path(cache_dir)
     cache_files = [cache_dir / f"{_cache_key(job, audio_root, seed, hop_seconds)}.npz" for job in jobs]
