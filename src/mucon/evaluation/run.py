@@ -44,6 +44,11 @@ from mucon.evaluation.robustness import robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
 
 
+PROBE_PROTOCOL = ("frozen encoder; tracks cut into windows of the encoder's input length; probes trained on the "
+                  "train split with early stopping on the valid split (20 % of train where a task has none), "
+                  "scored on the test split; retrieval by cosine similarity")
+
+
 @dataclasses.dataclass
 class ModelEntry:
     """A model under evaluation: its encoder, cache identity, and where it came from."""
@@ -242,48 +247,46 @@ def _map_labels(task: Task, rows: np.ndarray) -> list:
 
 @dataclasses.dataclass
 class _Folder:
-    """The tasks that read one audio folder, and the files to embed there (clean, and corrupted)."""
+    """The tasks that read one audio folder: their files are decoded once for every model."""
 
     root: Path
     tasks: list[Task]
-    paths: list[str]
-    test_paths: list[str]
 
     @classmethod
     def group(cls, tasks: Sequence[Task]) -> list[_Folder]:
         by_root: dict[Path, list[Task]] = {}
         for task in tasks:
             by_root.setdefault(task.audio_root.resolve(), []).append(task)
-        return [
-            cls(
-                root,
-                group,
-                sorted({path for task in group for path in task.paths}),
-                sorted({task.paths[row] for task in group if task.type != "retrieval" for row in task.rows("test")}),
-            )
-            for root, group in by_root.items()
-        ]
+        return [cls(root, group) for root, group in by_root.items()]
 
     def embed(self, entries, conditions, cache_dir, seed, batch_size, verbose) -> tuple[dict, dict]:
-        """Every model's clean embeddings of the folder, and the corrupted ones of its test files for
-        the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
-        One pass over the files for all of them (see ``embed.embed_jobs``)."""
+        """Every model's clean embeddings of each task's files, and the corrupted ones of its test
+        files for the models under test: ``{model: {task: FileEmbeddings}}``,
+        ``{model: {task: {condition key: FileEmbeddings}}}``. A job per model and task is cached on
+        its own, so re-running a task costs no encoding; one pass over the files serves them all
+        and a file that several tasks share is encoded once (see ``embed.embed_jobs``)."""
         jobs, owners = [], []
         for entry in entries:
-            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint))
-            owners.append((entry.name, None))
-            if self.test_paths:
+            for task in self.tasks:
+                protocol = {"fingerprint": entry.fingerprint, "max_windows": task.max_chunks,
+                            "average": task.average_chunks}
+                jobs.append(EmbeddingJob(entry.encoder, list(dict.fromkeys(task.paths)), None, **protocol))
+                owners.append((entry.name, task.name, None))
+                test_paths = list(dict.fromkeys(task.paths[row] for row in task.rows("test")))
+                if task.type == "retrieval" or not test_paths:
+                    continue
                 for condition in conditions.get(entry.name, ()):
-                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint))
-                    owners.append((entry.name, condition.key))
+                    jobs.append(EmbeddingJob(entry.encoder, test_paths, condition, **protocol))
+                    owners.append((entry.name, task.name, condition.key))
         embedded = cached_embed_jobs(jobs, self.root, cache_dir, seed=seed, batch_size=batch_size,
                                      progress=verbose, description=f"embedding {self.root.name}")
-        clean, corrupted = {}, {entry.name: {} for entry in entries}
-        for (name, condition_key), result in zip(owners, embedded):
+        clean = {entry.name: {} for entry in entries}
+        corrupted = {entry.name: {task.name: {} for task in self.tasks} for entry in entries}
+        for (name, task_name, condition_key), result in zip(owners, embedded):
             if condition_key is None:
-                clean[name] = result
+                clean[name][task_name] = result
             else:
-                corrupted[name][condition_key] = result
+                corrupted[name][task_name][condition_key] = result
         return clean, corrupted
 
 
@@ -302,6 +305,36 @@ def _train_split_warnings(task: Task) -> list[str]:
         return [f"{task.name}: the train split holds one class only ({classes[0]}), so its probes can only "
                 "predict that class"]
     return []
+
+
+def _split_counts(counts: Mapping[str, int]) -> str:
+    return "/".join(str(counts.get(split, 0)) for split in SPLITS)
+
+
+def _published_count_warnings(task: Task) -> list[str]:
+    """A benchmark task whose folder holds other items than the published split: said before embedding."""
+    if task.benchmark is None:
+        return []
+    found = {split: len(task.rows(split)) for split in SPLITS}
+    published = task.benchmark.published
+    if all(found[split] == published.get(split, 0) for split in SPLITS):
+        return []
+    missing = f"; {task.benchmark.missing}" if task.benchmark.missing else ""
+    return [f"{task.name}: the folder holds train/valid/test {_split_counts(found)} items, the published "
+            f"{task.benchmark.dataset} split {_split_counts(published)}{missing}; its results are not comparable "
+            "with published ones"]
+
+
+def _benchmark_record(task: Task, scored: Mapping[str, int]) -> dict:
+    """What the report says of a benchmark task: dataset, split source, published and used counts, and
+    whether its results can stand next to published ones (the same items were scored)."""
+    published = dict(task.benchmark.published)
+    comparable = all(scored.get(split, 0) == published.get(split, 0) for split in SPLITS)
+    why = "" if comparable else (f"not comparable with published results: it used train/valid/test "
+                                 f"{_split_counts(scored)} items, the published split has {_split_counts(published)}")
+    return {"dataset": task.benchmark.dataset, "split": task.benchmark.source, "metrics": task.benchmark.metrics,
+            "published": published, "used": {split: scored.get(split, 0) for split in SPLITS if split in published},
+            "comparable": comparable, "why": why}
 
 
 def _failed_files_warning(task: Task, failed: dict[str, str]) -> str:
@@ -326,10 +359,14 @@ def evaluate(
     batch_size: int = 256,
     resamples: int = N_RESAMPLES,
     verbose: bool = True,
+    data_roots: Sequence[str | os.PathLike] = (),
 ) -> dict:
     """Evaluate ``models`` ({name: checkpoint path or Encoder}) on ``tasks`` and write a report.
 
-    ``tasks`` are Task objects, task header files, or corpus folders (their built-in tasks).
+    ``tasks`` are Task objects, task header files, corpus folders (their built-in tasks), or names
+    of built-in benchmark tasks (``mucon tasks``) read from the dataset folders ``data_roots``; the
+    report gives a benchmark task's protocol, split and counts, and marks it not comparable with
+    published results where the counts it used differ from the published ones.
     Probe tasks get one probe per head (linear, MLP); retrieval tasks use cosine similarity.
     ``baselines`` adds random-init and MFCC+chroma rows. With ``robustness``, the first head of
     every probe task is also scored on corrupted test audio for the models given (not the
@@ -351,7 +388,7 @@ def evaluate(
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
-    tasks = resolve_tasks(tasks)
+    tasks = resolve_tasks(tasks, data_roots)
     folders = _Folder.group(tasks)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
     heads = list(heads)
@@ -359,7 +396,8 @@ def evaluate(
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     results: dict = {
-        "settings": {"seed": seed, "heads": heads, "robustness": robustness, "corruptions": corruptions,
+        "settings": {"seed": seed, "heads": heads, "protocol": PROBE_PROTOCOL,
+                     "robustness": robustness, "corruptions": corruptions,
                      "severities": severities, "device": str(device), "skipped_corruptions": {},
                      "bootstrap": {"resamples": resamples, "confidence": CONFIDENCE, "paired": True}},
         "models": {
@@ -379,7 +417,7 @@ def evaluate(
     }
     warnings = results["warnings"]
     for task in tasks:
-        for message in _train_split_warnings(task):
+        for message in [*_train_split_warnings(task), *_published_count_warnings(task)]:
             _warn(warnings, message)
     conditions = {}
     for entry in entries:
@@ -397,22 +435,20 @@ def evaluate(
         for entry in tqdm(entries, desc=f"probes on {folder.root.name}", unit="model", leave=False,
                           disable=not verbose):
             for task in folder.tasks:
-                task_paths = set(task.paths)
-                failed[task.name].update(
-                    {path: why for path, why in clean[entry.name].failed.items() if path in task_paths}
-                )
+                embeddings = clean[entry.name][task.name]
+                failed[task.name].update(embeddings.failed)
                 if task.type == "retrieval":
-                    outcome = retrieval_task(task, clean[entry.name])
+                    outcome = retrieval_task(task, embeddings)
                 else:
-                    outcome = probe_task(task, clean[entry.name], heads, seed)
+                    outcome = probe_task(task, embeddings, heads, seed)
                 outcomes[entry.name][task.name] = outcome
                 results["scores"][entry.name][task.name] = outcome.scores
                 map_panels[task.name][entry.name] = (
-                    _track_means(task, outcome.rows, clean[entry.name]), _map_labels(task, outcome.rows)
+                    _track_means(task, outcome.rows, embeddings), _map_labels(task, outcome.rows)
                 )
                 if entry.name in conditions and task.type != "retrieval":
                     curves, bands = _robustness_of(task, outcome, heads[0], conditions[entry.name],
-                                                   corrupted[entry.name], bootstraps[task.name])
+                                                   corrupted[entry.name][task.name], bootstraps[task.name])
                     results["robustness"][entry.name][task.name] = curves
                     results["robustness_intervals"][entry.name][task.name] = bands
 
@@ -440,7 +476,12 @@ def evaluate(
             "classes": len(task.classes),
             "failed": failed[task.name],
             "bootstrap": {"unit": task.group_column or "item", "units": bootstraps[task.name].resamples.n_units},
+            "chunks": {"max": task.max_chunks, "average": task.average_chunks},
         }
+        if task.benchmark is not None:
+            results["tasks"][task.name]["benchmark"] = _benchmark_record(task, scored)
+            if not results["tasks"][task.name]["benchmark"]["comparable"] and not _published_count_warnings(task):
+                _warn(warnings, f"{task.name}: {results['tasks'][task.name]['benchmark']['why']}")
     figures = _draw_figures(tasks, entries, outcomes, map_panels, results, heads[0], figures_dir, verbose)
     results["figures"] = [str(path.relative_to(out_dir)) for path in figures]
     write_report(results, out_dir)
