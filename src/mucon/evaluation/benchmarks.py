@@ -19,6 +19,7 @@ results as not comparable with published ones.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,9 +127,13 @@ def benchmark_tasks(names: Sequence[str], data_roots: Sequence[Path]) -> list[li
     expanded = []
     for name in names:
         layout, wanted = known[name]
-        tasks = [benchmark_task(layout, spec, read(layout, folder), folder)
-                 for folder, specs in folders_of(layout) for spec in specs
-                 if wanted is ALL_SCENE_TASKS or spec.name in wanted]
+        tasks = []
+        for folder, specs in folders_of(layout):
+            if not specs:
+                print(f"warning: {name}: {folder} is not scored (a HEAR event task: timestamped labels)",
+                      file=sys.stderr)
+            tasks += [benchmark_task(layout, spec, read(layout, folder), folder) for spec in specs
+                      if wanted is ALL_SCENE_TASKS or spec.name in wanted]
         if not tasks:
             raise ValueError(f"{name}: the {layout.dataset} folders hold no task mucon scores (HEAR event tasks, "
                              "with timestamped labels, are read for pretraining only)")

@@ -1,5 +1,5 @@
 """From audio files to embeddings: the windowing every evaluation shares, a streamed folder export,
-and a disk cache so a task's files are embedded once per (model, files, corruption).
+and a disk cache so a file is embedded once per (model, setting, corruption), whatever task asks.
 
 Windows are ``encoder.input_samples`` long, the crop the encoder was trained on, so the network
 always sees the input size its statistics were learnt from. A clip shorter than a window, or the
@@ -30,7 +30,7 @@ import mucon
 from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, is_audio_path, load_audio
 from mucon.encoders import Encoder
 
-CACHE_FORMAT = 1  # bump when what is cached, or how it is computed, changes
+CACHE_FORMAT = 2  # bump when what is cached, or how it is computed, changes
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ class EmbeddingJob:
     without repeats), clean or under a ``robustness.Condition``. ``fingerprint`` (see
     ``model_fingerprint``) identifies the encoder in the cache. ``max_windows`` caps a file's
     windows (see ``spread_windows``); with ``average`` a file keeps only the mean of its windows
-    (one row), the track embedding of the papers' protocol, which also keeps memory and cache small."""
+    (one row): the track embedding of the papers' protocol, which also keeps memory and cache small."""
 
     encoder: Encoder
     paths: Sequence[str]
@@ -341,12 +341,6 @@ class EmbeddingJob:
     fingerprint: str = ""
     max_windows: int | None = None
     average: bool = False
-
-    @property
-    def stream(self) -> tuple:
-        """Jobs of one stream get the same embedding of a file, so it is computed once for all of them."""
-        return (id(self.encoder), None if self.corruption is None else self.corruption.key, self.max_windows,
-                self.average)
 
 
 def embed_jobs(
@@ -364,60 +358,53 @@ def embed_jobs(
     Decoding and resampling cost as much as a small encoder's forward pass, so the files are
     walked once for every sample rate among the jobs; each file is corrupted once per condition
     (with a generator seeded by (seed, condition, path)) and handed to every encoder at that rate
-    that asks for it. Jobs that differ only in their files (one per task) form one stream: a file
-    they share is embedded once. The default hop is a full window: non-overlapping chunks, as in
-    SemiSupCon's downstream protocol. Files that cannot be decoded end up in each job's ``failed``.
+    that asks for it. The default hop is a full window: non-overlapping chunks, as in SemiSupCon's
+    downstream protocol. Files that cannot be decoded end up in each job's ``failed``.
     """
     audio_root = Path(audio_root)
-    streams: dict[tuple, list[int]] = {}
+    windows: list[dict[str, np.ndarray]] = [{} for _ in jobs]
+    failed: list[dict[str, str]] = [{} for _ in jobs]
+    by_rate: dict[int, list[int]] = {}
     for number, job in enumerate(jobs):
-        streams.setdefault(job.stream, []).append(number)
-    first = {key: jobs[numbers[0]] for key, numbers in streams.items()}  # what the stream runs
-    embedded: dict[tuple, dict[str, np.ndarray]] = {key: {} for key in streams}
-    failed: dict[tuple, dict[str, str]] = {key: {} for key in streams}
-    by_rate: dict[int, list[tuple]] = {}
-    for key, job in first.items():
-        by_rate.setdefault(job.encoder.sample_rate, []).append(key)
-    for rate, keys in by_rate.items():
-        batchers = {key: WindowBatcher(first[key].encoder, hop_samples(first[key].encoder, hop_seconds, 1.0),
-                                       batch_size, first[key].max_windows) for key in keys}
-        wanted = {key: {path for n in streams[key] for path in jobs[n].paths} for key in keys}
-        paths = list(dict.fromkeys(path for key in keys for n in streams[key] for path in jobs[n].paths))
+        by_rate.setdefault(job.encoder.sample_rate, []).append(number)
+    for rate, numbers in by_rate.items():
+        batchers = {n: WindowBatcher(jobs[n].encoder, hop_samples(jobs[n].encoder, hop_seconds, 1.0), batch_size,
+                                     jobs[n].max_windows) for n in numbers}
+        wanted = {n: set(jobs[n].paths) for n in numbers}
+        paths = list(dict.fromkeys(path for n in numbers for path in jobs[n].paths))
         bar = tqdm(paths, desc=description, unit="file", leave=False, disable=not progress)
 
-        def collect(key: tuple, finished: list[tuple[Any, Tensor]]) -> None:
-            for path, windows in finished:
-                embedded[key][path] = (windows.mean(dim=0, keepdim=True) if first[key].average else windows).numpy()
+        def collect(number: int, finished: list[tuple[Any, Tensor]]) -> None:
+            average = jobs[number].average
+            windows[number].update((path, (embedded.mean(dim=0, keepdim=True) if average else embedded).numpy())
+                                   for path, embedded in finished)
 
         with torch.inference_mode():
             for path in bar:
-                readers = [key for key in keys if path in wanted[key]]
+                readers = [n for n in numbers if path in wanted[n]]
                 try:
                     audio = torch.from_numpy(load_audio(audio_root / path, rate))
                 except AudioDecodeError as error:
-                    for key in readers:
-                        failed[key][path] = error.reason
+                    for n in readers:
+                        failed[n][path] = error.reason
                     continue
-                for corruption_key in dict.fromkeys(key[1] for key in readers):
+                for corruption in dict.fromkeys(jobs[n].corruption for n in readers):
                     heard = audio
-                    if corruption_key is not None:
-                        corruption = next(first[key].corruption for key in readers if key[1] == corruption_key)
-                        generator = _file_generator(seed, corruption_key, path)
+                    if corruption is not None:
+                        generator = _file_generator(seed, corruption.key, path)
                         heard = corruption.apply(audio.unsqueeze(0), rate, generator)[0]
-                    for key in readers:
-                        if key[1] == corruption_key:
-                            collect(key, batchers[key].add(path, heard))
-            for key in keys:
-                collect(key, batchers[key].flush())
+                    for n in readers:
+                        if jobs[n].corruption == corruption:
+                            collect(n, batchers[n].add(path, heard))
+            for n in numbers:
+                collect(n, batchers[n].flush())
         bar.close()
     results = []
-    for job in jobs:
-        done, job_failed = embedded[job.stream], failed[job.stream]
-        kept = [path for path in job.paths if path in done]
-        offsets = np.cumsum([0] + [len(done[path]) for path in kept])
-        matrix = np.concatenate([done[path] for path in kept]) if kept else np.zeros((0, job.encoder.dim), np.float32)
-        results.append(FileEmbeddings(kept, matrix, offsets, {path: job_failed[path] for path in job.paths
-                                                              if path in job_failed}))
+    for job, embedded, job_failed in zip(jobs, windows, failed):
+        kept = [path for path in job.paths if path in embedded]
+        offsets = np.cumsum([0] + [len(embedded[path]) for path in kept])
+        matrix = np.concatenate([embedded[path] for path in kept]) if kept else np.zeros((0, job.encoder.dim), np.float32)
+        results.append(FileEmbeddings(kept, matrix, offsets, job_failed))
     return results
 
 
@@ -429,21 +416,24 @@ def embed_files(
     return embed_jobs([EmbeddingJob(encoder, paths, corruption)], audio_root, **options)[0]
 
 
-def _cache_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: float | None) -> str:
-    files = []
-    for path in job.paths:
-        try:
-            stat = (audio_root / path).stat()
-            files.append([path, stat.st_size, stat.st_mtime_ns])
-        except OSError:
-            files.append([path, None, None])
+def _file_stamp(path: Path) -> tuple[int, int]:
+    """A file's size and mtime: a cached embedding stands while they do ((-1, -1): no such file)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _stream_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: float | None) -> str:
+    """What makes two embeddings of one file the same: the model, the folder, the corruption (and its
+    seed), the hop, the window cap and the averaging; not which other files a job asks for."""
     description = {
         "format": CACHE_FORMAT,
         "model": job.fingerprint,
         "sample_rate": job.encoder.sample_rate,
         "window": job.encoder.input_samples,
         "root": str(audio_root.resolve()),
-        "files": files,
         "corruption": None if job.corruption is None else job.corruption.key,
         "hop_seconds": hop_seconds,
         "max_windows": job.max_windows,
@@ -452,6 +442,60 @@ def _cache_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: floa
     if job.corruption is not None:
         description["seed"] = seed
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclasses.dataclass
+class _StreamCache:
+    """The embeddings a model has made of a folder's files under one setting, file by file, with the
+    stamp each file had: kept in one .npz per setting and grown by every run that needs more files."""
+
+    windows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    stamps: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> _StreamCache:
+        if not path.is_file():
+            return cls()
+        with np.load(path) as stored:
+            paths, windows, offsets = stored["paths"].tolist(), stored["windows"], stored["offsets"]
+            failed_paths = stored["failed_paths"].tolist()
+            stamps = [tuple(map(int, stamp)) for stamp in stored["stamps"]]
+            return cls({p: windows[offsets[i]:offsets[i + 1]] for i, p in enumerate(paths)},
+                       dict(zip(failed_paths, stored["failed_reasons"].tolist())),
+                       dict(zip(paths + failed_paths, stamps)))
+
+    def save(self, path: Path) -> None:
+        paths, failed = list(self.windows), list(self.failed)
+        partial = path.with_suffix(".partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as handle:  # a file handle: np.savez would append .npz to a name
+            np.savez(
+                handle,
+                paths=np.array(paths, dtype=str),
+                windows=np.concatenate([self.windows[p] for p in paths]) if paths else np.zeros((0, 0), np.float32),
+                offsets=np.cumsum([0] + [len(self.windows[p]) for p in paths]),
+                failed_paths=np.array(failed, dtype=str),
+                failed_reasons=np.array([self.failed[p] for p in failed], dtype=str),
+                stamps=np.array([self.stamps[p] for p in paths + failed], dtype=np.int64).reshape(-1, 2),
+            )
+        os.replace(partial, path)  # readers never see half a file
+
+    def add(self, result: FileEmbeddings, stamps: dict[str, tuple[int, int]]) -> None:
+        """Take in what was computed: each file's new embedding or failure replaces its old entry."""
+        for i, path in enumerate(result.paths):
+            self.failed.pop(path, None)
+            self.windows[path] = result.windows[result.offsets[i]:result.offsets[i + 1]]
+            self.stamps[path] = stamps[path]
+        for path, reason in result.failed.items():
+            self.windows.pop(path, None)
+            self.failed[path], self.stamps[path] = reason, stamps[path]
+
+    def select(self, job: EmbeddingJob, dim: int) -> FileEmbeddings:
+        kept = [path for path in job.paths if path in self.windows]
+        matrix = np.concatenate([self.windows[p] for p in kept]) if kept else np.zeros((0, dim), np.float32)
+        return FileEmbeddings(kept, matrix, np.cumsum([0] + [len(self.windows[p]) for p in kept]),
+                              {path: self.failed[path] for path in job.paths if path in self.failed})
 
 
 def cached_embed_jobs(
@@ -463,40 +507,29 @@ def cached_embed_jobs(
     hop_seconds: float | None = None,
     **options,
 ) -> list[FileEmbeddings]:
-    """``embed_jobs``, each job computed once and kept in ``cache_dir``; only the jobs missing from
-    the cache are embedded (together, so their files are still decoded once).
+    """``embed_jobs``, with every file's embedding kept in ``cache_dir`` and computed only once.
 
-    The key covers the model (``fingerprint``), every file's path, size and mtime, the corruption
-    and its seed, the hop, the window cap and the averaging: editing a file or retraining a
-    checkpoint invalidates it. A job per task gives a cache per model and task.
+    The cache holds, per model and setting (see ``_stream_key``), each file's embedding with the
+    file's size and mtime: a job takes what is there and only its missing or changed files are
+    embedded (all jobs' together, so a file is still decoded once). So a task re-run alone, or a
+    task over files an earlier run embedded, costs no encoding; editing a file or retraining a
+    checkpoint (its fingerprint) invalidates what it touches.
     """
     audio_root, cache_dir = Path(audio_root), Path(cache_dir)
-    cache_files = [cache_dir / f"{_cache_key(job, audio_root, seed, hop_seconds)}.npz" for job in jobs]
-    results: list[FileEmbeddings | None] = [None] * len(jobs)
-    for number, cache_file in enumerate(cache_files):
-        if cache_file.is_file():
-            with np.load(cache_file) as stored:
-                results[number] = FileEmbeddings(
-                    paths=stored["paths"].tolist(),
-                    windows=stored["windows"],
-                    offsets=stored["offsets"],
-                    failed=dict(zip(stored["failed_paths"].tolist(), stored["failed_reasons"].tolist())),
-                )
-    missing = [number for number, result in enumerate(results) if result is None]
-    if missing:
-        computed = embed_jobs([jobs[n] for n in missing], audio_root, seed=seed, hop_seconds=hop_seconds, **options)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        for number, result in zip(missing, computed):
-            results[number] = result
-            partial = cache_files[number].with_suffix(".partial")
-            with open(partial, "wb") as handle:  # a file handle: np.savez would append .npz to a name
-                np.savez(
-                    handle,
-                    paths=np.array(result.paths, dtype=str),
-                    windows=result.windows,
-                    offsets=result.offsets,
-                    failed_paths=np.array(list(result.failed), dtype=str),
-                    failed_reasons=np.array(list(result.failed.values()), dtype=str),
-                )
-            os.replace(partial, cache_files[number])  # readers never see half a file
-    return results
+    keys = [_stream_key(job, audio_root, seed, hop_seconds) for job in jobs]
+    caches = {key: _StreamCache.load(cache_dir / f"{key}.npz") for key in dict.fromkeys(keys)}
+    stamps = {path: _file_stamp(audio_root / path) for job in jobs for path in job.paths}
+    missing_jobs, missing_keys = [], []
+    for key in caches:
+        numbers = [n for n, job_key in enumerate(keys) if job_key == key]
+        wanted = dict.fromkeys(path for n in numbers for path in jobs[n].paths)
+        missing = [path for path in wanted if caches[key].stamps.get(path) != stamps[path]]
+        if missing:
+            missing_jobs.append(dataclasses.replace(jobs[numbers[0]], paths=missing))
+            missing_keys.append(key)
+    if missing_jobs:
+        computed = embed_jobs(missing_jobs, audio_root, seed=seed, hop_seconds=hop_seconds, **options)
+        for key, result in zip(missing_keys, computed):
+            caches[key].add(result, stamps)
+            caches[key].save(cache_dir / f"{key}.npz")
+    return [caches[key].select(job, job.encoder.dim) for key, job in zip(keys, jobs)]

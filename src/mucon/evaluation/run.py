@@ -247,46 +247,51 @@ def _map_labels(task: Task, rows: np.ndarray) -> list:
 
 @dataclasses.dataclass
 class _Folder:
-    """The tasks that read one audio folder: their files are decoded once for every model."""
+    """The tasks that read one audio folder with one embedding protocol (window cap, averaging),
+    and the files to embed there (clean, and corrupted)."""
 
     root: Path
     tasks: list[Task]
+    paths: list[str]
+    test_paths: list[str]
 
     @classmethod
     def group(cls, tasks: Sequence[Task]) -> list[_Folder]:
-        by_root: dict[Path, list[Task]] = {}
+        by_root: dict[tuple, list[Task]] = {}
         for task in tasks:
-            by_root.setdefault(task.audio_root.resolve(), []).append(task)
-        return [cls(root, group) for root, group in by_root.items()]
+            by_root.setdefault((task.audio_root.resolve(), task.max_chunks, task.average_chunks), []).append(task)
+        return [
+            cls(
+                root,
+                group,
+                sorted({path for task in group for path in task.paths}),
+                sorted({task.paths[row] for task in group if task.type != "retrieval" for row in task.rows("test")}),
+            )
+            for (root, _, _), group in by_root.items()
+        ]
 
     def embed(self, entries, conditions, cache_dir, seed, batch_size, verbose) -> tuple[dict, dict]:
-        """Every model's clean embeddings of each task's files, and the corrupted ones of its test
-        files for the models under test: ``{model: {task: FileEmbeddings}}``,
-        ``{model: {task: {condition key: FileEmbeddings}}}``. A job per model and task is cached on
-        its own, so re-running a task costs no encoding; one pass over the files serves them all
-        and a file that several tasks share is encoded once (see ``embed.embed_jobs``)."""
+        """Every model's clean embeddings of the folder, and the corrupted ones of its test files for
+        the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
+        One pass over the files for all of them (see ``embed.embed_jobs``); the cache keeps each
+        file's embedding, so a later run of any of these tasks costs no encoding."""
+        protocol = {"max_windows": self.tasks[0].max_chunks, "average": self.tasks[0].average_chunks}
         jobs, owners = [], []
         for entry in entries:
-            for task in self.tasks:
-                protocol = {"fingerprint": entry.fingerprint, "max_windows": task.max_chunks,
-                            "average": task.average_chunks}
-                jobs.append(EmbeddingJob(entry.encoder, list(dict.fromkeys(task.paths)), None, **protocol))
-                owners.append((entry.name, task.name, None))
-                test_paths = list(dict.fromkeys(task.paths[row] for row in task.rows("test")))
-                if task.type == "retrieval" or not test_paths:
-                    continue
+            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint, **protocol))
+            owners.append((entry.name, None))
+            if self.test_paths:
                 for condition in conditions.get(entry.name, ()):
-                    jobs.append(EmbeddingJob(entry.encoder, test_paths, condition, **protocol))
-                    owners.append((entry.name, task.name, condition.key))
+                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint, **protocol))
+                    owners.append((entry.name, condition.key))
         embedded = cached_embed_jobs(jobs, self.root, cache_dir, seed=seed, batch_size=batch_size,
                                      progress=verbose, description=f"embedding {self.root.name}")
-        clean = {entry.name: {} for entry in entries}
-        corrupted = {entry.name: {task.name: {} for task in self.tasks} for entry in entries}
-        for (name, task_name, condition_key), result in zip(owners, embedded):
+        clean, corrupted = {}, {entry.name: {} for entry in entries}
+        for (name, condition_key), result in zip(owners, embedded):
             if condition_key is None:
-                clean[name][task_name] = result
+                clean[name] = result
             else:
-                corrupted[name][task_name][condition_key] = result
+                corrupted[name][condition_key] = result
         return clean, corrupted
 
 
@@ -435,8 +440,9 @@ def evaluate(
         for entry in tqdm(entries, desc=f"probes on {folder.root.name}", unit="model", leave=False,
                           disable=not verbose):
             for task in folder.tasks:
-                embeddings = clean[entry.name][task.name]
-                failed[task.name].update(embeddings.failed)
+                embeddings = clean[entry.name]
+                task_paths = set(task.paths)
+                failed[task.name].update({path: why for path, why in embeddings.failed.items() if path in task_paths})
                 if task.type == "retrieval":
                     outcome = retrieval_task(task, embeddings)
                 else:
@@ -448,7 +454,7 @@ def evaluate(
                 )
                 if entry.name in conditions and task.type != "retrieval":
                     curves, bands = _robustness_of(task, outcome, heads[0], conditions[entry.name],
-                                                   corrupted[entry.name][task.name], bootstraps[task.name])
+                                                   corrupted[entry.name], bootstraps[task.name])
                     results["robustness"][entry.name][task.name] = curves
                     results["robustness_intervals"][entry.name][task.name] = bands
 

@@ -13,7 +13,7 @@ The public benchmark datasets (MagnaTagATune, MTG-Jamendo, GTZAN, NSynth, GiantS
 Covers80, HEAR 2021 task folders) are layouts too. Theirs also carry the field's published facts:
 the benchmark tasks read from their table (``BenchmarkTask``: label column, split, metric, the
 published item count of each split and where the split comes from) and what the user downloads
-(``release``); their readers name the files a wrong folder lacks (``missing_files``).
+(``release``); their readers name the files a wrong folder lacks (``require_files``).
 ``mucon.evaluation.benchmarks`` turns them into evaluation tasks.
 """
 
@@ -135,19 +135,17 @@ def unreadable_tracks(folder: Path, unreadable: list[tuple[Path, str]], labels: 
     return [Track(path.relative_to(folder).as_posix(), labels=labels, problem=("unreadable", why)) for path, why in unreadable]
 
 
-def missing_files(folder: Path, dataset: str, release: str, expected: Sequence[str]) -> FileNotFoundError | None:
-    """The error naming what a dataset folder lacks (``expected``: paths relative to it), or None.
+def require_files(folder: Path, dataset: str, release: str, expected: Sequence[str]) -> None:
+    """Raise ``FileNotFoundError`` naming what a dataset folder lacks (``expected``: paths relative to it).
 
-    One line: every expected file with the missing ones marked, and the release they belong to.
+    One line: all of them when none is there (a wrong folder), else the missing ones, and the
+    release they belong to.
     """
     missing = [name for name in expected if not (folder / name).exists()]
-    if not missing:
-        return None
-    if len(missing) == len(expected):
-        what = f"no {dataset} here: expected {', '.join(expected)}"
-    else:
-        what = f"not a complete {dataset} folder: missing {', '.join(missing)}"
-    return FileNotFoundError(f"{folder}: {what} (from {release})")
+    if missing:
+        what = (f"no {dataset} here: expected {', '.join(expected)}" if len(missing) == len(expected)
+                else f"not a complete {dataset} folder: missing {', '.join(missing)}")
+        raise FileNotFoundError(f"{folder}: {what} (from {release})")
 
 
 def published_lines(name: str) -> list[str]:

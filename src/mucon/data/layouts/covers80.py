@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mucon.audio.io import PATH_CSV_OPTIONS
 
-from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, first_existing, missing_files
+from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, first_existing, require_files
 
 LISTS = ("list1.list", "list2.list")
 PLACES = ("covers32k", "coversongs/covers32k")
@@ -32,9 +32,7 @@ def _lists_folder(folder: Path) -> Path | None:
 def _read(folder: Path, options: LayoutOptions) -> Table:
     place = _lists_folder(folder) or folder / PLACES[0]
     prefix = place.relative_to(folder).as_posix()
-    error = missing_files(folder, "Covers80", RELEASE, [f"{prefix}/{name}" for name in LISTS])
-    if error:
-        raise error
+    require_files(folder, "Covers80", RELEASE, [f"{prefix}/{name}" for name in LISTS])
     tracks = []
     for name in LISTS:
         with open(place / name, **PATH_CSV_OPTIONS) as handle:

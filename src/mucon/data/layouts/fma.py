@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mucon.audio.io import PATH_CSV_OPTIONS
 
-from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, missing_files
+from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, require_files
 
 TRACKS = "fma_metadata/tracks.csv"
 AUDIO = "fma_small"
@@ -33,9 +33,7 @@ def audio_path(track_id: int) -> str:
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
-    error = missing_files(folder, "FMA-small", RELEASE, [TRACKS, f"{AUDIO}/"])
-    if error:
-        raise error
+    require_files(folder, "FMA-small", RELEASE, [TRACKS, f"{AUDIO}/"])
     tracks = []
     with open(folder / TRACKS, **PATH_CSV_OPTIONS) as handle:
         rows = csv.reader(handle)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mucon.audio.io import PATH_CSV_OPTIONS
 
-from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, missing_files, published_lines
+from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, published_lines, require_files
 
 KEY_SET = "giantsteps-key-dataset"
 MTG_KEY_SET = "giantsteps-mtg-key-dataset"
@@ -38,9 +38,7 @@ def _split_of_track() -> dict[str, str]:
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
-    error = missing_files(folder, "GiantSteps key", RELEASE, EXPECTED)
-    if error:
-        raise error
+    require_files(folder, "GiantSteps key", RELEASE, EXPECTED)
     split_of = _split_of_track()
     tracks = []
     for annotation in sorted((folder / KEY_SET / "annotations" / "key").glob("*.LOFI.key")):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, missing_files, subfolders
+from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, require_files, subfolders
 
 METADATA = "task_metadata.json"
 RELEASE = "a task folder of the HEAR 2021 tasks (hear-preprocess output, hearbenchmark.com)"
@@ -53,17 +53,12 @@ def _rate_folder(folder: Path) -> str:
 
 
 def _split_labels(folder: Path, metadata: dict) -> dict[str, dict]:
-    error = missing_files(folder, f"HEAR task {metadata['task_name']}", RELEASE,
-                          [f"{split}.json" for split in metadata["splits"]])
-    if error:
-        raise error
+    require_files(folder, f"HEAR task {metadata['task_name']}", RELEASE, [f"{split}.json" for split in metadata["splits"]])
     return {split: json.loads((folder / f"{split}.json").read_text()) for split in metadata["splits"]}
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
-    error = missing_files(folder, "HEAR task", RELEASE, [METADATA])
-    if error:
-        raise error
+    require_files(folder, "HEAR task", RELEASE, [METADATA])
     metadata = _metadata(folder)
     rate = _rate_folder(folder)
     scene = metadata["embedding_type"] == "scene"

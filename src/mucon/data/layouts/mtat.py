@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mucon.audio.io import PATH_CSV_OPTIONS
 
-from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, missing_files, published_lines
+from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, published_lines, require_files
 
 ANNOTATIONS = "annotations_final.csv"
 CLIP_FOLDERS = tuple("0123456789abcdef")
@@ -38,9 +38,7 @@ def _split_of_clip() -> dict[str, str]:
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
-    error = missing_files(folder, "MagnaTagATune", RELEASE, [ANNOTATIONS, *(f"{name}/" for name in CLIP_FOLDERS)])
-    if error:
-        raise error
+    require_files(folder, "MagnaTagATune", RELEASE, [ANNOTATIONS, *(f"{name}/" for name in CLIP_FOLDERS)])
     top50 = published_lines("mtat-top50-tags.txt")
     split_of = _split_of_clip()
     tracks = []

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mucon.audio.io import PATH_CSV_OPTIONS
 
-from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, first_existing, missing_files
+from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, first_existing, require_files
 
 SUBSETS = ("top50tags", "genre", "moodtheme", "instrument")
 PARTS = {"train": "train", "validation": "valid", "test": "test"}  # file name part -> split
@@ -55,9 +55,7 @@ def _audio_path(folder: Path, path: str) -> str:
 def _read(folder: Path, options: LayoutOptions) -> Table:
     tsv_folder = _split_folder(folder)
     place = tsv_folder.relative_to(folder).as_posix() + "/" if tsv_folder and tsv_folder != folder else ""
-    error = missing_files(folder, "MTG-Jamendo", RELEASE, [f"{place}{name}" for name in tsv_names()])
-    if error:
-        raise error
+    require_files(folder, "MTG-Jamendo", RELEASE, [f"{place}{name}" for name in tsv_names()])
     split_of: dict[str, str] = {}
     path_of: dict[str, str] = {}
     tags_of: dict[str, dict[str, list[str]]] = {subset: {} for subset in SUBSETS}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, missing_files
+from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, require_files
 
 SPLITS = ("train", "valid", "test")
 RELEASE = ("NSynth v2.2.3: nsynth-train, nsynth-valid and nsynth-test .jsonwav.tar.gz, unpacked, "
@@ -27,9 +27,7 @@ def _examples(folder: Path, split: str) -> Path:
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
-    error = missing_files(folder, "NSynth", RELEASE, [f"nsynth-{split}/examples.json" for split in SPLITS])
-    if error:
-        raise error
+    require_files(folder, "NSynth", RELEASE, [f"nsynth-{split}/examples.json" for split in SPLITS])
     tracks = []
     for split in SPLITS:
         try:
