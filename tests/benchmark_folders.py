@@ -135,7 +135,8 @@ def write_gtzan(root: Path, extension: str = ".wav") -> Path:
     for genre, parts in GTZAN_EXCERPTS.items():
         for numbers in parts.values():
             for number in numbers:
-                write_tone(root / "genres" / genre / f"{genre}.{number:05d}{extension}", 220 if genre == "blues" else 880)
+                pitch = 220 if genre == "blues" else 880
+                write_tone(root / "genres" / genre / f"{genre}.{number:05d}{extension}", pitch)
     write_tone(root / "genres" / "classical" / f"{GTZAN_LEFT_OUT}{extension}", 880)
     return root
 
@@ -162,7 +163,8 @@ def write_nsynth(root: Path) -> Path:
                 "qualities": [0, 1, 0, 0, 0, 0, 0, 0, 0, 0], "instrument_source_str": source,
                 "note_str": note_str, "instrument_family_str": family, "instrument_str": instrument,
                 "pitch": pitch, "instrument": 417 + number, "velocity": 50,
-                "instrument_source": {"acoustic": 0, "electronic": 1, "synthetic": 2}[source], "qualities_str": ["dark"],
+                "instrument_source": {"acoustic": 0, "electronic": 1, "synthetic": 2}[source],
+                "qualities_str": ["dark"],
             }
             number += 1
             write_tone(root / f"nsynth-{split}" / "audio" / f"{note_str}.wav", 440 * 2 ** ((pitch - 69) / 12) * 8)
@@ -197,8 +199,8 @@ def write_giantsteps(root: Path) -> Path:
 # --- FMA-small ----------------------------------------------------------------------------------------
 
 # (track_id, subset, split, genre_top)
-FMA_TRACKS = [(2, "small", "training", "Hip-Hop"), (5, "small", "training", "Hip-Hop"), (10, "small", "training", "Pop"),
-              (140, "small", "training", "Pop"), (141, "small", "validation", "Hip-Hop"),
+FMA_TRACKS = [(2, "small", "training", "Hip-Hop"), (5, "small", "training", "Hip-Hop"),
+              (10, "small", "training", "Pop"), (140, "small", "training", "Pop"), (141, "small", "validation", "Hip-Hop"),
               (148, "small", "validation", "Pop"), (182, "small", "test", "Hip-Hop"), (190, "small", "test", "Pop"),
               (3, "medium", "training", "Hip-Hop")]
 

@@ -81,7 +81,8 @@ def test_evaluate_scores_the_benchmark_task_and_reports_its_published_facts(layo
         assert f"warning: hear: {root / 'tone_events-v1.0-full'} is not scored (a HEAR event task" in printed
 
 
-@pytest.mark.parametrize(("layout", "task"), [("mtat", "mtat-top50"), ("gtzan", "gtzan-genre"), ("covers80", "covers80")])
+@pytest.mark.parametrize(("layout", "task"), [("mtat", "mtat-top50"), ("gtzan", "gtzan-genre"),
+                                              ("covers80", "covers80")])
 def test_a_missing_audio_file_is_a_warning_naming_it_and_the_counts(layout, task, tmp_path, clmr_checkpoint, capsys):
     case = CASES[layout]
     root = case.write(tmp_path / layout)

@@ -49,7 +49,8 @@ def _read(folder: Path, options: LayoutOptions) -> Table:
     with open(table, **PATH_CSV_OPTIONS) as handle:
         rows = csv.DictReader(handle, delimiter="\t")
         if not {"ID", "MANUAL KEY"} <= set(rows.fieldnames or ()):
-            raise ValueError(f"{table}: not the GiantSteps MTG key annotations (expected the columns ID, MANUAL KEY, C)")
+            raise ValueError(f"{table}: not the GiantSteps MTG key annotations (expected the columns ID, "
+                             "MANUAL KEY, C)")
         for row in rows:
             tracks.append(Track(f"{MTG_KEY_SET}/audio/{row['ID']}.LOFI.mp3",
                                 labels=(split_of.get(row["ID"], ""), row["MANUAL KEY"].strip())))
