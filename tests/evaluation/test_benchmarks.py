@@ -189,11 +189,25 @@ def test_mucon_tasks_lists_every_task_with_its_dataset_metric_counts_and_source(
     assert "gtzan-genre-fold0" in listed and "(on request only)" in listed and "hear" in listed
 
 
-def test_prepare_takes_a_benchmark_layout_to_pretrain_on_its_audio(tmp_path, capsys):
-    root = folders.write_mtat(tmp_path / "mtat")
+@pytest.mark.parametrize(("layout", "header", "kept"), [("mtat", "path,split,top50,tags", 4),
+                                                      ("mtg-jamendo", "path,split,top50tags,genre,moodtheme,instrument",
+                                                       5)])
+def test_prepare_takes_a_benchmark_layout_to_pretrain_on_its_training_audio(layout, header, kept, tmp_path, capsys):
+    root = CASES[layout].write(tmp_path / layout)
     store = tmp_path / "store"
-    assert main(["prepare", str(root), str(store), "--layout", "mtat", "--sample-rate", "16000", "--split", "train",
+    assert main(["prepare", str(root), str(store), "--layout", layout, "--sample-rate", "16000", "--split", "train",
                  "--min-seconds", "0.1", "--quiet", "--workers", "1"]) == 0
-    assert "kept 4 files" in capsys.readouterr().out
-    header, *rows = (store / "labels.csv").read_text().splitlines()
-    assert header == "path,split,top50,tags" and len(rows) == 4
+    assert f"kept {kept} files" in capsys.readouterr().out
+    written, *rows = (store / "labels.csv").read_text().splitlines()
+    assert written == header and len(rows) == kept and all(",train," in row for row in rows)
+
+
+def test_an_undecodable_file_makes_a_complete_folder_not_comparable(tmp_path, clmr_checkpoint, capsys):
+    root = folders.write_hear(tmp_path / "hear")
+    (root / "tones-v2.2.3-5h" / "22050" / "test" / "test_001.wav").write_bytes(b"RIFF but not audio")
+    assert evaluate(clmr_checkpoint, "hear", root, tmp_path / "report") == 0
+    benchmark = json.loads((tmp_path / "report" / "results.json").read_text())["tasks"]["hear-tones-v2.2.3-5h"][
+        "benchmark"]
+    assert not benchmark["comparable"] and benchmark["used"] == {"train": 4, "valid": 2, "test": 1}
+    assert ("warning: hear-tones-v2.2.3-5h: not comparable with published results: it used train 4, valid 2, test 1 "
+            "items, the published split has train 4, valid 2, test 2") in capsys.readouterr().err

@@ -155,13 +155,15 @@ def describe_benchmarks() -> str:
         if not layout.tasks:
             lines.append(f"  {layout.name}: every scene task of the task folders at --data-root; split sizes, "
                          "split and metrics from each task's own files")
+        said = None
         for task in layout.tasks:
             request = "  (on request only)" if task.on_request else ""
             lines.append(f"  {task.name}  {task.type}  {_counts(dict(task.counts))}{request}")
-            lines.append(f"      metric: {task.metrics}")
-            lines.append(f"      split:  {task.source}")
+            if (task.metrics, task.source) != said:  # the next tasks share them until they change
+                lines += [f"      metric: {task.metrics}", f"      split:  {task.source}"]
+                said = (task.metrics, task.source)
         defaults = [task.name for task in layout.tasks if not task.on_request]
-        if layout.tasks:
+        if defaults and defaults != [layout.name]:
             lines.append(f"  `{layout.name}` stands for: {', '.join(defaults)}")
         lines += [f"  `{group}` stands for: {', '.join(members)}" for group, members in layout.groups.items()]
         lines.append("")

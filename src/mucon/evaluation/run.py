@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -312,8 +312,8 @@ def _train_split_warnings(task: Task) -> list[str]:
     return []
 
 
-def _split_counts(counts: Mapping[str, int]) -> str:
-    return "/".join(str(counts.get(split, 0)) for split in SPLITS)
+def _split_counts(counts: Mapping[str, int], splits: Iterable[str]) -> str:
+    return ", ".join(f"{split} {counts.get(split, 0)}" for split in splits)
 
 
 def _published_count_warnings(task: Task) -> list[str]:
@@ -325,9 +325,9 @@ def _published_count_warnings(task: Task) -> list[str]:
     if all(found[split] == published.get(split, 0) for split in SPLITS):
         return []
     missing = f"; {task.benchmark.missing}" if task.benchmark.missing else ""
-    return [f"{task.name}: the folder holds train/valid/test {_split_counts(found)} items, the published "
-            f"{task.benchmark.dataset} split {_split_counts(published)}{missing}; its results are not comparable "
-            "with published ones"]
+    return [f"{task.name}: the folder holds {_split_counts(found, published)} items, the published "
+            f"{task.benchmark.dataset} split {_split_counts(published, published)}{missing}; its results are not "
+            "comparable with published ones"]
 
 
 def _benchmark_record(task: Task, scored: Mapping[str, int]) -> dict:
@@ -335,8 +335,8 @@ def _benchmark_record(task: Task, scored: Mapping[str, int]) -> dict:
     whether its results can stand next to published ones (the same items were scored)."""
     published = dict(task.benchmark.published)
     comparable = all(scored.get(split, 0) == published.get(split, 0) for split in SPLITS)
-    why = "" if comparable else (f"not comparable with published results: it used train/valid/test "
-                                 f"{_split_counts(scored)} items, the published split has {_split_counts(published)}")
+    why = "" if comparable else (f"not comparable with published results: it used {_split_counts(scored, published)} "
+                                 f"items, the published split has {_split_counts(published, published)}")
     return {"dataset": task.benchmark.dataset, "split": task.benchmark.source, "metrics": task.benchmark.metrics,
             "published": published, "used": {split: scored.get(split, 0) for split in SPLITS if split in published},
             "comparable": comparable, "why": why}
