@@ -4,6 +4,7 @@ ships it: the paper protocol, the published facts in the report, and one-line er
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -113,7 +114,8 @@ def test_a_folder_without_a_file_of_its_release_is_a_one_line_error_naming_it(la
     assert evaluate(clmr_checkpoint, case.task, root, tmp_path / "report") == 2
     error = capsys.readouterr().err
     assert error.startswith("mucon evaluate: ") and error.count("\n") == 1
-    assert removed.rsplit("/", 1)[-1] in error and str(root) in error
+    folder, named = error.split(": ")[1], error.split(" missing ")[1].split(" (from ")[0]
+    assert Path(folder) / named == root / removed  # "FOLDER: not a complete DATASET folder: missing FILE (from ...)"
 
 
 def test_a_gtzan_folder_without_a_test_excerpt_left_is_an_error_naming_one(tmp_path, clmr_checkpoint, capsys):

@@ -25,8 +25,8 @@ SOURCE = "the release's list1.list and list2.list (Ellis and Cronin 2007): 80 so
 
 
 def _lists_folder(folder: Path) -> Path | None:
-    found = first_existing(folder, [f"{place}/{LISTS[0]}" for place in PLACES])
-    return found.parent if found else None
+    """The ``covers32k`` folder, which holds the lists and the audio."""
+    return first_existing(folder, PLACES)
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:

@@ -54,7 +54,7 @@ def _rate_folder(folder: Path) -> str:
 
 def _split_labels(folder: Path, metadata: dict) -> dict[str, dict]:
     expected = [f"{split}.json" for split in metadata["splits"]]
-    require_files(folder, f"HEAR task {metadata['task_name']}", RELEASE, expected)
+    require_files(folder, f"HEAR {metadata['task_name']}", RELEASE, expected)
     return {split: json.loads((folder / f"{split}.json").read_text()) for split in metadata["splits"]}
 
 
