@@ -440,17 +440,18 @@ def evaluate(
         for entry in tqdm(entries, desc=f"probes on {folder.root.name}", unit="model", leave=False,
                           disable=not verbose):
             for task in folder.tasks:
-                embeddings = clean[entry.name]
                 task_paths = set(task.paths)
-                failed[task.name].update({path: why for path, why in embeddings.failed.items() if path in task_paths})
+                failed[task.name].update(
+                    {path: why for path, why in clean[entry.name].failed.items() if path in task_paths}
+                )
                 if task.type == "retrieval":
-                    outcome = retrieval_task(task, embeddings)
+                    outcome = retrieval_task(task, clean[entry.name])
                 else:
-                    outcome = probe_task(task, embeddings, heads, seed)
+                    outcome = probe_task(task, clean[entry.name], heads, seed)
                 outcomes[entry.name][task.name] = outcome
                 results["scores"][entry.name][task.name] = outcome.scores
                 map_panels[task.name][entry.name] = (
-                    _track_means(task, outcome.rows, embeddings), _map_labels(task, outcome.rows)
+                    _track_means(task, outcome.rows, clean[entry.name]), _map_labels(task, outcome.rows)
                 )
                 if entry.name in conditions and task.type != "retrieval":
                     curves, bands = _robustness_of(task, outcome, heads[0], conditions[entry.name],
