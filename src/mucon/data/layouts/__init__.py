@@ -20,9 +20,9 @@ published item count of each split and where the split comes from) and what the 
 from __future__ import annotations
 
 import os
-from importlib import resources
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
