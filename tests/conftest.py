@@ -71,3 +71,9 @@ def tone_store(tmp_path_factory) -> Path:
     audio_dir = write_tone_folder(root / "audio", 12, 16000, 3.0)
     prepare_store(audio_dir, root / "store", 16000, progress=False, num_workers=1)
     return root / "store"
+
+
+@pytest.fixture(scope="session")
+def clmr_checkpoint(tmp_path_factory, tone_store) -> Path:
+    """A CPU-preset CLMR checkpoint after one step on the tone store, trained once for the session."""
+    return pretrain_tiny("clmr-cpu", tone_store, tmp_path_factory.mktemp("clmr") / "run", steps=1)

@@ -7,18 +7,14 @@ import pytest
 
 from mucon.cli import main
 
-from conftest import pretrain_tiny, write_tone_folder
+from conftest import write_tone_folder
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tone_store):
-    return pretrain_tiny("clmr-cpu", tone_store, tmp_path_factory.mktemp("cli") / "run", steps=1)
-
-
-def test_embed_gives_every_good_file_an_embedding_and_reports_the_bad_one(tmp_path, checkpoint, capsys):
+def test_embed_gives_every_good_file_an_embedding_and_reports_the_bad_one(tmp_path, clmr_checkpoint, capsys):
     audio = write_tone_folder(tmp_path / "audio", 4, 16000, 2.0)
     (audio / "broken.wav").write_text("not audio at all")
-    assert main(["embed", str(audio), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = tmp_path / "out"
+    assert main(["embed", str(audio), "--checkpoint", str(clmr_checkpoint), "--out", str(out), "--quiet"]) == 0
     assert "embedded 4 files" in capsys.readouterr().out
     embeddings = np.load(tmp_path / "out" / "embeddings.npy")
     with open(tmp_path / "out" / "index.csv") as handle:
@@ -43,9 +39,10 @@ def test_an_unknown_preset_is_a_one_line_error_listing_the_shipped_ones(capsys):
     assert "no-such-preset" in error and "clmr-cpu" in error and "Traceback" not in error
 
 
-def test_embed_refuses_an_out_folder_holding_earlier_results_unless_told_to_overwrite(tmp_path, checkpoint, capsys):
+def test_embed_refuses_an_out_folder_holding_earlier_results_unless_told_to_overwrite(tmp_path, clmr_checkpoint,
+                                                                                    capsys):
     audio = write_tone_folder(tmp_path / "audio", 2, 16000, 2.0)
-    embed = ["embed", str(audio), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--quiet"]
+    embed = ["embed", str(audio), "--checkpoint", str(clmr_checkpoint), "--out", str(tmp_path / "out"), "--quiet"]
     assert main(embed) == 0
     earlier = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
     (tmp_path / "empty").mkdir()
@@ -58,7 +55,7 @@ def test_embed_refuses_an_out_folder_holding_earlier_results_unless_told_to_over
     assert np.load(tmp_path / "out" / "embeddings.npy").shape[0] == 1
 
 
-def test_evaluate_names_checkpoints_of_same_named_run_folders_apart(tmp_path, checkpoint, monkeypatch):
+def test_evaluate_names_checkpoints_of_same_named_run_folders_apart(tmp_path, monkeypatch):
     import mucon.evaluation
 
     given = {}

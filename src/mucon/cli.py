@@ -157,7 +157,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
-             severities=tuple(args.severities) if args.severities else None)
+             severities=tuple(args.severities) if args.severities else None, data_roots=args.data_root or ())
+    return 0
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from mucon.evaluation.benchmarks import describe_benchmarks
+
+    print(describe_benchmarks())
     return 0
 
 
@@ -244,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluation = commands.add_parser("evaluate", help="probe checkpoints and baselines on tasks; table, JSON, MD, PNG")
     evaluation.add_argument("--checkpoint", required=True, action="append", help="repeatable")
-    evaluation.add_argument("--tasks", required=True, nargs="+", help="task header files (.yaml/.json) or corpus folders")
+    evaluation.add_argument("--tasks", required=True, nargs="+", help="task header files (.yaml/.json), corpus "
+                            "folders, or built-in benchmark task names (`mucon tasks`) with --data-root")
+    evaluation.add_argument("--data-root", action="append", type=Path, help="a benchmark dataset's folder, as its "
+                            "publisher distributes it (repeatable: each task name reads the first that holds its "
+                            "dataset)")
     evaluation.add_argument("--out", required=True, type=Path)
     evaluation.add_argument("--no-robustness", action="store_true", help="skip the corrupted-audio tests")
     evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: all)")
@@ -252,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")
     evaluation.set_defaults(run=_evaluate)
+
+    tasks = commands.add_parser("tasks", help="list the built-in benchmark tasks: dataset, metrics, published "
+                                "split sizes, sources")
+    tasks.set_defaults(run=_tasks)
 
     demo = commands.add_parser("demo", help="the whole loop on the built-in corpus: pretrain every method, evaluate, compare")
     demo.add_argument("--out", type=Path, default=Path("mucon-demo"))

@@ -124,6 +124,18 @@ def test_each_file_is_decoded_once_for_every_model_and_condition_at_its_rate(enc
     assert not np.allclose(reversed_alone, together[0].windows[: len(reversed_alone)], atol=1e-3)
 
 
+def test_a_window_cap_keeps_that_many_windows_evenly_spread_from_the_first_to_the_last(encoder, tmp_path):
+    sf.write(tmp_path / "long.wav", tone(10.0, 220) * np.linspace(0.2, 1.0, 10 * RATE, dtype=np.float32), RATE)
+    every, capped, averaged = embed_jobs([EmbeddingJob(encoder, ["long.wav"]),
+                                          EmbeddingJob(encoder, ["long.wav"], max_windows=4),
+                                          EmbeddingJob(encoder, ["long.wav"], max_windows=4, average=True)],
+                                         tmp_path, progress=False)
+    assert len(every.windows) == 10 and len(capped.windows) == 4
+    np.testing.assert_allclose(capped.windows, every.windows[[0, 3, 6, 9]], atol=1e-5)
+    np.testing.assert_allclose(averaged.windows, capped.windows.mean(axis=0, keepdims=True), atol=1e-5)
+    np.testing.assert_array_equal(averaged.offsets, [0, 1])
+
+
 def test_file_embeddings_are_cached_and_recomputed_when_a_file_changes(encoder, folder, tmp_path, monkeypatch):
     paths = ["a.wav", "broken.wav", "sub/c.wav"]
     job = EmbeddingJob(encoder, paths, fingerprint=model_fingerprint(encoder))
@@ -153,6 +165,24 @@ def test_only_the_jobs_missing_from_the_cache_are_embedded(encoder, folder, tmp_
     monkeypatch.setattr(embed, "embed_jobs", lambda jobs, *a, **k: asked.append(list(jobs)) or real(jobs, *a, **k))
     cached_embed_jobs([first, second], folder, tmp_path / "cache", progress=False)
     assert asked == [[second]]
+
+
+def test_a_job_over_files_an_earlier_job_embedded_embeds_only_the_new_ones(encoder, folder, tmp_path, monkeypatch):
+    fingerprint = model_fingerprint(encoder)
+    [alone] = cached_embed_jobs([EmbeddingJob(encoder, ["a.wav"], fingerprint=fingerprint)], folder,
+                                tmp_path / "cache", progress=False)
+    asked = []
+    real = embed.embed_jobs
+    monkeypatch.setattr(embed, "embed_jobs", lambda jobs, *a, **k: asked.append([j.paths for j in jobs]) or real(
+        jobs, *a, **k))
+    [both] = cached_embed_jobs([EmbeddingJob(encoder, ["d.wav", "a.wav"], fingerprint=fingerprint)], folder,
+                               tmp_path / "cache", progress=False)
+    assert asked == [[["d.wav"]]] and both.paths == ["d.wav", "a.wav"]
+    np.testing.assert_array_equal(both.windows[both.offsets[1]:], alone.windows)
+    [again] = cached_embed_jobs([EmbeddingJob(encoder, ["a.wav"], fingerprint=fingerprint)], folder,
+                                tmp_path / "cache", progress=False)
+    assert asked == [[["d.wav"]]]  # nothing new: both files come from the cache
+    np.testing.assert_array_equal(again.windows, alone.windows)
 
 
 def test_fingerprint_changes_with_the_weights_not_with_the_object(encoder):

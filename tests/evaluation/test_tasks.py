@@ -67,6 +67,18 @@ def test_a_json_header_declares_a_retrieval_task_over_a_chosen_split(tmp_path, e
     assert 0.0 < outcome.scores["cosine"]["map"] <= 1.0
 
 
+def test_a_header_can_ask_for_the_papers_protocol_of_averaged_capped_windows(tmp_path):
+    root = tone_task_folder(tmp_path)
+    (root / "genre.yaml").write_text("name: register\ntype: multiclass\naudio_root: audio\nlabel: register\n"
+                                     "max_chunks: 64\naverage_chunks: true\n")
+    task = load_task(root / "genre.yaml")
+    assert (task.max_chunks, task.average_chunks) == (64, True)
+    (root / "plain.yaml").write_text("name: register\ntype: multiclass\naudio_root: audio\ntable: genre.csv\n"
+                                     "label: register\n")
+    plain = load_task(root / "plain.yaml")
+    assert (plain.max_chunks, plain.average_chunks) == (None, False)  # every window, each probed
+
+
 def test_a_header_with_a_missing_column_or_unknown_key_is_rejected_with_the_reason(tmp_path):
     root = tone_task_folder(tmp_path)
     (root / "bad.yaml").write_text("name: x\ntype: multiclass\ntable: genre.csv\nlabel: mood\n")

@@ -1,10 +1,12 @@
 """From audio files to embeddings: the windowing every evaluation shares, a streamed folder export,
-and a disk cache so a task's files are embedded once per (model, files, corruption).
+and a disk cache so a file is embedded once per (model, setting, corruption), whatever task asks.
 
 Windows are ``encoder.input_samples`` long, the crop the encoder was trained on, so the network
 always sees the input size its statistics were learnt from. A clip shorter than a window, or the
 tail of a longer one, is zero-padded to a full window. A clip's embedding is the mean of its
-window embeddings (each window already pooled by the encoder).
+window embeddings (each window already pooled by the encoder). A cap on the windows per clip (the
+papers' "up to 64 chunks per track") keeps that many, evenly spaced over the whole clip, so a long
+track costs no more than the cap and is still heard from start to end.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import mucon
 from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, is_audio_path, load_audio
 from mucon.encoders import Encoder
 
-CACHE_FORMAT = 1  # bump when what is cached, or how it is computed, changes
+CACHE_FORMAT = 2  # bump when what is cached, or how it is computed, changes
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -96,19 +98,31 @@ def embed_windows(encoder: Encoder, windows: Tensor, batch_size: int = 64) -> Te
     return torch.cat(outputs) if outputs else windows.new_zeros(0, encoder.dim)
 
 
+def spread_windows(n_windows: int, max_windows: int | None) -> np.ndarray:
+    """Indices of at most ``max_windows`` of ``n_windows`` windows, evenly spaced from the first to
+    the last (all of them when there are no more than the cap, or no cap)."""
+    if max_windows is None or n_windows <= max_windows:
+        return np.arange(n_windows)
+    return np.linspace(0, n_windows - 1, max_windows).round().astype(np.int64)  # spacing > 1: no repeats
+
+
 class WindowBatcher:
     """Clips in, window embeddings out, in input order: windows of consecutive clips share forward
     passes, so a folder of short files still runs in full batches. At most about one batch plus
-    one clip's windows is held at a time."""
+    one clip's windows is held at a time. ``max_windows`` caps the windows of a clip (see
+    ``spread_windows``)."""
 
-    def __init__(self, encoder: Encoder, hop: int, batch_size: int):
-        self.encoder, self.hop, self.batch_size = encoder, hop, batch_size
+    def __init__(self, encoder: Encoder, hop: int, batch_size: int, max_windows: int | None = None):
+        if max_windows is not None and max_windows < 1:
+            raise ValueError(f"the windows per clip must be at least 1, got {max_windows}")
+        self.encoder, self.hop, self.batch_size, self.max_windows = encoder, hop, batch_size, max_windows
         self.pending: list[tuple[Any, Tensor]] = []
         self.n_pending = 0
 
     def add(self, key: Any, waveform: Tensor) -> list[tuple[Any, Tensor]]:
         """Queue a clip ``[T]``; returns the ``(key, window embeddings [K, D])`` that a full batch finished."""
         windows = frame_windows(torch.as_tensor(waveform, dtype=torch.float32), self.encoder.input_samples, self.hop)
+        windows = windows[torch.from_numpy(spread_windows(len(windows), self.max_windows))]
         self.pending.append((key, windows))
         self.n_pending += len(windows)
         return self.flush() if self.n_pending >= self.batch_size else []
@@ -317,12 +331,16 @@ def _file_generator(seed: int, condition_key: str, path: str) -> torch.Generator
 class EmbeddingJob:
     """One set of window embeddings to make: ``encoder`` on ``paths`` (relative to an audio root,
     without repeats), clean or under a ``robustness.Condition``. ``fingerprint`` (see
-    ``model_fingerprint``) identifies the encoder in the cache."""
+    ``model_fingerprint``) identifies the encoder in the cache. ``max_windows`` caps a file's
+    windows (see ``spread_windows``); with ``average`` a file keeps only the mean of its windows
+    (one row): the track embedding of the papers' protocol, which also keeps memory and cache small."""
 
     encoder: Encoder
     paths: Sequence[str]
     corruption: Any = None
     fingerprint: str = ""
+    max_windows: int | None = None
+    average: bool = False
 
 
 def embed_jobs(
@@ -350,14 +368,16 @@ def embed_jobs(
     for number, job in enumerate(jobs):
         by_rate.setdefault(job.encoder.sample_rate, []).append(number)
     for rate, numbers in by_rate.items():
-        batchers = {n: WindowBatcher(jobs[n].encoder, hop_samples(jobs[n].encoder, hop_seconds, 1.0), batch_size)
-                    for n in numbers}
+        batchers = {n: WindowBatcher(jobs[n].encoder, hop_samples(jobs[n].encoder, hop_seconds, 1.0), batch_size,
+                                     jobs[n].max_windows) for n in numbers}
         wanted = {n: set(jobs[n].paths) for n in numbers}
         paths = list(dict.fromkeys(path for n in numbers for path in jobs[n].paths))
         bar = tqdm(paths, desc=description, unit="file", leave=False, disable=not progress)
 
         def collect(number: int, finished: list[tuple[Any, Tensor]]) -> None:
-            windows[number].update((path, embedded.numpy()) for path, embedded in finished)
+            average = jobs[number].average
+            windows[number].update((path, (embedded.mean(dim=0, keepdim=True) if average else embedded).numpy())
+                                   for path, embedded in finished)
 
         with torch.inference_mode():
             for path in bar:
@@ -396,27 +416,86 @@ def embed_files(
     return embed_jobs([EmbeddingJob(encoder, paths, corruption)], audio_root, **options)[0]
 
 
-def _cache_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: float | None) -> str:
-    files = []
-    for path in job.paths:
-        try:
-            stat = (audio_root / path).stat()
-            files.append([path, stat.st_size, stat.st_mtime_ns])
-        except OSError:
-            files.append([path, None, None])
+def _file_stamp(path: Path) -> tuple[int, int]:
+    """A file's size and mtime: a cached embedding stands while they do ((-1, -1): no such file)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _stream_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: float | None) -> str:
+    """What makes two embeddings of one file the same: the model, the folder, the corruption (and its
+    seed), the hop, the window cap and the averaging; not which other files a job asks for."""
     description = {
         "format": CACHE_FORMAT,
         "model": job.fingerprint,
         "sample_rate": job.encoder.sample_rate,
         "window": job.encoder.input_samples,
         "root": str(audio_root.resolve()),
-        "files": files,
         "corruption": None if job.corruption is None else job.corruption.key,
         "hop_seconds": hop_seconds,
+        "max_windows": job.max_windows,
+        "average": job.average,
     }
     if job.corruption is not None:
         description["seed"] = seed
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclasses.dataclass
+class _StreamCache:
+    """The embeddings a model has made of a folder's files under one setting, file by file, with the
+    stamp each file had: kept in one .npz per setting and grown by every run that needs more files."""
+
+    windows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    stamps: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> _StreamCache:
+        if not path.is_file():
+            return cls()
+        with np.load(path) as stored:
+            paths, windows, offsets = stored["paths"].tolist(), stored["windows"], stored["offsets"]
+            failed_paths = stored["failed_paths"].tolist()
+            stamps = [tuple(map(int, stamp)) for stamp in stored["stamps"]]
+            return cls({p: windows[offsets[i]:offsets[i + 1]] for i, p in enumerate(paths)},
+                       dict(zip(failed_paths, stored["failed_reasons"].tolist())),
+                       dict(zip(paths + failed_paths, stamps)))
+
+    def save(self, path: Path) -> None:
+        paths, failed = list(self.windows), list(self.failed)
+        partial = path.with_suffix(".partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as handle:  # a file handle: np.savez would append .npz to a name
+            np.savez(
+                handle,
+                paths=np.array(paths, dtype=str),
+                windows=np.concatenate([self.windows[p] for p in paths]) if paths else np.zeros((0, 0), np.float32),
+                offsets=np.cumsum([0] + [len(self.windows[p]) for p in paths]),
+                failed_paths=np.array(failed, dtype=str),
+                failed_reasons=np.array([self.failed[p] for p in failed], dtype=str),
+                stamps=np.array([self.stamps[p] for p in paths + failed], dtype=np.int64).reshape(-1, 2),
+            )
+        os.replace(partial, path)  # readers never see half a file
+
+    def add(self, result: FileEmbeddings, stamps: dict[str, tuple[int, int]]) -> None:
+        """Take in what was computed: each file's new embedding or failure replaces its old entry."""
+        for i, path in enumerate(result.paths):
+            self.failed.pop(path, None)
+            self.windows[path] = result.windows[result.offsets[i]:result.offsets[i + 1]]
+            self.stamps[path] = stamps[path]
+        for path, reason in result.failed.items():
+            self.windows.pop(path, None)
+            self.failed[path], self.stamps[path] = reason, stamps[path]
+
+    def select(self, job: EmbeddingJob, dim: int) -> FileEmbeddings:
+        kept = [path for path in job.paths if path in self.windows]
+        matrix = np.concatenate([self.windows[p] for p in kept]) if kept else np.zeros((0, dim), np.float32)
+        return FileEmbeddings(kept, matrix, np.cumsum([0] + [len(self.windows[p]) for p in kept]),
+                              {path: self.failed[path] for path in job.paths if path in self.failed})
 
 
 def cached_embed_jobs(
@@ -428,39 +507,29 @@ def cached_embed_jobs(
     hop_seconds: float | None = None,
     **options,
 ) -> list[FileEmbeddings]:
-    """``embed_jobs``, each job computed once and kept in ``cache_dir``; only the jobs missing from
-    the cache are embedded (together, so their files are still decoded once).
+    """``embed_jobs``, with every file's embedding kept in ``cache_dir`` and computed only once.
 
-    The key covers the model (``fingerprint``), every file's path, size and mtime, the corruption
-    and its seed, and the hop: editing a file or retraining a checkpoint invalidates it.
+    The cache holds, per model and setting (see ``_stream_key``), each file's embedding with the
+    file's size and mtime: a job takes what is there and only its missing or changed files are
+    embedded (all jobs' together, so a file is still decoded once). So a task re-run alone, or a
+    task over files an earlier run embedded, costs no encoding; editing a file or retraining a
+    checkpoint (its fingerprint) invalidates what it touches.
     """
     audio_root, cache_dir = Path(audio_root), Path(cache_dir)
-    cache_files = [cache_dir / f"{_cache_key(job, audio_root, seed, hop_seconds)}.npz" for job in jobs]
-    results: list[FileEmbeddings | None] = [None] * len(jobs)
-    for number, cache_file in enumerate(cache_files):
-        if cache_file.is_file():
-            with np.load(cache_file) as stored:
-                results[number] = FileEmbeddings(
-                    paths=stored["paths"].tolist(),
-                    windows=stored["windows"],
-                    offsets=stored["offsets"],
-                    failed=dict(zip(stored["failed_paths"].tolist(), stored["failed_reasons"].tolist())),
-                )
-    missing = [number for number, result in enumerate(results) if result is None]
-    if missing:
-        computed = embed_jobs([jobs[n] for n in missing], audio_root, seed=seed, hop_seconds=hop_seconds, **options)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        for number, result in zip(missing, computed):
-            results[number] = result
-            partial = cache_files[number].with_suffix(".partial")
-            with open(partial, "wb") as handle:  # a file handle: np.savez would append .npz to a name
-                np.savez(
-                    handle,
-                    paths=np.array(result.paths, dtype=str),
-                    windows=result.windows,
-                    offsets=result.offsets,
-                    failed_paths=np.array(list(result.failed), dtype=str),
-                    failed_reasons=np.array(list(result.failed.values()), dtype=str),
-                )
-            os.replace(partial, cache_files[number])  # readers never see half a file
-    return results
+    keys = [_stream_key(job, audio_root, seed, hop_seconds) for job in jobs]
+    caches = {key: _StreamCache.load(cache_dir / f"{key}.npz") for key in dict.fromkeys(keys)}
+    stamps = {path: _file_stamp(audio_root / path) for job in jobs for path in job.paths}
+    missing_jobs, missing_keys = [], []
+    for key in caches:
+        numbers = [n for n, job_key in enumerate(keys) if job_key == key]
+        wanted = dict.fromkeys(path for n in numbers for path in jobs[n].paths)
+        missing = [path for path in wanted if caches[key].stamps.get(path) != stamps[path]]
+        if missing:
+            missing_jobs.append(dataclasses.replace(jobs[numbers[0]], paths=missing))
+            missing_keys.append(key)
+    if missing_jobs:
+        computed = embed_jobs(missing_jobs, audio_root, seed=seed, hop_seconds=hop_seconds, **options)
+        for key, result in zip(missing_keys, computed):
+            caches[key].add(result, stamps)
+            caches[key].save(cache_dir / f"{key}.npz")
+    return [caches[key].select(job, job.encoder.dim) for key, job in zip(keys, jobs)]

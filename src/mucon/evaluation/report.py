@@ -21,6 +21,8 @@ RETRIEVAL_HEAD = "cosine"
 MAX_FAILED_LISTED = 20  # results.json lists them all
 
 
+NOT_COMPARABLE = "(not comparable)"  # a benchmark task scored on other items than the published split
+
 # A model under test against a baseline, beyond the paired interval of the difference: better / worse.
 MARKS = {("random-init", 1): "▲", ("random-init", -1): "▼", ("baseline", 1): "△", ("baseline", -1): "▽"}
 
@@ -82,10 +84,16 @@ def summary_table(results: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for task in results["tasks"]:
         scored_by = RETRIEVAL_HEAD if results["tasks"][task]["type"] == "retrieval" else head
+        shown = task + (f" {NOT_COMPARABLE}" if not _comparable(results, task) else "")
         for metric in _summary_metrics(results, task):
-            rows.append([task, metric] + [_cell(results, model, task, scored_by, metric, digits=2, bracket=False)
-                                          for model in results["models"]])
+            rows.append([shown, metric] + [_cell(results, model, task, scored_by, metric, digits=2, bracket=False)
+                                           for model in results["models"]])
     return header, rows
+
+
+def _comparable(results: dict, task: str) -> bool:
+    """False for a benchmark task that did not score the published split's items."""
+    return results["tasks"][task].get("benchmark", {}).get("comparable", True)
 
 
 def legend(results: dict) -> list[str]:
@@ -94,12 +102,16 @@ def legend(results: dict) -> list[str]:
     grouped = sorted({info["bootstrap"]["unit"] for info in results["tasks"].values()
                       if info.get("bootstrap", {}).get("unit", "item") != "item"})
     units = "test items" + (f" (whole {', '.join(grouped)} groups where a task has them)" if grouped else "")
-    return [
+    lines = [
         f"± half the {bootstrap.get('confidence', 0.95):.0%} bootstrap interval over {units} "
         f"({bootstrap.get('resamples', '?')} resamples, the same for every model).",
         "▲ ▼ above / below its random-init twin, △ ▽ above / below the best handcrafted baseline,",
         "    where the paired interval of the difference excludes 0 (rank: lower is better).",
     ]
+    if not all(_comparable(results, task) for task in results["tasks"]):
+        lines.append(f"{NOT_COMPARABLE}: a benchmark task scored on other items than the published split "
+                     "(see the warnings).")
+    return lines
 
 
 def _wrap(cell: str, width: int) -> list[str]:
@@ -191,6 +203,28 @@ def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[st
     return header, rows
 
 
+def _chunks_line(info: dict) -> str:
+    """How a track became probe input: which windows, and whether embeddings or predictions were averaged."""
+    chunks = info.get("chunks", {})
+    spread = f"up to {chunks['max']} windows per track, evenly spread" if chunks.get("max") else "every window"
+    if chunks.get("average"):
+        return f"{spread}, averaged into one embedding per track"
+    return f"{spread}, each probed, predictions averaged per track"
+
+
+def _benchmark_lines(benchmark: dict) -> list[str]:
+    """The published facts of a benchmark task, and whether its figures can stand next to published ones."""
+    def counts(per_split: dict) -> str:
+        return ", ".join(f"{split} {n}" for split, n in per_split.items())
+
+    verdict = "comparable with published results (the published split's items, all scored)" if benchmark[
+        "comparable"] else f"**{benchmark['why']}**"
+    return [f"- dataset: {benchmark['dataset']}; metrics: {benchmark['metrics']}",
+            f"- split: {benchmark['split']}",
+            f"- published: {counts(benchmark['published'])}; used: {counts(benchmark['used'])}",
+            f"- {verdict}"]
+
+
 def _bootstrap_line(info: dict) -> str:
     bootstrap = info.get("bootstrap", {"unit": "item", "units": "?"})
     if bootstrap["unit"] == "item":
@@ -203,6 +237,8 @@ def markdown_report(results: dict) -> str:
     lines = ["# mucon evaluation", ""]
     models = [[name, info["kind"], info["source"]] for name, info in results["models"].items()]
     lines += [markdown_table(["model", "kind", "source"], models), ""]
+    if settings.get("protocol"):
+        lines += [f"Protocol: {settings['protocol']}; heads: {', '.join(settings['heads'])}.", ""]
     lines += [
         f"## Summary ({settings['heads'][0]} probe; retrieval by cosine similarity)",
         "",
@@ -218,7 +254,9 @@ def markdown_report(results: dict) -> str:
         counts = ", ".join(f"{split} {n}" for split, n in info["tracks"].items())
         lines += [f"### {task}", "",
                   f"{info['type']}, primary metric {info['primary_metric']}; tracks scored: {counts}; "
-                  f"{_bootstrap_line(info)}", ""]
+                  f"{_bootstrap_line(info)}; {_chunks_line(info)}", ""]
+        if "benchmark" in info:
+            lines += [*_benchmark_lines(info["benchmark"]), ""]
         lines += [markdown_table(*_task_table(results, task)), ""]
         if info["failed"]:
             shown = list(info["failed"].items())[:MAX_FAILED_LISTED]

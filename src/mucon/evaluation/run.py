@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,11 @@ from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
 from mucon.evaluation.robustness import robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
+
+
+PROBE_PROTOCOL = ("frozen encoder; tracks cut into windows of the encoder's input length; probes trained on the "
+                  "train split with early stopping on the valid split (20 % of train where a task has none), "
+                  "scored on the test split; retrieval by cosine similarity")
 
 
 @dataclasses.dataclass
@@ -249,7 +254,8 @@ def _map_labels(task: Task, rows: np.ndarray) -> list:
 
 @dataclasses.dataclass
 class _Folder:
-    """The tasks that read one audio folder, and the files to embed there (clean, and corrupted)."""
+    """The tasks that read one audio folder with one embedding protocol (window cap, averaging),
+    and the files to embed there (clean, and corrupted)."""
 
     root: Path
     tasks: list[Task]
@@ -258,9 +264,9 @@ class _Folder:
 
     @classmethod
     def group(cls, tasks: Sequence[Task]) -> list[_Folder]:
-        by_root: dict[Path, list[Task]] = {}
+        by_root: dict[tuple, list[Task]] = {}
         for task in tasks:
-            by_root.setdefault(task.audio_root.resolve(), []).append(task)
+            by_root.setdefault((task.audio_root.resolve(), task.max_chunks, task.average_chunks), []).append(task)
         return [
             cls(
                 root,
@@ -268,20 +274,22 @@ class _Folder:
                 sorted({path for task in group for path in task.paths}),
                 sorted({task.paths[row] for task in group if task.type != "retrieval" for row in task.rows("test")}),
             )
-            for root, group in by_root.items()
+            for (root, _, _), group in by_root.items()
         ]
 
     def embed(self, entries, conditions, cache_dir, seed, batch_size, verbose) -> tuple[dict, dict]:
         """Every model's clean embeddings of the folder, and the corrupted ones of its test files for
         the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
-        One pass over the files for all of them (see ``embed.embed_jobs``)."""
+        One pass over the files for all of them (see ``embed.embed_jobs``); the cache keeps each
+        file's embedding, so a later run of any of these tasks costs no encoding."""
+        protocol = {"max_windows": self.tasks[0].max_chunks, "average": self.tasks[0].average_chunks}
         jobs, owners = [], []
         for entry in entries:
-            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint))
+            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint, **protocol))
             owners.append((entry.name, None))
             if self.test_paths:
                 for condition in conditions.get(entry.name, ()):
-                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint))
+                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint, **protocol))
                     owners.append((entry.name, condition.key))
         embedded = cached_embed_jobs(jobs, self.root, cache_dir, seed=seed, batch_size=batch_size,
                                      progress=verbose, description=f"embedding {self.root.name}")
@@ -311,6 +319,36 @@ def _train_split_warnings(task: Task) -> list[str]:
     return []
 
 
+def _split_counts(counts: Mapping[str, int], splits: Iterable[str]) -> str:
+    return ", ".join(f"{split} {counts.get(split, 0)}" for split in splits)
+
+
+def _published_count_warnings(task: Task) -> list[str]:
+    """A benchmark task whose folder holds other items than the published split: said before embedding."""
+    if task.benchmark is None:
+        return []
+    found = {split: len(task.rows(split)) for split in SPLITS}
+    published = task.benchmark.published
+    if all(found[split] == published.get(split, 0) for split in SPLITS):
+        return []
+    missing = f"; {task.benchmark.missing}" if task.benchmark.missing else ""
+    return [f"{task.name}: the folder holds {_split_counts(found, published)} items, the published "
+            f"{task.benchmark.dataset} split {_split_counts(published, published)}{missing}; its results are not "
+            "comparable with published ones"]
+
+
+def _benchmark_record(task: Task, scored: Mapping[str, int]) -> dict:
+    """What the report says of a benchmark task: dataset, split source, published and used counts, and
+    whether its results can stand next to published ones (the same items were scored)."""
+    published = dict(task.benchmark.published)
+    comparable = all(scored.get(split, 0) == published.get(split, 0) for split in SPLITS)
+    why = "" if comparable else (f"not comparable with published results: it used {_split_counts(scored, published)} "
+                                 f"items, the published split has {_split_counts(published, published)}")
+    return {"dataset": task.benchmark.dataset, "split": task.benchmark.source, "metrics": task.benchmark.metrics,
+            "published": published, "used": {split: scored.get(split, 0) for split in SPLITS if split in published},
+            "comparable": comparable, "why": why}
+
+
 def _failed_files_warning(task: Task, failed: dict[str, str]) -> str:
     listed = ", ".join(f"{path} ({reason})" for path, reason in list(failed.items())[:MAX_FAILED_LISTED])
     more = f" and {len(failed) - MAX_FAILED_LISTED} more (see results.json)" if len(failed) > MAX_FAILED_LISTED else ""
@@ -333,10 +371,14 @@ def evaluate(
     batch_size: int = 256,
     resamples: int = N_RESAMPLES,
     verbose: bool = True,
+    data_roots: Sequence[str | os.PathLike] = (),
 ) -> dict:
     """Evaluate ``models`` ({name: checkpoint path or Encoder}) on ``tasks`` and write a report.
 
-    ``tasks`` are Task objects, task header files, or corpus folders (their built-in tasks).
+    ``tasks`` are Task objects, task header files, corpus folders (their built-in tasks), or names
+    of built-in benchmark tasks (``mucon tasks``) read from the dataset folders ``data_roots``; the
+    report gives a benchmark task's protocol, split and counts, and marks it not comparable with
+    published results where the counts it used differ from the published ones.
     Probe tasks get one probe per head (linear, MLP); retrieval tasks use cosine similarity.
     ``baselines`` adds random-init and MFCC+chroma rows. With ``robustness``, the first head of
     every probe task is also scored on corrupted test audio for the models given (not the
@@ -358,7 +400,7 @@ def evaluate(
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
-    tasks = resolve_tasks(tasks)
+    tasks = resolve_tasks(tasks, data_roots)
     folders = _Folder.group(tasks)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
     heads = list(heads)
@@ -366,7 +408,8 @@ def evaluate(
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     results: dict = {
-        "settings": {"seed": seed, "heads": heads, "robustness": robustness, "corruptions": corruptions,
+        "settings": {"seed": seed, "heads": heads, "protocol": PROBE_PROTOCOL,
+                     "robustness": robustness, "corruptions": corruptions,
                      "severities": severities, "device": str(device), "skipped_corruptions": {},
                      "bootstrap": {"resamples": resamples, "confidence": CONFIDENCE, "paired": True}},
         "models": {
@@ -387,7 +430,7 @@ def evaluate(
     }
     warnings = results["warnings"]
     for task in tasks:
-        for message in _train_split_warnings(task):
+        for message in [*_train_split_warnings(task), *_published_count_warnings(task)]:
             _warn(warnings, message)
     conditions = {}
     for entry in entries:
@@ -448,7 +491,12 @@ def evaluate(
             "classes": len(task.classes),
             "failed": failed[task.name],
             "bootstrap": {"unit": task.group_column or "item", "units": bootstraps[task.name].resamples.n_units},
+            "chunks": {"max": task.max_chunks, "average": task.average_chunks},
         }
+        if task.benchmark is not None:
+            results["tasks"][task.name]["benchmark"] = _benchmark_record(task, scored)
+            if not results["tasks"][task.name]["benchmark"]["comparable"] and not _published_count_warnings(task):
+                _warn(warnings, f"{task.name}: {results['tasks'][task.name]['benchmark']['why']}")
     figures = _draw_figures(tasks, entries, outcomes, map_panels, results, heads[0], figures_dir, verbose)
     results["figures"] = [str(path.relative_to(out_dir)) for path in figures]
     write_report(results, out_dir)

@@ -9,6 +9,8 @@ A user adds a task by writing two files, no code::
     audio_root: audio         # default: the header's folder; table paths are relative to it
     label: genre              # the label column (retrieval: the group column)
     group: album              # optional: items of one album are resampled together (see below)
+    max_chunks: 64            # optional: at most this many windows of a track, evenly spread
+    average_chunks: true      # optional: a track is the mean of its window embeddings (see below)
 
     # genre.csv
     path,split,genre
@@ -19,6 +21,12 @@ without a valid split gets one carved from train (see probes). A retrieval task 
 of ``retrieval_split`` (default test; "all" for every row) against each other. Rows with an empty
 label are left out: a corpus may leave a group or a tag unset for some versions.
 
+A track is cut into windows of the encoder's input length. By default a probe trains on every
+window (each with the track's label) and averages its predictions over a track; with
+``average_chunks`` a track is the mean of its window embeddings and the probe sees one example per
+track, the protocol of the papers' benchmark tables (SemiSupCon: "embeddings of up to 64 chunks of
+a track averaged"), which the built-in benchmark tasks use (``mucon.evaluation.benchmarks``).
+
 Scores carry bootstrap intervals over the test items (see ``bootstrap``). Items of one test split
 are often not independent (several versions of a piece, several tracks of an album): a ``group``
 column makes the bootstrap resample whole groups, which gives the honest, wider interval.
@@ -28,7 +36,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +69,19 @@ MULTILABEL_SEPARATOR = ";"
 
 
 @dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """Where a built-in benchmark task comes from, for the report: the dataset, the source of its
+    split, the published item count of each split, the metrics the field reports, and what the
+    folder lacks against the published lists (found before embedding)."""
+
+    dataset: str
+    source: str
+    published: Mapping[str, int]
+    metrics: str
+    missing: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """One downstream task: ``paths[i]`` (relative to ``audio_root``) has ``labels[i]`` in ``splits[i]``."""
 
@@ -73,6 +94,9 @@ class Task:
     retrieval_split: str = "test"
     groups: tuple[str, ...] | None = None  # bootstrap units: rows of one group are resampled together
     group_column: str | None = None  # where the groups came from, for the report
+    max_chunks: int | None = None  # windows per track, evenly spread; None: every window
+    average_chunks: bool = False  # a track is the mean of its window embeddings (one probe example)
+    benchmark: Benchmark | None = None  # set for the built-in benchmark tasks
 
     def __post_init__(self):
         if self.type not in TASK_TYPES:
@@ -81,6 +105,8 @@ class Task:
             raise ValueError(f"task {self.name!r}: paths, splits and labels differ in length")
         if self.groups is not None and len(self.groups) != len(self.paths):
             raise ValueError(f"task {self.name!r}: one group per row is needed")
+        if self.max_chunks is not None and self.max_chunks < 1:
+            raise ValueError(f"task {self.name!r}: max_chunks must be at least 1, got {self.max_chunks}")
         unknown = sorted(set(self.splits) - set(SPLITS))
         if unknown:
             raise ValueError(f"task {self.name!r}: unknown split(s) {unknown}; use {SPLITS}")
@@ -169,6 +195,8 @@ def task_from_table(
     split_column: str = "split",
     retrieval_split: str = "test",
     group_column: str | None = None,
+    max_chunks: int | None = None,
+    average_chunks: bool = False,
 ) -> Task:
     """A task from a CSV table; rows whose label cell is empty are left out."""
     with open(table, newline="") as handle:
@@ -187,6 +215,8 @@ def task_from_table(
         retrieval_split=retrieval_split,
         groups=tuple(row[group_column].strip() for row in rows) if group_column else None,
         group_column=group_column,
+        max_chunks=max_chunks,
+        average_chunks=average_chunks,
     )
 
 
@@ -196,7 +226,8 @@ def load_task(header_path: str | Path) -> Task:
     header = yaml.safe_load(header_path.read_text())
     if not isinstance(header, dict):
         raise ValueError(f"{header_path}: a task header is a mapping (name, type, label, ...)")
-    known = {"name", "type", "table", "audio_root", "label", "group", "path_column", "split_column", "retrieval_split"}
+    known = {"name", "type", "table", "audio_root", "label", "group", "path_column", "split_column", "retrieval_split",
+             "max_chunks", "average_chunks"}
     unknown = sorted(set(header) - known)
     if unknown:
         raise ValueError(f"{header_path}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -214,6 +245,8 @@ def load_task(header_path: str | Path) -> Task:
         split_column=header.get("split_column", "split"),
         retrieval_split=header.get("retrieval_split", "test"),
         group_column=header.get("group"),
+        max_chunks=header.get("max_chunks"),
+        average_chunks=bool(header.get("average_chunks", False)),
     )
 
 
@@ -260,16 +293,29 @@ def corpus_tasks(corpus_dir: str | Path) -> list[Task]:
     return tasks
 
 
-def resolve_tasks(specs: Sequence[Task | str | Path]) -> list[Task]:
-    """Tasks from Task objects, header files, or corpus folders (expanded to their built-in tasks)."""
-    tasks: list[Task] = []
+def resolve_tasks(specs: Sequence[Task | str | Path], data_roots: Sequence[str | Path] = ()) -> list[Task]:
+    """Tasks from Task objects, header files, corpus folders (expanded to their built-in tasks) and
+    built-in benchmark task names (``mucon tasks``), read from the dataset folders ``data_roots``."""
+    from mucon.evaluation.benchmarks import benchmark_tasks, is_benchmark_name
+
+    resolved: list[Task | str] = []  # benchmark names wait, so that each dataset folder is read once
     for spec in specs:
         if isinstance(spec, Task):
-            tasks.append(spec)
+            resolved.append(spec)
+        elif data_roots and is_benchmark_name(str(spec)):
+            resolved.append(str(spec))
         elif Path(spec).is_dir():
-            tasks.extend(corpus_tasks(spec))
+            resolved.extend(corpus_tasks(spec))
+        elif Path(spec).is_file():
+            resolved.append(load_task(spec))
+        elif is_benchmark_name(str(spec)):
+            raise ValueError(f"{spec} is a built-in benchmark task: give its dataset folder with --data-root")
         else:
-            tasks.append(load_task(spec))
+            raise FileNotFoundError(f"{spec}: not a task file, a corpus folder or a built-in task name "
+                                    "(`mucon tasks` lists them)")
+    names = [spec for spec in resolved if isinstance(spec, str)]
+    expanded = dict(zip(names, benchmark_tasks(names, [Path(root) for root in data_roots]))) if names else {}
+    tasks = [task for spec in resolved for task in (expanded[spec] if isinstance(spec, str) else [spec])]
     names = [task.name for task in tasks]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -8,13 +8,21 @@ audio is the store's work, so every layout gets the same checks and the same ``s
 
 Adding a dataset is adding a module with a reader and one entry in ``LAYOUTS``; detection tries
 the entries in order and falls back to ``plain``.
+
+The public benchmark datasets (MagnaTagATune, MTG-Jamendo, GTZAN, NSynth, GiantSteps key, FMA-small,
+Covers80, HEAR 2021 task folders) are layouts too. Theirs also carry the field's published facts:
+the benchmark tasks read from their table (``BenchmarkTask``: label column, split, metric, the
+published item count of each split and where the split comes from) and what the user downloads
+(``release``); their readers name the files a wrong folder lacks (``require_files``).
+``mucon.evaluation.benchmarks`` turns them into evaluation tasks.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,11 +67,48 @@ class Table:
 
 
 @dataclass(frozen=True)
+class BenchmarkTask:
+    """A task the field reports on, read from a layout's table: rows whose ``split`` column holds
+    train/valid/test (or, with ``test_fold``, fold names) and whose ``label`` column is set.
+
+    ``counts`` are the published item counts per split (train, valid, test), ``source`` says where
+    the split comes from. With ``test_fold``, the ``split`` column holds folds: that fold is the
+    test split, the next one (sorted, cyclic) the valid split, the others train, as the HEAR
+    evaluation kit does. ``keep_unlabelled`` keeps rows with an empty label (a clip with none of the
+    tags is a negative for every tag). ``on_request`` tasks are listed but never part of the
+    dataset's default tasks.
+    """
+
+    name: str
+    type: str
+    label: str
+    metrics: str
+    counts: Mapping[str, int]
+    source: str
+    split: str = "split"
+    test_fold: str | None = None
+    keep_unlabelled: bool = False
+    retrieval_split: str = "test"
+    on_request: bool = False
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     description: str
     detect: Callable[[Path, LayoutOptions], bool]
     read: Callable[[Path, LayoutOptions], Table]
+    dataset: str = ""  # the dataset's name as the field writes it
+    release: str = ""  # what the user downloads, and from where
+    tasks: tuple[BenchmarkTask, ...] = ()
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a name for several of the tasks
+    # Where the tasks' tables are read: the folder itself, or (HEAR) each task folder below it,
+    # with the tasks that folder declares.
+    task_folders: Callable[[Path], list[tuple[Path, tuple[BenchmarkTask, ...]]]] | None = None
+
+    def benchmark_folders(self, folder: Path) -> list[tuple[Path, tuple[BenchmarkTask, ...]]]:
+        """(folder to read, its tasks) for a dataset folder."""
+        return self.task_folders(folder) if self.task_folders else [(folder, self.tasks)]
 
 
 def stems_in_order(stems: dict[str, list[str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -88,6 +133,29 @@ def subfolders(folder: Path, unreadable: list[tuple[Path, str]] | None = None) -
 def unreadable_tracks(folder: Path, unreadable: list[tuple[Path, str]], labels: tuple[str, ...]) -> list[Track]:
     """Folders a reader could not open, as tracks that ``prepare`` lists in skipped.csv."""
     return [Track(path.relative_to(folder).as_posix(), labels=labels, problem=("unreadable", why)) for path, why in unreadable]
+
+
+def require_files(folder: Path, dataset: str, release: str, expected: Sequence[str]) -> None:
+    """Raise ``FileNotFoundError`` naming what a dataset folder lacks (``expected``: paths relative to it).
+
+    One line: all of them when none is there (a wrong folder), else the missing ones, and the
+    release they belong to.
+    """
+    missing = [name for name in expected if not (folder / name).exists()]
+    if missing:
+        what = (f"no {dataset} here: expected {', '.join(expected)}" if len(missing) == len(expected)
+                else f"not a complete {dataset} folder: missing {', '.join(missing)}")
+        raise FileNotFoundError(f"{folder}: {what} (from {release})")
+
+
+def published_lines(name: str) -> list[str]:
+    """The lines of a split list shipped in ``published/`` (sources in ``published/README.md``)."""
+    return resources.files(__package__).joinpath("published", name).read_text().splitlines()
+
+
+def first_existing(folder: Path, candidates: Sequence[str]) -> Path | None:
+    """The first of ``candidates`` (paths relative to ``folder``) that exists."""
+    return next((folder / name for name in candidates if (folder / name).exists()), None)
 
 
 def detect_layout(folder: Path, options: LayoutOptions = LayoutOptions()) -> Layout:
@@ -124,13 +192,16 @@ def read_table(
 
 
 def _registry() -> dict[str, Layout]:
-    from . import musdb, slakh, tables
+    from . import covers80, fma, giantsteps, gtzan, hear, mtat, mtg_jamendo, musdb, nsynth, slakh, tables
 
-    layouts = [tables.SEPARATED, musdb.MUSDB18HQ, slakh.SLAKH2100, tables.CORPUS, tables.PLAIN]
+    benchmarks = [mtat.MTAT, mtg_jamendo.MTG_JAMENDO, gtzan.GTZAN, nsynth.NSYNTH, giantsteps.GIANTSTEPS,
+                  fma.FMA_SMALL, covers80.COVERS80, hear.HEAR]
+    layouts = [tables.SEPARATED, musdb.MUSDB18HQ, slakh.SLAKH2100, *benchmarks, tables.CORPUS, tables.PLAIN]
     return {layout.name: layout for layout in layouts}
 
 
 LAYOUTS: dict[str, Layout] = _registry()
 
 
-__all__ = ["LAYOUTS", "SOURCE_TYPES", "Layout", "LayoutOptions", "Table", "Track", "detect_layout", "read_table"]
+__all__ = ["LAYOUTS", "SOURCE_TYPES", "BenchmarkTask", "Layout", "LayoutOptions", "Table", "Track", "detect_layout",
+           "read_table"]
