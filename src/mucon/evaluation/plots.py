@@ -97,6 +97,22 @@ def confusion_matrices(
     return path
 
 
+def _label_panel(axis, title: str, xlabel: str, ylabel: str) -> None:
+    axis.set_title(title, fontsize=9)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+
+
+def _save_panels(figure: Figure, axes: list, title: str, path: Path) -> Path:
+    """The legend on the first panel (every panel draws the same lines), the title, the PNG."""
+    if axes:
+        axes[0].legend(fontsize=7)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    return path
+
+
 def robustness_curves(
     title: str,
     metric: str,
@@ -126,15 +142,9 @@ def robustness_curves(
             if spans:
                 severities, lows, highs = zip(*spans)
                 axis.fill_between(severities, lows, highs, color=line.get_color(), alpha=0.2, linewidth=0)
-        axis.set_title(corruption, fontsize=9)
-        axis.set_xlabel("severity")
-        axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-    if axes:
-        axes[0].legend(fontsize=7)
-    figure.suptitle(f"{title}: {metric} on corrupted test audio, 95 % interval shaded (probe trained on clean audio)")
-    figure.savefig(path, dpi=110)
-    return path
+        _label_panel(axis, corruption, "severity", metric)
+    return _save_panels(figure, axes, f"{title}: {metric} on corrupted test audio, 95 % interval shaded "
+                                      "(probe trained on clean audio)", path)
 
 
 def score_against_steps(
@@ -153,15 +163,8 @@ def score_against_steps(
             (line,) = axis.plot(steps, values, marker="o", label=run)
             finite = np.isfinite(lows) & np.isfinite(highs)
             axis.fill_between(steps[finite], lows[finite], highs[finite], color=line.get_color(), alpha=0.2, linewidth=0)
-        axis.set_title(task, fontsize=9)
-        axis.set_xlabel("pretraining step (0: random init)")
-        axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-    if axes:
-        axes[0].legend(fontsize=7)
-    figure.suptitle("probe score against pretraining steps, 95 % interval shaded")
-    figure.savefig(path, dpi=110)
-    return path
+        _label_panel(axis, task, "pretraining step (0: random init)", metric)
+    return _save_panels(figure, axes, "probe score against pretraining steps, 95 % interval shaded", path)
 
 
 def read_training_log(metrics_csv: Path, column: str = "train/loss") -> tuple[np.ndarray, np.ndarray]:
