@@ -157,7 +157,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
-             severities=tuple(args.severities) if args.severities else None, data_roots=args.data_root or ())
+             severities=tuple(args.severities) if args.severities else None, corruptions=args.corruptions,
+             data_roots=args.data_root or ())
     return 0
 
 
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--out", required=True, type=Path)
     evaluation.add_argument("--no-robustness", action="store_true", help="skip the corrupted-audio tests")
     evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: all)")
+    evaluation.add_argument("--corruptions", nargs="+", help="robustness corruptions, e.g. training-chain reverb mp3 "
+                            "(default: all)")
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")
