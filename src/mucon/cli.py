@@ -158,7 +158,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None, corruptions=args.corruptions,
-             data_roots=args.data_root or ())
+             precision=args.precision, progress=not args.quiet, data_roots=args.data_root or ())
     return 0
 
 
@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--out", required=True, type=Path)
     evaluation.add_argument("--no-robustness", action="store_true", help="skip the corrupted-audio tests")
     evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: all)")
+    evaluation.add_argument("--precision", default="auto", help="the encoders' precision: auto (bf16 where the "
+                            "device has bf16, as in training) or 32-true (default %(default)s)")
+    evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.add_argument("--corruptions", nargs="+", help="robustness corruptions, e.g. training-chain reverb mp3 "
                             "(default: all)")
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")

@@ -139,7 +139,7 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     print("[4/4] evaluating every model and the baselines on the corpus tasks")
     results = evaluate(checkpoints, [corpus_dir], out_dir / "report", robustness=True, seed=seed,
                        corruptions=robustness_corruptions, severities=robustness_severities,
-                       cache_dir=cache_dir() / "embeddings")
+                       cache_dir=cache_dir() / "embeddings", progress=progress)
     times.evaluate = time.time() - started
     print(times.summary())
     print(f"report: {out_dir / 'report' / 'results.md'}")

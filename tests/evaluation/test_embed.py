@@ -192,3 +192,13 @@ def test_fingerprint_changes_with_the_weights_not_with_the_object(encoder):
     with torch.no_grad():
         copy.to_frames.bias.add_(1.0)
     assert model_fingerprint(copy) != model_fingerprint(encoder)
+
+
+def test_bf16_embeddings_run_under_autocast_are_float32_close_to_float32_ones_and_cached_apart(encoder, folder, tmp_path):
+    paths = ["a.wav", "d.wav"]
+    job = EmbeddingJob(encoder, paths, fingerprint=model_fingerprint(encoder))
+    full = cached_embed_jobs([job], folder, tmp_path, precision="32-true", progress=False)[0]
+    half = cached_embed_jobs([job], folder, tmp_path, precision="bf16-mixed", progress=False)[0]
+    assert half.windows.dtype == np.float32 and not np.array_equal(half.windows, full.windows)
+    np.testing.assert_allclose(half.windows, full.windows, rtol=0.1, atol=0.05)
+    assert len(list(tmp_path.glob("*.npz"))) == 2

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from mucon.audio.frontend import mel_filterbank
 from mucon.encoders import Encoder, build_run_encoder
+from mucon.precision import full_precision
 
 
 def random_init_encoder(checkpoint_path: str | os.PathLike, seed: int = 0) -> Encoder:
@@ -90,6 +91,7 @@ class HandcraftedFeatures(Encoder):
     def min_input_samples(self) -> int:
         return self.n_fft // 2 + 1  # torch.stft's reflect padding needs more than half a frame
 
+    @full_precision
     def forward(self, waveform: Tensor) -> Tensor:
         """``[B, samples]`` -> ``[B, 1, 64]``: one statistics vector per window."""
         self.check_input(waveform)

@@ -352,6 +352,7 @@ def embed_jobs(
     batch_size: int = 64,
     progress: bool = True,
     description: str = "embedding",
+    precision: str = "32-true",
 ) -> list[FileEmbeddings]:
     """The window embeddings of every job, decoding each file once per sample rate for all of them.
 
@@ -359,7 +360,8 @@ def embed_jobs(
     walked once for every sample rate among the jobs; each file is corrupted once per condition
     (with a generator seeded by (seed, condition, path)) and handed to every encoder at that rate
     that asks for it. The default hop is a full window: non-overlapping chunks, as in SemiSupCon's
-    downstream protocol. Files that cannot be decoded end up in each job's ``failed``.
+    downstream protocol. Files that cannot be decoded end up in each job's ``failed``. With
+    ``precision="bf16-mixed"`` the encoders run under bf16 autocast (front ends and embeddings stay float32).
     """
     audio_root = Path(audio_root)
     windows: list[dict[str, np.ndarray]] = [{} for _ in jobs]
@@ -379,7 +381,10 @@ def embed_jobs(
             windows[number].update((path, (embedded.mean(dim=0, keepdim=True) if average else embedded).numpy())
                                    for path, embedded in finished)
 
-        with torch.inference_mode():
+        devices = {module_device(jobs[n].encoder).type for n in numbers}
+        autocast = torch.autocast(devices.pop() if len(devices) == 1 else "cpu", dtype=torch.bfloat16,
+                                  enabled=precision == "bf16-mixed")
+        with torch.inference_mode(), autocast:
             for path in bar:
                 readers = [n for n in numbers if path in wanted[n]]
                 try:
@@ -425,9 +430,9 @@ def _file_stamp(path: Path) -> tuple[int, int]:
     return (stat.st_size, stat.st_mtime_ns)
 
 
-def _stream_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: float | None) -> str:
+def _stream_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: float | None, precision: str) -> str:
     """What makes two embeddings of one file the same: the model, the folder, the corruption (and its
-    seed), the hop, the window cap and the averaging; not which other files a job asks for."""
+    seed), the hop, the window cap, the averaging and the precision; not which other files a job asks for."""
     description = {
         "format": CACHE_FORMAT,
         "model": job.fingerprint,
@@ -436,6 +441,7 @@ def _stream_key(job: EmbeddingJob, audio_root: Path, seed: int, hop_seconds: flo
         "root": str(audio_root.resolve()),
         "corruption": None if job.corruption is None else job.corruption.key,
         "hop_seconds": hop_seconds,
+        "precision": precision,
         "max_windows": job.max_windows,
         "average": job.average,
     }
@@ -505,6 +511,7 @@ def cached_embed_jobs(
     *,
     seed: int = 0,
     hop_seconds: float | None = None,
+    precision: str = "32-true",
     **options,
 ) -> list[FileEmbeddings]:
     """``embed_jobs``, with every file's embedding kept in ``cache_dir`` and computed only once.
@@ -516,7 +523,7 @@ def cached_embed_jobs(
     checkpoint (its fingerprint) invalidates what it touches.
     """
     audio_root, cache_dir = Path(audio_root), Path(cache_dir)
-    keys = [_stream_key(job, audio_root, seed, hop_seconds) for job in jobs]
+    keys = [_stream_key(job, audio_root, seed, hop_seconds, precision) for job in jobs]
     caches = {key: _StreamCache.load(cache_dir / f"{key}.npz") for key in dict.fromkeys(keys)}
     stamps = {path: _file_stamp(audio_root / path) for job in jobs for path in job.paths}
     missing_jobs, missing_keys = [], []
@@ -528,7 +535,8 @@ def cached_embed_jobs(
             missing_jobs.append(dataclasses.replace(jobs[numbers[0]], paths=missing))
             missing_keys.append(key)
     if missing_jobs:
-        computed = embed_jobs(missing_jobs, audio_root, seed=seed, hop_seconds=hop_seconds, **options)
+        computed = embed_jobs(missing_jobs, audio_root, seed=seed, hop_seconds=hop_seconds, precision=precision,
+                              **options)
         for key, result in zip(missing_keys, computed):
             caches[key].add(result, stamps)
             caches[key].save(cache_dir / f"{key}.npz")

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from mucon.encoders import Encoder
@@ -42,6 +43,7 @@ from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
 from mucon.evaluation.robustness import robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
+from mucon.precision import resolve_precision
 
 
 PROBE_PROTOCOL = ("frozen encoder; tracks cut into windows of the encoder's input length; probes trained on the "
@@ -277,7 +279,7 @@ class _Folder:
             for (root, _, _), group in by_root.items()
         ]
 
-    def embed(self, entries, conditions, cache_dir, seed, batch_size, verbose) -> tuple[dict, dict]:
+    def embed(self, entries, conditions, cache_dir, seed, batch_size, precision, progress) -> tuple[dict, dict]:
         """Every model's clean embeddings of the folder, and the corrupted ones of its test files for
         the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
         One pass over the files for all of them (see ``embed.embed_jobs``); the cache keeps each
@@ -292,7 +294,7 @@ class _Folder:
                     jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint, **protocol))
                     owners.append((entry.name, condition.key))
         embedded = cached_embed_jobs(jobs, self.root, cache_dir, seed=seed, batch_size=batch_size,
-                                     progress=verbose, description=f"embedding {self.root.name}")
+                                     precision=precision, progress=progress, description=f"embedding {self.root.name}")
         clean, corrupted = {}, {entry.name: {} for entry in entries}
         for (name, condition_key), result in zip(owners, embedded):
             if condition_key is None:
@@ -370,7 +372,9 @@ def evaluate(
     device: str = "cpu",
     batch_size: int = 256,
     resamples: int = N_RESAMPLES,
+    precision: str = "auto",
     verbose: bool = True,
+    progress: bool | None = None,
     data_roots: Sequence[str | os.PathLike] = (),
 ) -> dict:
     """Evaluate ``models`` ({name: checkpoint path or Encoder}) on ``tasks`` and write a report.
@@ -387,7 +391,9 @@ def evaluate(
     cost, and robustness adds one pass of each model over the test files per condition (33 by
     default). ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
     bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
-    with groups), the same resamples for every model.
+    with groups), the same resamples for every model. ``precision`` is the encoders' (``auto``: bf16
+    autocast where the device has bf16, as in training; ``32-true`` for float32), and ``progress``
+    (default: ``verbose``) shows progress bars.
 
     Writes ``results.json``, ``results.md`` and ``figures/*.png`` to ``out_dir``; embeddings are
     cached in ``cache_dir`` (default ``out_dir/cache``), so a re-run only trains probes. Returns
@@ -400,6 +406,8 @@ def evaluate(
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    precision, _ = resolve_precision(precision, torch.device(device).type)
+    progress = verbose if progress is None else progress
     tasks = resolve_tasks(tasks, data_roots)
     folders = _Folder.group(tasks)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
@@ -410,7 +418,8 @@ def evaluate(
     results: dict = {
         "settings": {"seed": seed, "heads": heads, "protocol": PROBE_PROTOCOL,
                      "robustness": robustness, "corruptions": corruptions,
-                     "severities": severities, "device": str(device), "skipped_corruptions": {},
+                     "severities": severities, "device": str(device), "precision": precision,
+                     "skipped_corruptions": {},
                      "bootstrap": {"resamples": resamples, "confidence": CONFIDENCE, "paired": True}},
         "models": {
             entry.name: {"kind": entry.kind, "source": entry.source, "sample_rate": entry.encoder.sample_rate,
@@ -444,9 +453,9 @@ def evaluate(
     failed: dict[str, dict[str, str]] = {task.name: {} for task in tasks}
 
     for folder in folders:
-        clean, corrupted = folder.embed(entries, conditions, cache_dir, seed, batch_size, verbose)
+        clean, corrupted = folder.embed(entries, conditions, cache_dir, seed, batch_size, precision, progress)
         for entry in tqdm(entries, desc=f"probes on {folder.root.name}", unit="model", leave=False,
-                          disable=not verbose):
+                          disable=not progress):
             for task in folder.tasks:
                 task_paths = set(task.paths)
                 failed[task.name].update(
@@ -497,7 +506,7 @@ def evaluate(
             results["tasks"][task.name]["benchmark"] = _benchmark_record(task, scored)
             if not results["tasks"][task.name]["benchmark"]["comparable"] and not _published_count_warnings(task):
                 _warn(warnings, f"{task.name}: {results['tasks'][task.name]['benchmark']['why']}")
-    figures = _draw_figures(tasks, entries, outcomes, map_panels, results, heads[0], figures_dir, verbose)
+    figures = _draw_figures(tasks, entries, outcomes, map_panels, results, heads[0], figures_dir, progress)
     results["figures"] = [str(path.relative_to(out_dir)) for path in figures]
     write_report(results, out_dir)
     if verbose:
@@ -536,12 +545,12 @@ def _comparisons(entries: Sequence[ModelEntry], scores: dict, distributions: dic
     return comparisons
 
 
-def _draw_figures(tasks, entries, outcomes, map_panels, results, head, figures_dir: Path, verbose) -> list[Path]:
+def _draw_figures(tasks, entries, outcomes, map_panels, results, head, figures_dir: Path, progress) -> list[Path]:
     """Embedding maps, confusion matrices (of ``head``), robustness curves and pretraining losses."""
     from mucon.evaluation import plots  # matplotlib is needed for reports only, not for embeddings
 
     paths = []
-    for task in tqdm(tasks, desc="figures", unit="task", leave=False, disable=not verbose):
+    for task in tqdm(tasks, desc="figures", unit="task", leave=False, disable=not progress):
         slug = _slug(task.name)
         paths.append(plots.embedding_maps(
             task.name, map_panels[task.name], figures_dir / f"map-{slug}.png", continuous=task.type == "regression"
