@@ -24,9 +24,11 @@ from torch.utils.flop_counter import FlopCounterMode
 DEFAULT_PRESETS = ["clmr", "clmr-cpu", "semisupcon", "semisupcon-cpu"]
 
 
-def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 2048,
+                      repeats: int = 10) -> float:
+    """The machine's matmul FLOP/s at ``dtype``: the ceiling a step at that precision is measured against."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -109,8 +111,9 @@ def main() -> None:
         print(json.dumps(measure_preset(args.presets[0], args.steps, device, args.precision, args.profile)))
         return
 
-    peak = matmul_peak_flops(device)
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}, float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    peaks = {"32-true": matmul_peak_flops(device), "bf16-mixed": matmul_peak_flops(device, torch.bfloat16)}
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}, matmul peak: float32 "
+          f"{peaks['32-true'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16-mixed'] / 1e9:.1f} GFLOP/s")
     header = f"{'preset':<18}{'encoder':<16}{'precision':>11}{'batch':>6}{'crop':>8}{'s/step':>9}{'samples/s':>11}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of peak':>9}{'peak mem':>10}"
     print(header)
     print("-" * len(header))
@@ -124,10 +127,12 @@ def main() -> None:
         print(
             f"{r['preset']:<18}{r['encoder']:<16}{r['precision']:>11}{r['batch']:>6}{r['crop_samples']:>8}{r['seconds_per_step']:>9.3f}"
             f"{r['samples_per_second']:>11.1f}{r['flops_per_step'] / 1e9:>12.1f}{r['achieved_flops'] / 1e9:>9.1f}"
-            f"{r['achieved_flops'] / peak:>9.1%}{r['peak_memory_bytes'] / 2**20:>8.0f}MiB"
+            f"{r['achieved_flops'] / peaks.get(r['precision'], peaks['32-true']):>9.1%}"
+            f"{r['peak_memory_bytes'] / 2**20:>8.0f}MiB"
         )
     print("FLOPs are those torch.utils.flop_counter counts (matmuls and convolutions of forward and backward);"
-          " the augmentation chain's FFTs are timed but not counted.")
+          " the augmentation chain's FFTs are timed but not counted. 'of peak': of the matmul peak at the step's"
+          " precision.")
 
 
 if __name__ == "__main__":
