@@ -116,7 +116,7 @@ class KeepCheckpoints(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if trainer.global_step in self.steps:  # once: with gradient accumulation a step spans several batches
             self.steps.discard(trainer.global_step)
-            trainer.save_checkpoint(self.folder / f"step-{trainer.global_step}.ckpt")
+            trainer.save_checkpoint(self.folder / f"step-{trainer.global_step}.ckpt", weights_only=False)
 
 
 def build_trainer(config: RunConfig, resume_step: int | None = None) -> L.Trainer:
