@@ -12,7 +12,7 @@ from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate
 from mucon.evaluation.report import summary_table, summary_text, text_table
-from mucon.evaluation.tasks import Task
+from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
 
 from conftest import CONFIGS
@@ -180,6 +180,26 @@ def test_a_train_split_with_one_class_is_a_printed_and_reported_warning(tmp_path
     assert any("one-class" in warning and "one class" in warning for warning in results["warnings"])
     assert "train split holds one class" in capsys.readouterr().err
     assert "train split holds one class" in (tmp_path / "report" / "results.md").read_text()
+
+
+def test_a_probe_scored_on_the_labels_a_model_was_pretrained_on_is_said_to_be_a_seen_task(tmp_path, checkpoint):
+    register = tone_tasks(tmp_path / "audio")[0]
+    table = tmp_path / "audio" / "table.csv"
+    with open(table, "w", newline="") as handle:
+        csv.writer(handle).writerows([("path", "split", "register"), *zip(register.paths, register.splits, register.labels)])
+    task = task_from_table("register", "multiclass", table, tmp_path / "audio", "register")
+    config = load_config(CONFIGS / "semisupcon-cpu.yaml", ["encoder.params.input_samples=8000",
+                                                           "method.chunk_samples=8000", "data.label_column=register"])
+    semisupervised = tmp_path / "semisupcon.ckpt"
+    torch.save({"state_dict": method_class(config.method_name)(config).state_dict(),
+                "mucon": {"version": mucon.__version__, "config": config.to_dict(), "label_vocabulary": ["high", "low"]}},
+               semisupervised)
+    results = evaluate({"clmr": checkpoint, "semisupcon": semisupervised}, [task], tmp_path / "report",
+                       robustness=False, heads=("linear",), baselines=False, verbose=False)
+    seen = [warning for warning in results["warnings"] if "pretrained on" in warning]
+    assert seen == ["register: scored on the column 'register', which semisupcon was pretrained on as positives "
+                    "(a seen task for it, not an unseen one)"]
+    assert seen[0] in (tmp_path / "report" / "results.md").read_text()
 
 
 def hand_built_results(differences):

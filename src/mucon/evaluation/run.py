@@ -64,6 +64,7 @@ class ModelEntry:
     twin: str | None = None  # the random-init model of a checkpoint's architecture
     run: str | None = None  # a checkpoint's run (its run_dir's name) and training step: several
     step: int | None = None  # checkpoints of one run draw the probe score against steps
+    pretraining_labels: str | None = None  # the label column a checkpoint's run took positives from
 
     @property
     def compared(self) -> bool:
@@ -77,6 +78,24 @@ def _training_log(checkpoint: Path) -> Path | None:
         if (run_dir / "logs" / "metrics.csv").is_file():
             return run_dir / "logs" / "metrics.csv"
     return None
+
+
+def _pretraining_labels(config: Mapping) -> str | None:
+    """The label column a run drew positives from: set, with a labelled share of the batch that keeps
+    some labels (SemiSupCon's b_s and p_s); None for a self-supervised run."""
+    column, method = config["data"].get("label_column"), config["method"]
+    if column and method.get("labelled_share") and method.get("labelled_keep", 1.0):
+        return column
+    return None
+
+
+def _seen_label_warnings(entries: Sequence[ModelEntry], tasks: Sequence[Task]) -> list[str]:
+    """A probe scored on the labels its model's pretraining took positives from measures what the model
+    was taught, not what it learned on its own: said for each such model and task."""
+    return [f"{task.name}: scored on the column {task.label_column!r}, which {entry.name} was pretrained on "
+            "as positives (a seen task for it, not an unseen one)"
+            for entry in entries for task in tasks
+            if entry.pretraining_labels and entry.pretraining_labels == task.label_column]
 
 
 def _entry(name: str, model, kind: str, source: str, device, training_log: Path | None = None) -> ModelEntry:
@@ -103,6 +122,7 @@ def resolve_models(
         config = checkpoint["mucon"]["config"]
         if "global_step" in checkpoint:  # saved by training (a hand-made checkpoint may lack it)
             entry.run, entry.step = Path(config["run_dir"]).name, int(checkpoint["global_step"])
+        entry.pretraining_labels = _pretraining_labels(config)
         entries.append(entry)
         # the encoder's settings and the run's one sample rate make an architecture
         architecture_of[name] = json.dumps([config["encoder"], config["data"]["sample_rate"]], sort_keys=True)
@@ -441,6 +461,8 @@ def evaluate(
     for task in tasks:
         for message in [*_train_split_warnings(task), *_published_count_warnings(task)]:
             _warn(warnings, message)
+    for message in _seen_label_warnings(entries, tasks):
+        _warn(warnings, message)
     conditions = {}
     for entry in entries:
         if robustness and entry.compared:

@@ -97,6 +97,7 @@ class Task:
     max_chunks: int | None = None  # windows per track, evenly spread; None: every window
     average_chunks: bool = False  # a track is the mean of its window embeddings (one probe example)
     benchmark: Benchmark | None = None  # set for the built-in benchmark tasks
+    label_column: str | None = None  # the table column the labels came from, to spot labels pretraining used
 
     def __post_init__(self):
         if self.type not in TASK_TYPES:
@@ -217,6 +218,7 @@ def task_from_table(
         group_column=group_column,
         max_chunks=max_chunks,
         average_chunks=average_chunks,
+        label_column=label,
     )
 
 
