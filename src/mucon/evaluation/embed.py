@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 import mucon
 from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, is_audio_path, load_audio
 from mucon.encoders import Encoder
+from mucon.heap import keep_freed_heap
 
 CACHE_FORMAT = 2  # bump when what is cached, or how it is computed, changes
 
@@ -90,6 +91,7 @@ def frame_windows(audio: Tensor, window: int, hop: int) -> Tensor:
 @torch.no_grad()
 def embed_windows(encoder: Encoder, windows: Tensor, batch_size: int = 64) -> Tensor:
     """``[N, window]`` -> ``[N, D]`` pooled window embeddings, at most ``batch_size`` windows per forward."""
+    keep_freed_heap()  # each forward's activations reuse the last one's memory
     device = module_device(encoder)
     outputs = [
         encoder.embed(windows[start : start + batch_size].to(device, torch.float32)).float()
