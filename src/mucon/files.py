@@ -19,7 +19,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[Any]], Any], m
     """
     path = Path(path)
     temporary = path.with_name(path.name + TEMPORARY_SUFFIX)
-    text_options = {} if "b" in mode else {"newline": "", "encoding": "utf-8"}
+    text_options = {} if "b" in mode else {"newline": "", "encoding": "utf-8", "errors": "surrogateescape"}
     with open(temporary, mode, **text_options) as handle:
         write(handle)
         handle.flush()

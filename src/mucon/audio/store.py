@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 from mucon import __version__
 from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, audio_info, decode_blocks, peak_gain
 from mucon.data.layouts import SOURCE_TYPES, Table, Track, read_table
+from mucon.files import write_atomically
 
 FORMAT_NAME = "mucon-audio-store"
 FORMAT_VERSION = 2  # 2: stems next to the mixture (index-sources.npy)
@@ -134,19 +135,8 @@ class _Progress:
     skipped_bytes: int = 0
 
 
-def _write_atomically(path: Path, write, mode: str = "wb") -> None:
-    """Write through a temporary file and rename, so readers see the old or the new file only."""
-    temporary = path.with_name(path.name + ".tmp")
-    text_options = PATH_CSV_OPTIONS if "b" not in mode else {}
-    with open(temporary, mode, **text_options) as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def _write_json(path: Path, payload: dict) -> None:
-    _write_atomically(path, lambda handle: handle.write(json.dumps(payload, indent=2)), mode="w")
+    write_atomically(path, lambda handle: handle.write(json.dumps(payload, indent=2)), mode="w")
 
 
 def _csv_writer(handle):
@@ -477,7 +467,7 @@ def _start_or_resume(store_dir: Path, fingerprint: str) -> _Progress:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    _write_atomically(path, lambda handle: np.save(handle, array))
+    write_atomically(path, lambda handle: np.save(handle, array))
 
 
 def _write_index(
@@ -512,7 +502,7 @@ def _write_labels(store_dir: Path, table: Table, kept_rows: np.ndarray) -> None:
             track = table.tracks[row]
             writer.writerow([track.path, *track.labels])
 
-    _write_atomically(store_dir / _LABELS_CSV, write, mode="w")
+    write_atomically(store_dir / _LABELS_CSV, write, mode="w")
 
 
 def _write_normalised(store_dir: Path, table: Table, records: np.ndarray) -> int:
@@ -526,7 +516,7 @@ def _write_normalised(store_dir: Path, table: Table, records: np.ndarray) -> int
             for row, peak in zip(scaled["row"].tolist(), scaled["peak"].tolist()):
                 writer.writerow([table.tracks[row].path, f"{peak:.6g}", f"{peak_gain(peak):.6g}"])
 
-        _write_atomically(store_dir / _NORMALISED_CSV, write, mode="w")
+        write_atomically(store_dir / _NORMALISED_CSV, write, mode="w")
     return len(scaled)
 
 

@@ -130,6 +130,18 @@ def subfolders(folder: Path, unreadable: list[tuple[Path, str]] | None = None) -
         return []
 
 
+def track_folders(folder: Path, is_track: Callable[[Path], bool],
+                  unreadable: list[tuple[Path, str]] | None = None) -> list[tuple[str, Path]]:
+    """(split, track folder) for tracks in ``folder`` itself or one level below (a split folder: train/, test/)."""
+    found = []
+    for child in subfolders(folder):
+        if is_track(child):
+            found.append(("", child))
+        else:
+            found += [(child.name, track) for track in subfolders(child, unreadable) if is_track(track)]
+    return found
+
+
 def unreadable_tracks(folder: Path, unreadable: list[tuple[Path, str]], labels: tuple[str, ...]) -> list[Track]:
     """Folders a reader could not open, as tracks that ``prepare`` lists in skipped.csv."""
     return [Track(path.relative_to(folder).as_posix(), labels=labels, problem=("unreadable", why)) for path, why in unreadable]

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import SOURCE_TYPES, Layout, LayoutOptions, Table, Track, stems_in_order, subfolders, unreadable_tracks
+from . import SOURCE_TYPES, Layout, LayoutOptions, Table, Track, stems_in_order, track_folders, unreadable_tracks
 
 MIXTURE = "mixture.wav"
 
 
-def _track_folders(folder: Path, unreadable: list | None = None) -> list[tuple[str, Path]]:
-    """(split, track folder) for tracks in the folder itself or one level below (train/, test/)."""
-    found = []
-    for child in subfolders(folder):
-        if (child / MIXTURE).is_file():
-            found.append(("", child))
-        else:
-            found += [(child.name, track) for track in subfolders(child, unreadable) if (track / MIXTURE).is_file()]
-    return found
+def _is_track(folder: Path) -> bool:
+    return (folder / MIXTURE).is_file()
 
 
 def _stem_mp4_files(folder: Path) -> list[Path]:
@@ -31,13 +24,13 @@ def _stem_mp4_files(folder: Path) -> list[Path]:
 
 
 def _detect(folder: Path, options: LayoutOptions) -> bool:
-    return options.metadata is None and bool(_track_folders(folder) or _stem_mp4_files(folder))
+    return options.metadata is None and bool(track_folders(folder, _is_track) or _stem_mp4_files(folder))
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
     unreadable: list = []
     tracks = []
-    for split, track in _track_folders(folder, unreadable):
+    for split, track in track_folders(folder, _is_track, unreadable):
         relative = track.relative_to(folder).as_posix()
         stems = stems_in_order({source: [f"{relative}/{source}.wav"] for source in SOURCE_TYPES})
         tracks.append(Track(f"{relative}/{MIXTURE}", stems, (split,)))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from . import SOURCE_TYPES, Layout, LayoutOptions, Table, Track, stems_in_order, subfolders, unreadable_tracks
+from . import SOURCE_TYPES, Layout, LayoutOptions, Table, Track, stems_in_order, track_folders, unreadable_tracks
 
 MIX = "mix.flac"
 METADATA = "metadata.yaml"
@@ -79,17 +79,6 @@ def _is_track(folder: Path) -> bool:
     return _TRACK_NAME.fullmatch(folder.name) is not None and (folder / METADATA).is_file()
 
 
-def _track_folders(folder: Path, unreadable: list | None = None) -> list[tuple[str, Path]]:
-    """(split, track folder) for tracks in the folder itself or one level below (train/, validation/, test/)."""
-    found = []
-    for child in subfolders(folder):
-        if _is_track(child):
-            found.append(("", child))
-        else:
-            found += [(child.name, track) for track in subfolders(child, unreadable) if _is_track(track)]
-    return found
-
-
 def _track(folder: Path, split: str, track: Path, mapping: dict) -> Track:
     relative = track.relative_to(folder).as_posix()
     mix = f"{relative}/{MIX}"
@@ -107,13 +96,13 @@ def _track(folder: Path, split: str, track: Path, mapping: dict) -> Track:
 
 
 def _detect(folder: Path, options: LayoutOptions) -> bool:
-    return options.metadata is None and bool(_track_folders(folder))
+    return options.metadata is None and bool(track_folders(folder, _is_track))
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
     mapping = load_stem_map(options.stem_map)
     unreadable: list = []
-    tracks = [_track(folder, split, track, mapping) for split, track in _track_folders(folder, unreadable)]
+    tracks = [_track(folder, split, track, mapping) for split, track in track_folders(folder, _is_track, unreadable)]
     if not tracks:
         raise FileNotFoundError(f"{folder}: no TrackNNNNN folders with {METADATA} (Slakh2100 layout)")
     return Table("slakh2100", ("split",), sorted(tracks + unreadable_tracks(folder, unreadable, ("",))))
