@@ -90,6 +90,23 @@ def test_separated_folder_is_read_by_prepare_with_aligned_stems_and_the_inputs_l
     assert [(row["path"], row["reason"]) for row in skipped] == [("broken.wav", "not audio")]
 
 
+def test_separate_writes_only_under_out_and_lists_rows_pointing_outside_the_input_folder(mixtures, tmp_path):
+    sf.write(tmp_path / "secret.wav", clicks_and_tone(1.0)[1], 22050)
+    (mixtures / "set" / "song0").mkdir()
+    sf.write(mixtures / "set" / "song0" / "drums.wav", np.zeros(100), 22050)  # the user's own file
+    untouched = (mixtures / "set" / "song0" / "drums.wav").read_bytes()
+    escaping = ["../secret.wav", str(mixtures / "set" / "song0.flac")]
+    with open(mixtures / "metadata.csv", "a", newline="") as handle:
+        csv.writer(handle).writerows([(path, "x", "train") for path in escaping])
+    report = separate_folder(mixtures, tmp_path / "out", RATE, progress=False)
+    assert (report.separated, report.failed) == (3, 3)
+    written = {path for path in tmp_path.rglob("*.wav") if path.name in ("mixture.wav", "drums.wav", "other.wav")}
+    assert written - set((tmp_path / "out").rglob("*.wav")) == {mixtures / "set" / "song0" / "drums.wav"}
+    assert (mixtures / "set" / "song0" / "drums.wav").read_bytes() == untouched
+    skipped = list(csv.DictReader(open(tmp_path / "out" / "skipped.csv")))
+    assert [(row["path"], row["reason"]) for row in skipped][1:] == [(path, "outside the folder") for path in escaping]
+
+
 def test_an_interrupted_separation_continues_without_redoing_finished_files(mixtures, tmp_path, monkeypatch):
     write = separation._write_wav
     mixtures_written = []

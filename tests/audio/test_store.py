@@ -202,6 +202,27 @@ def test_metadata_rows_become_labels_in_store_order_for_kept_items_only(tmp_path
     assert list(store.labels["split"]) == ["test", "train", "valid"]
 
 
+def test_metadata_rows_pointing_outside_the_folder_are_skipped_and_listed(tmp_path):
+    audio_dir = build_mixed_folder(tmp_path / "audio")
+    write_good_file(tmp_path / "outside.wav", SAMPLE_RATE, 1, 1.5, {}, seed=1)
+    rows = ["a_16k_mono.wav", "../outside.wav", str(tmp_path / "outside.wav"), "nested/../../outside.wav"]
+    (audio_dir / "metadata.csv").write_text("path\n" + "\n".join(rows) + "\n")
+    report = prepare(audio_dir, tmp_path / "store")
+    assert (report.kept, report.skipped_by_reason) == (1, {"outside the folder": 3})
+    assert [row["path"] for row in read_csv(tmp_path / "store" / "skipped.csv")] == rows[1:]
+
+
+def test_a_file_listed_twice_in_metadata_is_kept_once_with_its_first_labels_and_the_repeat_listed(tmp_path):
+    audio_dir = build_mixed_folder(tmp_path / "audio")
+    (audio_dir / "metadata.csv").write_text("path,genre\na_16k_mono.wav,rock\nc_44k_mono.ogg,pop\n"
+                                            "./a_16k_mono.wav,jazz\n")
+    report = prepare(audio_dir, tmp_path / "store")
+    assert (report.kept, report.skipped_by_reason) == (2, {"duplicate": 1})
+    assert list(AudioStore(tmp_path / "store").labels["genre"]) == ["rock", "pop"]
+    [skipped] = read_csv(tmp_path / "store" / "skipped.csv")
+    assert skipped["path"] == "./a_16k_mono.wav" and "genre 'rock', here 'jazz'" in skipped["detail"]
+
+
 def test_store_without_metadata_has_no_labels(reference_store):
     assert AudioStore(reference_store).labels is None
 

@@ -289,7 +289,7 @@ def separate_folder(
     })
 
     folders = _item_folders(table.tracks)
-    todo = [track for track in table.tracks if not (out_dir / folders[track.path] / MIXTURE).exists()]
+    todo = [track for track in table.tracks if track.problem or not (out_dir / folders[track.path] / MIXTURE).exists()]
     failed: list[tuple[str, str, str]] = []
     bar = tqdm(total=len(todo), desc=f"separating ({engine.name})", unit="file", disable=not progress)
     seconds = 0.0
@@ -328,10 +328,15 @@ def separate_folder(
 
 
 def _item_folders(tracks) -> dict[str, str]:
-    """Item path -> its output folder: the path without its extension, or with it where two would meet."""
+    """Item path -> its output folder: the path without its extension, or with it where two would meet.
+
+    Only tracks without a problem get one: a path outside the input folder (the layout marks it) would
+    put its folder outside OUT.
+    """
     stems = {}
     for track in tracks:
-        stems.setdefault(str(Path(track.path).with_suffix("")), []).append(track.path)
+        if track.problem is None:
+            stems.setdefault(str(Path(track.path).with_suffix("")), []).append(track.path)
     return {path: (folder if len(paths) == 1 else path) for folder, paths in stems.items() for path in paths}
 
 
@@ -342,8 +347,8 @@ def _write_tables(out_dir: Path, table, folders: dict[str, str], stem_types: dic
     header = ["path", "original_path", *(table.label_columns[i] for i in kept_labels), *(f"stem_{s}" for s in stem_types)]
     rows = []
     for track in table.tracks:
-        folder = folders[track.path]
-        if (out_dir / folder / MIXTURE).exists():
+        folder = folders.get(track.path)
+        if track.problem is None and (out_dir / folder / MIXTURE).exists():
             rows.append([f"{folder}/{MIXTURE}", track.path, *(track.labels[i] for i in kept_labels),
                          *(f"{folder}/{source}.wav" for source in stem_types)])
     for name, header_row, body in (("metadata.csv", header, rows), ("skipped.csv", ["path", "reason", "detail"], failed)):

@@ -20,6 +20,7 @@ published item count of each split and where the split comes from) and what the 
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -200,7 +201,45 @@ def read_table(
     if options.stem_map is not None and chosen.name != "slakh2100":
         raise ValueError(f"--stem-map applies to the slakh2100 layout, but {folder} is read as {chosen.name}")
     table = chosen.read(folder, options)
-    return table.only_splits(splits, str(folder)) if splits else table
+    return _confined_and_unique(table.only_splits(splits, str(folder)) if splits else table)
+
+
+def _outside(path: str) -> str | None:
+    """Why a table's path does not name a file inside its folder, or None when it does."""
+    normal = posixpath.normpath(path)
+    if posixpath.isabs(path):
+        return f"{path!r} is absolute; paths are relative to the folder"
+    if normal == ".." or normal.startswith("../"):
+        return f"{path!r} leads out of the folder"
+    return "an empty path" if normal == "." else None
+
+
+def _confined_and_unique(table: Table) -> Table:
+    """The table with a problem set on each track that ``prepare`` and ``separate`` must not take.
+
+    A path (mixture or stem) outside the folder would be read from, and ``separate`` would write
+    next to, a place the user never gave; a second entry for one file (labels agreeing or not)
+    would store it twice. The first entry of a file is kept and every later one is listed.
+    """
+    first: dict[str, Track] = {}
+    tracks = []
+    for track in table.tracks:
+        if track.problem is None:
+            paths = (track.path, *(stem for _, files in track.stems for stem in files))
+            outside = next((why for why in map(_outside, paths) if why), None)
+            if outside:
+                track = track._replace(problem=("outside the folder", outside))
+            elif (kept := first.setdefault(posixpath.normpath(track.path), track)) is not track:
+                track = track._replace(problem=("duplicate", _repeated(table.label_columns, kept, track)))
+        tracks.append(track)
+    return replace(table, tracks=tracks)
+
+
+def _repeated(columns: tuple[str, ...], kept: Track, again: Track) -> str:
+    """Why a second entry for a file is dropped, naming the labels where it differs from the kept one."""
+    differences = [f"{name} {old!r}, here {new!r}" for name, old, new in zip(columns, kept.labels, again.labels)
+                   if old != new]
+    return f"listed again; the first entry ({kept.path}) is kept" + (f": {'; '.join(differences)}" if differences else "")
 
 
 def _registry() -> dict[str, Layout]:
