@@ -8,8 +8,10 @@ import random
 import signal
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,7 +85,19 @@ def _replace_by_a_folder(path: Path) -> None:
     path.mkdir()
 
 
+def _damage_inside_a_tensor(path: Path) -> None:
+    """Overwrite bytes in the middle of the largest tensor: the archive stays readable, its CRC does not match."""
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+        with archive.open(member) as handle:
+            start = handle._fileobj.tell()  # where the member's bytes begin in the file
+    data = bytearray(path.read_bytes())
+    data[start + 64 : start + 96] = np.full(8, 1e27, "<f4").tobytes()
+    path.write_bytes(bytes(data))
+
+
 DAMAGE = {
+    "bytes inside a tensor": (_damage_inside_a_tensor, "fails its CRC check"),
     "empty": (lambda path: path.write_bytes(b""), "empty file"),
     "cut short": (_cut_short, "cut short"),
     "garbage": (lambda path: path.write_bytes(random.Random(0).randbytes(5000)), "not a checkpoint"),
@@ -142,7 +156,7 @@ def task_header(tmp_path_factory):
     return root / "register.yaml"
 
 
-@pytest.mark.parametrize("damage", ["empty", "cut short"])
+@pytest.mark.parametrize("damage", ["empty", "cut short", "bytes inside a tensor"])
 @pytest.mark.parametrize("command", ["embed", "evaluate", "pretrain --resume"])
 def test_every_command_given_a_damaged_checkpoint_prints_one_line_and_exits_2(
     tmp_path, capsys, tone_store, task_header, command, damage

@@ -53,16 +53,36 @@ def _unreadable(path: Path, error: Exception) -> CheckpointError:
     return CheckpointError(f"{path}: corrupt checkpoint ({type(error).__name__}: {_first_sentence(error)})")
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse a checkpoint whose zip members fail their CRC-32: torch.load reads tensor bytes unchecked,
+    so a damaged byte inside a tensor loaded and gave embeddings off by 1e27."""
+    if not zipfile.is_zipfile(path):
+        return  # not an archive: torch.load says what it is
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except OSError:
+        raise
+    except Exception as error:  # a damaged member header fails with many types (BadZipFile, zlib.error, ...)
+        raise CheckpointError(f"{path}: corrupt checkpoint ({type(error).__name__}: {_first_sentence(error)})") from error
+    if damaged is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint: {damaged} fails its CRC check (damaged bytes)")
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint's contents, loaded with weights_only (tensors and plain data only).
 
-    Every way a file can fail (missing, unreadable, empty, cut short, corrupt, holding code, not
-    mucon's) raises ``CheckpointError`` with a one-line message naming the file.
+    Every way a file can fail (missing, unreadable, empty, cut short, corrupt or damaged inside a
+    tensor, holding code, not mucon's) raises ``CheckpointError`` with a one-line message naming the file.
     """
     path = Path(path)
     try:
         empty = path.stat().st_size == 0
+        if not empty:
+            _check_archive(path)
         checkpoint = None if empty else torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except OSError as error:  # a folder, no permission, a failing disk
