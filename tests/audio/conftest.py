@@ -43,6 +43,15 @@ def write_good_file(path: Path, sample_rate: int, channels: int, seconds: float,
     sf.write(path, music_like(sample_rate, channels, seconds, seed), sample_rate, **options)
 
 
+def write_truncated_mp3(path: Path, sample_rate: int, seconds: float) -> Path:
+    """An MP3 cut off at half its bytes, as an interrupted download leaves it: the header still says ``seconds``."""
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile writes no MP3")
+    write_good_file(path, sample_rate, 1, seconds, {"format": "MP3", "subtype": "MPEG_LAYER_III"}, seed=5)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
 def write_bad_files(folder: Path) -> None:
     """One file per way an input can be unusable; each still carries an audio extension."""
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ import soxr
 
 from mucon.audio.io import AUDIO_EXTENSIONS, AudioDecodeError, decode_blocks, is_audio_path, load_audio, walk_audio_files
 
-from .conftest import BAD_FILES, GOOD_FILES, music_like
+from .conftest import BAD_FILES, GOOD_FILES, music_like, write_truncated_mp3
 
 
 @pytest.mark.parametrize("name", sorted(GOOD_FILES))
@@ -104,6 +104,15 @@ def test_decoding_in_blocks_gives_the_samples_of_decoding_the_whole_file_at_once
     expected = soxr.resample(whole.mean(axis=1, dtype=np.float32), rate, 16000, quality="HQ")
     streamed = np.concatenate(list(decode_blocks(path, 16000, block_frames=1000)))
     np.testing.assert_array_equal(streamed, expected)
+
+
+def test_a_truncated_mp3_decodes_to_the_audio_it_holds_and_is_reported_as_truncated(tmp_path):
+    path = write_truncated_mp3(tmp_path / "cut.mp3", 16000, 4.0)
+    held, _ = sf.read(path, dtype="float32")
+    reported = []
+    blocks = decode_blocks(path, 16000, block_frames=4096, on_truncated=lambda *seconds: reported.append(seconds))
+    np.testing.assert_allclose(np.concatenate(list(blocks)), held, atol=1e-6)
+    assert len(held) < 3 * 16000 and reported == [(4.0, len(held) / 16000)]
 
 
 def test_walk_follows_linked_folders_lists_each_folder_once_and_survives_a_loop(tmp_path):

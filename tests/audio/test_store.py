@@ -18,7 +18,7 @@ from mucon.audio import store as store_module
 from mucon.audio.io import AudioDecodeError, load_audio
 from mucon.audio.store import AudioStore, PrepareReport, prepare_store, to_float, to_int16
 
-from .conftest import BAD_FILES, GOOD_FILES, build_mixed_folder, music_like, write_good_file
+from .conftest import BAD_FILES, GOOD_FILES, build_mixed_folder, music_like, write_good_file, write_truncated_mp3
 
 SAMPLE_RATE = 16000
 GOOD_IN_ORDER = sorted(GOOD_FILES)
@@ -320,6 +320,17 @@ def test_prepare_scales_a_file_peaking_above_one_as_load_audio_does_and_lists_it
     assert report.normalised == 1 and "scaled 1 down to peak 1" in report.summary()
     assert [(row["path"], float(row["peak"])) for row in read_csv(tmp_path / "store" / "normalised.csv")] == [
         ("loud.wav", pytest.approx(15.0, rel=1e-4))]
+
+
+def test_prepare_keeps_a_truncated_mp3_as_far_as_its_data_goes_and_lists_it(tmp_path):
+    path = write_truncated_mp3(tmp_path / "audio" / "cut.mp3", SAMPLE_RATE, 4.0)
+    held, _ = sf.read(path, dtype="float32")
+    report = prepare(tmp_path / "audio", tmp_path / "store")
+    store = AudioStore(tmp_path / "store")
+    assert (int(store.lengths[0]), report.truncated) == (len(held), 1)
+    np.testing.assert_allclose(to_float(store.read(0, 0, len(held))), held, atol=1 / 32768)
+    [row] = read_csv(tmp_path / "store" / "truncated.csv")
+    assert row["path"] == "cut.mp3" and float(row["header_seconds"]) == 4.0 and "truncated.csv" in report.summary()
 
 
 def test_prepare_keeps_a_file_whose_name_is_not_utf8_under_its_own_name(tmp_path):

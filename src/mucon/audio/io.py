@@ -20,7 +20,7 @@ valid UTF-8 is a name like any other.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +112,16 @@ def decode_blocks(
     mono: bool = True,
     gain: float = 1.0,
     block_frames: int = BLOCK_FRAMES,
+    on_truncated: Callable[[float, float], None] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield ``path`` as float32 blocks at ``sample_rate``, times ``gain``: [n] if mono else [channels, n].
 
     Memory stays at a few blocks whatever the file's length. The blocks depend only on the file
     and these arguments, so decoding twice gives the same samples (``prepare`` relies on that
     when it decodes again to scale a file down). Raises ``AudioDecodeError`` for a bad file,
-    also part-way through the stream.
+    also part-way through the stream. A file whose data ends before its header says (a truncated
+    MP3) decodes to the samples it holds, as ``soundfile.read`` does, and ``on_truncated`` is
+    called with the header's and the decoded duration in seconds.
     """
     with _open(path) as audio_file:
         channels = 1 if mono else audio_file.channels
@@ -127,7 +130,7 @@ def decode_blocks(
             resampler = soxr.ResampleStream(audio_file.samplerate, sample_rate, channels, dtype="float32", quality="HQ")
         decoded = 0
         try:
-            for block in audio_file.blocks(block_frames, dtype="float32", always_2d=True):
+            for block in _read_blocks(audio_file, block_frames):
                 if not np.isfinite(block).all():
                     raise AudioDecodeError(path, "corrupt", "NaN or infinite samples")
                 decoded += len(block)
@@ -141,10 +144,22 @@ def decode_blocks(
             raise AudioDecodeError(path, "corrupt", str(error)) from error
         if decoded == 0:
             raise AudioDecodeError(path, "empty", "0 frames")
+        if decoded < audio_file.frames and on_truncated is not None:
+            on_truncated(audio_file.frames / audio_file.samplerate, decoded / audio_file.samplerate)
         if resampler is not None:
             tail = resampler.resample_chunk(np.zeros((0, channels), np.float32), last=True)
             if len(tail):
                 yield _shaped(tail, mono, gain)
+
+
+def _read_blocks(audio_file: sf.SoundFile, block_frames: int) -> Iterator[np.ndarray]:
+    """[n, channels] float32 blocks until the data ends.
+
+    Not ``SoundFile.blocks``: it reads the header's frame count into one reused buffer, so where the
+    data ends early (a truncated MP3) the rest of the buffer kept earlier audio and came back as samples.
+    """
+    while len(block := audio_file.read(block_frames, dtype="float32", always_2d=True)):
+        yield block
 
 
 def _shaped(frames: np.ndarray, mono: bool, gain: float) -> np.ndarray:

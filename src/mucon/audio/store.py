@@ -24,6 +24,8 @@ opens without a Python object per item)::
     labels.csv            only when the layout has label columns: their rows for kept items, in store order
     skipped.csv           path, reason, detail for every input that was not kept
     normalised.csv        only when some item peaked above 1: path, peak, the gain it was scaled by
+    truncated.csv         only when some mixture's data ended before its header said (a cut-off MP3): path,
+                          the header's seconds, the seconds decoded and kept
 
 While preparing, the index lives in append-only journals and ``progress.json`` records how far
 they (and the shards) are committed; ``progress.json`` is replaced atomically, so after a crash
@@ -72,11 +74,13 @@ _JOURNAL_PATHS = "journal-paths.bin"
 _SKIPPED_CSV = "skipped.csv"
 _LABELS_CSV = "labels.csv"
 _NORMALISED_CSV = "normalised.csv"
+_TRUNCATED_CSV = "truncated.csv"
 _INDEX_FILES = ("index-shard", "index-offset", "index-length", "index-sources", "paths-blob", "paths-offsets")
 # One journal record per kept item; ``sources`` is a bit mask over SOURCE_TYPES of the stems stored after
-# the mixture, ``peak`` the item's peak before it was scaled (above 1: scaled by 1 / peak).
+# the mixture, ``peak`` the item's peak before it was scaled (above 1: scaled by 1 / peak), ``header_seconds``
+# what the header of a truncated mixture promised (0: the file was whole).
 _RECORD = np.dtype([("shard", "<i8"), ("offset", "<i8"), ("length", "<i8"), ("row", "<i8"),
-                    ("path_bytes", "<i8"), ("sources", "<i8"), ("peak", "<f8")])
+                    ("path_bytes", "<i8"), ("sources", "<i8"), ("peak", "<f8"), ("header_seconds", "<f8")])
 _SPILL_PATTERN = "spill-*.i16"
 
 
@@ -103,6 +107,7 @@ class PrepareReport:
     store_dir: Path
     stems: dict[str, int] = field(default_factory=dict)  # source type -> items with that stem stored
     normalised: int = 0  # items scaled down because their peak exceeded 1
+    truncated: int = 0  # items kept at the length their data has, shorter than their header says
 
     def summary(self) -> str:
         """One line for the CLI: what was kept, what was skipped and where the skipped files are listed."""
@@ -117,6 +122,9 @@ class PrepareReport:
         if self.normalised:
             line += (f"; scaled {self.normalised} down to peak 1 (they peaked above 1), "
                      f"listed in {self.store_dir / _NORMALISED_CSV}")
+        if self.truncated:
+            line += (f"; {self.truncated} truncated (kept as far as their data goes), "
+                     f"listed in {self.store_dir / _TRUNCATED_CSV}")
         return line
 
 
@@ -236,15 +244,18 @@ def _write_track(out, blocks: Iterator[np.ndarray]) -> tuple[int, float, bool]:
 
 
 def _write_item(track: Track, root: str, sample_rate: int, min_seconds: float, spill: str, gain: float):
-    """Stream the mixture, then each stem type, into ``spill``; returns (samples, sources bit mask, peak).
+    """Stream the mixture, then each stem type, into ``spill``; returns (samples, sources bit mask, peak,
+    the header's seconds where the mixture is truncated, else 0).
 
     The mixture is checked (too short, silent) before its stems are decoded; a stem type whose
     samples all quantise to 0 is cut off again, so it costs no disk.
     """
     mixture = os.path.join(root, track.path)
     stems = _checked_stems(track, root, mixture)
+    header_seconds = []
     with open(spill, "wb") as out:
-        length, peak, _ = _write_track(out, decode_blocks(mixture, sample_rate, gain=gain))
+        blocks = decode_blocks(mixture, sample_rate, gain=gain, on_truncated=lambda header, _: header_seconds.append(header))
+        length, peak, _ = _write_track(out, blocks)
         seconds = length / sample_rate
         if seconds < min_seconds:
             raise AudioDecodeError(mixture, "too short", f"{seconds:.3f} s < {min_seconds} s")
@@ -269,7 +280,7 @@ def _write_item(track: Track, root: str, sample_rate: int, min_seconds: float, s
             else:
                 out.seek(start)
                 out.truncate()
-    return length, sources, peak
+    return length, sources, peak, header_seconds[0] if header_seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -280,6 +291,7 @@ class _Decoded:
     length: int
     sources: int
     peak: float
+    header_seconds: float
 
 
 def _decode_item(track: Track, root: str, sample_rate: int, min_seconds: float, spill: str) -> _Decoded | AudioDecodeError:
@@ -292,10 +304,10 @@ def _decode_item(track: Track, root: str, sample_rate: int, min_seconds: float, 
     try:
         if track.problem is not None:
             raise AudioDecodeError(os.path.join(root, track.path), *track.problem)
-        length, sources, peak = _write_item(track, root, sample_rate, min_seconds, spill, gain=1.0)
+        length, sources, peak, header_seconds = _write_item(track, root, sample_rate, min_seconds, spill, gain=1.0)
         if peak > 1.0:
-            length, sources, _ = _write_item(track, root, sample_rate, min_seconds, spill, gain=peak_gain(peak))
-        return _Decoded(spill, length, sources, peak)
+            length, sources, _, _ = _write_item(track, root, sample_rate, min_seconds, spill, gain=peak_gain(peak))
+        return _Decoded(spill, length, sources, peak, header_seconds)
     except AudioDecodeError as error:
         Path(spill).unlink(missing_ok=True)
         return error
@@ -393,7 +405,7 @@ class _StoreWriter:
         os.unlink(item.spill)
         encoded_path = path.encode("utf-8", "surrogateescape")
         record = (live.num_shards - 1, live.last_shard_bytes // 2, item.length, input_row, len(encoded_path),
-                  item.sources, item.peak)
+                  item.sources, item.peak, item.header_seconds)
         self._items.write(np.array([record], dtype=_RECORD).tobytes())
         self._paths.write(encoded_path)
         live.kept += 1
@@ -505,19 +517,33 @@ def _write_labels(store_dir: Path, table: Table, kept_rows: np.ndarray) -> None:
     write_atomically(store_dir / _LABELS_CSV, write, mode="w")
 
 
-def _write_normalised(store_dir: Path, table: Table, records: np.ndarray) -> int:
-    """List the items scaled down to peak 1; returns how many (no file when none)."""
-    scaled = records[records["peak"] > 1.0]
-    if len(scaled):
+def _write_listing(path: Path, header: list[str], rows: list[list[str]]) -> int:
+    """A CSV of the items a prepare run changed in some way; returns how many (no file when none)."""
+    if rows:
 
         def write(handle) -> None:
             writer = _csv_writer(handle)
-            writer.writerow(["path", "peak", "gain"])
-            for row, peak in zip(scaled["row"].tolist(), scaled["peak"].tolist()):
-                writer.writerow([table.tracks[row].path, f"{peak:.6g}", f"{peak_gain(peak):.6g}"])
+            writer.writerow(header)
+            writer.writerows(rows)
 
-        write_atomically(store_dir / _NORMALISED_CSV, write, mode="w")
-    return len(scaled)
+        write_atomically(path, write, mode="w")
+    return len(rows)
+
+
+def _write_normalised(store_dir: Path, table: Table, records: np.ndarray) -> int:
+    """List the items scaled down to peak 1; returns how many."""
+    scaled = records[records["peak"] > 1.0]
+    rows = [[table.tracks[row].path, f"{peak:.6g}", f"{peak_gain(peak):.6g}"]
+            for row, peak in zip(scaled["row"].tolist(), scaled["peak"].tolist())]
+    return _write_listing(store_dir / _NORMALISED_CSV, ["path", "peak", "gain"], rows)
+
+
+def _write_truncated(store_dir: Path, table: Table, records: np.ndarray, sample_rate: int) -> int:
+    """List the items whose data ended before their header said; returns how many."""
+    cut = records[records["header_seconds"] > 0]
+    rows = [[table.tracks[row].path, f"{header:.3f}", f"{length / sample_rate:.3f}"]
+            for row, header, length in zip(cut["row"].tolist(), cut["header_seconds"].tolist(), cut["length"].tolist())]
+    return _write_listing(store_dir / _TRUNCATED_CSV, ["path", "header_seconds", "decoded_seconds"], rows)
 
 
 def _finalize(
@@ -549,6 +575,7 @@ def _finalize(
         "num_stems": {source: int(bits[source].sum()) for source in sources},
         "num_skipped": sum(progress.skipped_by_reason.values()),
         "num_normalised": _write_normalised(store_dir, table, records),
+        "num_truncated": _write_truncated(store_dir, table, records, sample_rate),
         "num_inputs": len(table.tracks),
         "total_seconds": progress.samples / sample_rate,
         "num_shards": progress.num_shards,
@@ -584,6 +611,7 @@ def _report(info: dict, store_dir: Path) -> PrepareReport:
         store_dir=store_dir,
         stems=dict(info["num_stems"]),
         normalised=info["num_normalised"],
+        truncated=info.get("num_truncated", 0),  # absent from stores made before it was counted
     )
 
 
