@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -258,6 +259,23 @@ def test_store_pickles_as_its_path_and_reads_the_same_after(reference_store):
     payload = pickle.dumps(store)
     assert len(payload) < 1000
     np.testing.assert_array_equal(pickle.loads(payload).read_crops([0, 5], [10, 20], 1000), before)
+
+
+@pytest.mark.parametrize("damage", ["cut short", "missing"])
+def test_a_store_whose_shard_lost_data_is_refused_when_it_opens_naming_the_shard_and_its_sizes(
+    reference_store, tmp_path, damage
+):
+    store_dir = tmp_path / "store"
+    shutil.copytree(reference_store, store_dir)
+    shard = sorted(store_dir.glob("shard-*.i16"))[1]
+    size = shard.stat().st_size
+    if damage == "missing":
+        shard.unlink()
+    else:
+        os.truncate(shard, size // 2)
+    found = "missing" if damage == "missing" else f"{size // 2} bytes"
+    with pytest.raises(ValueError, match=f"^{shard}: {found}, but the store's index needs {size} bytes"):
+        AudioStore(store_dir)
 
 
 def test_only_a_few_shards_stay_open_at_once(reference_store):

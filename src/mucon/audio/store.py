@@ -734,6 +734,26 @@ class AudioStore:
         self._path_offsets = index["paths-offsets"]
         self._open_shards: OrderedDict[int, np.memmap] = OrderedDict()
         self._labels: dict[str, np.ndarray] | None = None
+        self._check_shard_sizes()
+
+    def _check_shard_sizes(self, chunk: int = 2**16) -> None:
+        """Refuse a shard shorter than its items: its missing part would read as zeros and train silently.
+
+        Each shard must reach the end of its last item (mixture and stored stems); the index is read in
+        chunks, so a million-item store is checked without holding a per-item array.
+        """
+        needed = np.zeros(int(self._shard.max()) + 1 if len(self.lengths) else 0, dtype=np.int64)
+        for first in range(0, len(self.lengths), chunk):
+            part = slice(first, first + chunk)
+            tracks = 1 + np.count_nonzero(self.has_source[part], axis=1)
+            np.maximum.at(needed, self._shard[part], 2 * (self._offset[part] + self.lengths[part] * tracks))
+        for shard in np.flatnonzero(needed).tolist():
+            path, size = _shard_path(self.store_dir, shard), int(needed[shard])
+            found = path.stat().st_size if path.exists() else None
+            if found is None or found < size:
+                what = "missing" if found is None else f"{found} bytes"
+                raise ValueError(f"{path}: {what}, but the store's index needs {size} bytes (cut short or lost); "
+                                 "prepare the store again")
 
     def __getstate__(self) -> dict:
         return {"store_dir": self.store_dir, "max_open_shards": self.max_open_shards}
