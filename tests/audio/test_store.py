@@ -90,6 +90,19 @@ def test_rerunning_with_other_settings_refuses_to_mix_stores(mixed_audio_dir, tm
         prepare_store(mixed_audio_dir, tmp_path / "store", 22050, num_workers=0, progress=False)
 
 
+@pytest.mark.parametrize("change", ["new audio", "same size, touched"])
+def test_rerunning_after_an_input_changed_under_its_name_refuses_instead_of_keeping_the_stale_audio(tmp_path, change):
+    write_good_file(tmp_path / "audio" / "a.wav", SAMPLE_RATE, 1, 1.5, {}, seed=1)
+    write_good_file(tmp_path / "audio" / "b.wav", SAMPLE_RATE, 1, 1.5, {}, seed=2)
+    prepare(tmp_path / "audio", tmp_path / "store")
+    if change == "new audio":
+        write_good_file(tmp_path / "audio" / "a.wav", SAMPLE_RATE, 1, 2.5, {}, seed=3)
+    else:
+        os.utime(tmp_path / "audio" / "a.wav", ns=(0, 10**18))
+    with pytest.raises(ValueError, match="other inputs or settings .a file added, removed or changed since"):
+        prepare(tmp_path / "audio", tmp_path / "store")
+
+
 def test_strict_raises_naming_the_first_bad_file_and_keeps_what_came_before(mixed_audio_dir, reference_store, tmp_path):
     store_dir = tmp_path / "store"
     with pytest.raises(AudioDecodeError) as caught:

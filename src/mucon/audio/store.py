@@ -173,12 +173,25 @@ def _check_settings(store_dir: Path, sample_rate, min_seconds, shard_bytes, num_
         raise NotADirectoryError(f"the store path is a file, not a folder: {store_dir}")
 
 
-def _fingerprint(table: Table, sample_rate: int, min_seconds: float, shard_bytes: int) -> str:
-    """Identify what a store is built from, so a resume never mixes two different runs."""
+def _file_state(path: str) -> tuple[int, int] | None:
+    """(size, modification time in ns) of an input, None where it cannot be read: a changed file changes it."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def _fingerprint(table: Table, root: str, sample_rate: int, min_seconds: float, shard_bytes: int) -> str:
+    """Identify what a store is built from, so a resume never mixes two different runs and a re-run
+    never keeps the audio of an input that changed since (same name, new size or modification time)."""
     settings = [FORMAT_VERSION, int(sample_rate), float(min_seconds), int(shard_bytes), table.layout]
     digest = hashlib.sha256(json.dumps(settings).encode())
     for track in table.tracks:
         described = track.path if not (track.stems or track.problem) else repr(track[:2] + track[3:])
+        if track.problem is None:
+            files = (track.path, *(stem for _, stems in track.stems for stem in stems))
+            described += repr([_file_state(os.path.join(root, name)) for name in files])
         digest.update(described.encode("utf-8", "surrogateescape") + b"\0")
     return digest.hexdigest()
 
@@ -464,7 +477,8 @@ def _start_or_resume(store_dir: Path, fingerprint: str) -> _Progress:
         progress = _Progress(**json.loads(progress_file.read_text()))
         if progress.fingerprint != fingerprint:
             raise ValueError(
-                f"{store_dir} holds an unfinished store prepared from other inputs or settings; "
+                f"{store_dir} holds an unfinished store prepared from other inputs or settings (a file added, "
+                "removed or changed since, or another setting); "
                 "finish it with the same command, or delete it / choose another store directory"
             )
         return progress
@@ -650,15 +664,15 @@ def prepare_store(
     table = read_table(audio_dir, layout, metadata=metadata, stem_map=stem_map, splits=splits)
     num_workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
 
-    fingerprint = _fingerprint(table, sample_rate, min_seconds, shard_bytes)
+    fingerprint = _fingerprint(table, str(audio_dir), sample_rate, min_seconds, shard_bytes)
     store_json = store_dir / _STORE_JSON
     if store_json.exists():
         info = json.loads(store_json.read_text())
         if info.get("fingerprint") != fingerprint:
             raise ValueError(
                 f"{store_dir} already holds a store ({info.get('num_items')} items at "
-                f"{info.get('sample_rate')} Hz) prepared from other inputs or settings; "
-                "choose another store directory"
+                f"{info.get('sample_rate')} Hz) prepared from other inputs or settings (a file added, removed "
+                "or changed since, or another setting); delete it or choose another store directory"
             )
         _remove_journals(store_dir)
         return _report(info, store_dir)
