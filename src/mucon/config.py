@@ -52,6 +52,7 @@ class DataConfig:
     store: str | None = None
     sample_rate: int = 22050
     batch_size: int = 48
+    crops_per_item: int = 1  # clips cut from each item per epoch: more than 1 lets a few long tracks fill batches
     num_workers: int = 2
     label_column: str | None = None  # a labels.csv column; ';' separates several labels of one item
     label_separator: str = ";"

@@ -138,6 +138,27 @@ def test_a_batch_of_one_clip_is_refused_since_its_anchors_have_no_negative(label
     module.batch_sampler(DataRequest(100), world_size=2)  # two processes of one clip gather two
 
 
+def test_a_store_smaller_than_a_batch_says_which_batch_size_or_crops_per_item_would_fit(ramp_store):
+    with pytest.raises(ValueError, match="6 items give 6 clips an epoch .* fewer than one batch of 8; set "
+                                         "data.batch_size to 6 or less, or data.crops_per_item to 2"):
+        data_module(ramp_store, batch_size=8)
+    with pytest.raises(ValueError, match="fewer than one batch of 8; set data.batch_size to 3 or less, or "
+                                         "data.crops_per_item to 2"):
+        data_module(ramp_store, batch_size=4).batch_sampler(DataRequest(100), world_size=2)
+
+
+def test_crops_per_item_lets_a_few_items_fill_batches_cutting_each_that_many_clips_an_epoch(ramp_store):
+    module = data_module(ramp_store, batch_size=8, crops_per_item=4)
+    sampler = module.batch_sampler(DataRequest(100))
+    epoch = [draw for batch in sampler for draw in batch]
+    assert len(sampler) == 3 and sorted(draw.item for draw in epoch) == sorted(list(range(6)) * 4)
+    dataset = ClipDataset(module.store, DataRequest(100))
+    starts = {(draw.item, dataset[draw]["start"]) for draw in epoch}
+    assert len(starts) == len(epoch)  # the crops of one item are cut at their own places
+    again = data_module(ramp_store, batch_size=8, crops_per_item=4).batch_sampler(DataRequest(100))
+    assert [again.batch(step) for step in (4, 1)] == [sampler.batch(step) for step in (4, 1)]
+
+
 def test_pure_self_supervision_is_said_with_its_reason(labelled_store):
     request = DataRequest(100, labels=True, labelled_share=0.5)
     assert "no data.label_column" in data_module(labelled_store, batch_size=4).describe_supervision(request)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from mucon.audio.store import AudioStore
 from mucon.config import DataConfig
 from mucon.data.request import ADJACENT, DataRequest
-from mucon.data.sampler import Draw, PoolBatchSampler, keyed_rng, split_pools
+from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng, split_pools
 
 # Present-only batches look for a segment where the batch's source sounds; tries per clip before
 # settling for the loudest segment seen (its presence flag then says the truth).
@@ -134,8 +134,10 @@ class StoreDataModule(L.LightningDataModule):
                 f"{config.store}: the store holds {self.store.sample_rate} Hz audio but the config expects "
                 f"{config.sample_rate} Hz; prepare it with --sample-rate {config.sample_rate}"
             )
-        if len(self.store) < config.batch_size:
-            raise ValueError(f"{config.store}: {len(self.store)} items, fewer than one batch of {config.batch_size}")
+        if isinstance(config.crops_per_item, bool) or config.crops_per_item < 1:
+            raise ValueError(f"data.crops_per_item must be 1 or more, got {config.crops_per_item!r}")
+        if len(self.store) * config.crops_per_item < config.batch_size:
+            raise self._too_small(len(self.store), config.batch_size, len(self.store) * config.crops_per_item)
         self.vocabulary: list[str] = []
         self.label_rows: np.ndarray | None = None
         self.labelled = np.zeros(len(self.store), dtype=bool)
@@ -155,9 +157,28 @@ class StoreDataModule(L.LightningDataModule):
             raise ValueError(f"{self.config.store}: no column {name!r} in labels.csv (columns: {known})")
         return np.asarray(labels[name])
 
-    def pools(self, request: DataRequest) -> tuple[list[np.ndarray], list[int], int | None]:
-        """(pools, clips per batch from each, index of the labelled pool) for one process's batch."""
-        batch = self.config.batch_size
+    def _too_small(self, items: int, clips: int, fitting_batch: int) -> ValueError:
+        """A store too small for one batch, with the two settings that would fit."""
+        crops = self.config.crops_per_item
+        batch = f"set data.batch_size to {fitting_batch} or less, or " if fitting_batch >= 2 else "set "
+        return ValueError(
+            f"{self.config.store}: {items} items give {items * crops} clips an epoch (data.crops_per_item={crops}), "
+            f"fewer than one batch of {clips}; {batch}data.crops_per_item to {-(-clips // items)} "
+            "(crops of each item an epoch)"
+        )
+
+    def _fitting_batch_size(self, request: DataRequest, world_size: int) -> int:
+        """The largest data.batch_size below the configured one whose batches fill an epoch (0: none)."""
+        for batch in range(self.config.batch_size - 1, 1, -1):
+            pools, counts, _ = self.pools(request, batch)
+            if epoch_steps([np.tile(pool, self.config.crops_per_item) for pool in pools], counts, world_size)[0]:
+                return batch
+        return 0
+
+    def pools(self, request: DataRequest, batch: int | None = None) -> tuple[list[np.ndarray], list[int], int | None]:
+        """(pools, clips per batch from each, index of the labelled pool) for one process's batch
+        (of data.batch_size clips unless ``batch`` is given)."""
+        batch = batch or self.config.batch_size
         if request.labelled_share is None:
             return [np.arange(len(self.store))], [batch], None
         labelled, unlabelled = split_pools(self.labelled, request.labelled_keep, self.seed)
@@ -219,6 +240,12 @@ class StoreDataModule(L.LightningDataModule):
                 f"a global batch of {sum(counts) * world_size} clip leaves every anchor without a negative; "
                 "set data.batch_size to 2 or more"
             )
+        # each item appears crops_per_item times in its pool: an epoch cuts that many clips of it
+        pools = [np.tile(pool, self.config.crops_per_item) for pool in pools]
+        steps, main = epoch_steps(pools, counts, world_size)
+        if steps < 1:
+            raise self._too_small(len(pools[main]) // self.config.crops_per_item, counts[main] * world_size,
+                                  self._fitting_batch_size(request, world_size))
         return PoolBatchSampler(
             pools, counts, request, self.seed, start_position, world_size, rank,
             has_source=self._check_sources(request), labelled_pool=labelled_pool,

@@ -50,6 +50,12 @@ def split_pools(labelled: np.ndarray, keep: float, seed: int) -> tuple[np.ndarra
     return kept, unlabelled
 
 
+def epoch_steps(pools: list[np.ndarray], counts: list[int], world_size: int = 1) -> tuple[int, int]:
+    """(global batches per epoch, the pool that sets it): an epoch is one pass over the largest pool drawn from."""
+    main = max(range(len(pools)), key=lambda k: (counts[k] > 0, len(pools[k])))
+    return len(pools[main]) // (counts[main] * world_size), main
+
+
 class PoolBatchSampler(Sampler[list[Draw]]):
     """Batches of ``Draw`` for one process: ``counts[k]`` clips from ``pools[k]`` per batch.
 
@@ -85,8 +91,7 @@ class PoolBatchSampler(Sampler[list[Draw]]):
         for pool, count in zip(self.pools, self.counts):
             if count and not len(pool):
                 raise ValueError("a pool that batches draw from is empty")
-        main = max(range(len(pools)), key=lambda k: (self.counts[k] > 0, len(self.pools[k])))
-        self.steps_per_epoch = len(self.pools[main]) // (self.counts[main] * world_size)
+        self.steps_per_epoch, main = epoch_steps(self.pools, self.counts, world_size)
         if self.steps_per_epoch < 1:
             raise ValueError(
                 f"{len(self.pools[main])} items cannot fill one global batch of {self.counts[main] * world_size}"
