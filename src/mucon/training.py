@@ -349,6 +349,12 @@ def _absolute_paths(config: RunConfig) -> RunConfig:
                                data=dataclasses.replace(config.data, store=store))
 
 
+def _refuse_a_new_run_over(last: Path, resume: bool) -> None:
+    if not resume and last.exists():
+        raise FileExistsError(f"{last.parent.parent} already holds a run; pass --resume to continue it or pick "
+                              "another run_dir")
+
+
 def resume_command(run_dir: Path) -> str:
     return f"mucon pretrain --config {shlex.quote(str(run_dir / 'config.yaml'))} --resume"
 
@@ -366,8 +372,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
     last = run_dir / LAST_CHECKPOINT
     if resume and not last.exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {last}")
-    if not resume and last.exists():
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another run_dir")
+    _refuse_a_new_run_over(last, resume)
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = StoreDataModule(config.data, seed=config.seed)
     method = method_class(config.method_name)(config, label_vocabulary=datamodule.vocabulary)
@@ -384,6 +389,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
         if trainer.is_global_zero:
             run_dir.mkdir(parents=True, exist_ok=True)
             run.enter_context(locked_run_folder(run_dir))
+            _refuse_a_new_run_over(last, resume)  # again: a run that held the lock until now may have saved one
             remove_temporary_files(last.parent)  # left by saves that a kill interrupted
             save_config(config, run_dir / "config.yaml")
             (run_dir / RUN_INFO).write_text(
