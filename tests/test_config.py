@@ -1,6 +1,9 @@
 import pytest
 
-from mucon.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, save_config
+import types
+import typing
+
+from mucon.config import SETTING_RANGES, ConfigError, RunConfig, apply_overrides, from_dict, load_config, save_config
 
 from conftest import CONFIGS
 
@@ -32,3 +35,25 @@ def test_wrong_type_is_an_error_naming_the_key():
 def test_malformed_override_is_rejected():
     with pytest.raises(ConfigError, match="key.sub=value"):
         apply_overrides({}, ["max_steps"])
+
+
+
+def _numeric(annotation) -> bool:
+    """int, float, a list of them, or either or None."""
+    if typing.get_origin(annotation) is list:
+        return _numeric(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_numeric(option) or option is type(None) for option in typing.get_args(annotation))
+    return annotation in (int, float)
+
+
+def test_every_numeric_setting_of_the_run_and_of_every_method_has_a_range():
+    from mucon.config import DataConfig, OptimizerConfig, TrainerConfig
+    from mucon.methods import METHODS
+
+    sections = [("", RunConfig), ("data.", DataConfig), ("optimizer.", OptimizerConfig), ("trainer.", TrainerConfig),
+                *[("method.", method.Params) for method in METHODS.values()]]
+    numeric = {f"{prefix}{name}" for prefix, cls in sections
+               for name, annotation in typing.get_type_hints(cls).items() if _numeric(annotation)}
+    assert "method.temperature" in numeric and "trainer.max_steps" in numeric
+    assert sorted(numeric - set(SETTING_RANGES)) == []

@@ -40,7 +40,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     from mucon.config import load_config
-    from mucon.training import pretrain
+    from mucon.training import TrainingInterrupted, pretrain
 
     overrides = list(args.overrides)
     if args.store:
@@ -48,7 +48,12 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
     config = load_config(args.config, overrides)
-    checkpoint = pretrain(config, resume=args.resume)
+    try:
+        checkpoint = pretrain(config, resume=args.resume)
+    except TrainingInterrupted as stop:
+        if rank_zero_only.rank == 0:
+            print(f"mucon pretrain: {stop}", file=sys.stderr)
+        return 128 + stop.signum  # the shell's status for a run a signal ended
     if rank_zero_only.rank == 0:  # under DDP every process returns here; one line is enough
         print(f"checkpoint: {checkpoint}")
     return 0

@@ -8,6 +8,8 @@ trains silently with a default (SemiSupCon's release trained pure self-supervisi
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,10 +20,88 @@ import yaml
 
 
 PRESETS_DIR = Path(__file__).parent / "configs"
+RUN_INFO = "mucon.json"  # written into every run folder, next to the run's config.yaml
 
 
 class ConfigError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take: bounds included unless open; NaN and infinity never."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        return math.isfinite(value) and not (
+            self.low is not None and (value < self.low or (self.low_open and value == self.low))
+            or self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE, AT_LEAST_ONE, NON_NEGATIVE = Range(0, low_open=True), Range(1), Range(0)
+FRACTION, OPEN_FRACTION = Range(0, 1), Range(0, 1, low_open=True, high_open=True)
+
+# The range of every numeric setting, the run's and each method's (`method.*`), in one place: a value
+# outside it is refused naming the setting, before a run starts (a temperature of 0 trained NaN weights
+# and exited 0; -1 trained). tests/test_config.py checks that no numeric setting is missing here.
+SETTING_RANGES: dict[str, Range] = {
+    "seed": Range(0, 2**32 - 1),  # what Lightning's seed_everything accepts
+    "data.sample_rate": AT_LEAST_ONE,
+    "data.batch_size": AT_LEAST_ONE,
+    "data.num_workers": NON_NEGATIVE,
+    "optimizer.lr": POSITIVE,
+    "optimizer.weight_decay": NON_NEGATIVE,
+    "optimizer.halve_lr_at_fraction": OPEN_FRACTION,
+    "trainer.max_steps": AT_LEAST_ONE,
+    "trainer.num_nodes": AT_LEAST_ONE,
+    "trainer.accumulate_grad_batches": AT_LEAST_ONE,
+    "trainer.gradient_clip_val": NON_NEGATIVE,
+    "trainer.log_every_n_steps": AT_LEAST_ONE,
+    "trainer.checkpoint_every_n_steps": AT_LEAST_ONE,
+    "trainer.checkpoint_every_minutes": POSITIVE,
+    "trainer.keep_checkpoints": AT_LEAST_ONE,
+    "method.crop_samples": AT_LEAST_ONE,
+    "method.segment_samples": AT_LEAST_ONE,
+    "method.chunk_samples": AT_LEAST_ONE,
+    "method.views": AT_LEAST_ONE,
+    "method.temperature": POSITIVE,
+    "method.present_only_probability": FRACTION,
+    "method.presence_threshold": NON_NEGATIVE,
+    "method.labelled_share": FRACTION,
+    "method.labelled_keep": FRACTION,
+    "method.min_shared_labels": AT_LEAST_ONE,
+    "method.severity": NON_NEGATIVE,
+    "method.mask_ratio": FRACTION,
+    "method.off_diagonal_weight": NON_NEGATIVE,
+    "method.negative_weight": NON_NEGATIVE,
+    "method.prediction_weight": NON_NEGATIVE,
+    "method.prediction_share": FRACTION,
+    "method.huber_delta": POSITIVE,
+    "method.transformer_layers": AT_LEAST_ONE,
+    "method.transformer_heads": AT_LEAST_ONE,
+    "method.feedforward_dim": AT_LEAST_ONE,
+    "method.dropout": Range(0, 1, high_open=True),
+    "method.prediction_hidden_dim": AT_LEAST_ONE,
+}
+
+
+def check_ranges(settings: Any, section: str) -> None:
+    """Refuse, in one line naming it, any numeric setting of dataclass ``settings`` outside its range."""
+    for f in dataclasses.fields(settings):
+        name, value = f"{section}.{f.name}" if section else f.name, getattr(settings, f.name)
+        allowed = SETTING_RANGES.get(name)
+        for number in value if isinstance(value, list) else [value]:
+            if allowed and isinstance(number, (int, float)) and not isinstance(number, bool) and number not in allowed:
+                raise ConfigError(f"{name}={number!r}: must be {allowed}")
 
 
 def preset_names() -> list[str]:
@@ -80,6 +160,7 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 100
+    checkpoint_every_minutes: float | None = None  # also save last.ckpt this often: slow CPU steps lose little
     keep_checkpoints: list[int] = field(default_factory=list)  # steps whose checkpoint stays as step-N.ckpt
     progress_bar: bool = True
 
@@ -98,6 +179,9 @@ class RunConfig:
     def __post_init__(self):
         if "sample_rate" in self.encoder.params:
             raise ConfigError("encoder.params.sample_rate: a run states its sample rate once, as data.sample_rate")
+        check_ranges(self, "")
+        for section in ("data", "optimizer", "trainer"):
+            check_ranges(getattr(self, section), section)
 
     @property
     def method_name(self) -> str:
@@ -176,12 +260,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a preset (by name or file) or a run's saved config.yaml, apply overrides, and check it."""
+    """Read a preset (by name or file) or a run's saved config.yaml, apply overrides, and check it.
+
+    The folder of a run's config.yaml is the run (unless an override sets run_dir): a run folder copied
+    or moved elsewhere resumes into itself, never into the folder it was copied from.
+    """
     path = resolve_config_path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read config: {error}") from error
+    if isinstance(data, dict) and path.name == "config.yaml" and (path.parent / RUN_INFO).is_file():
+        data["run_dir"] = os.path.abspath(path.parent)
     apply_overrides(data, overrides or [])
     config = from_dict(RunConfig, data, where=str(path))
     if "name" not in config.method:

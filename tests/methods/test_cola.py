@@ -70,7 +70,8 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
 
 def test_cpu_preset_trains_from_a_store_and_loads_back(tmp_path, tone_store):
     config = load_config("cola-cpu", [f"data.store={tone_store}", f"run_dir={tmp_path / 'run'}", "data.batch_size=4",
-                                      "data.num_workers=0", "trainer.max_steps=2", "trainer.progress_bar=false"])
+                                      "data.num_workers=0", "trainer.max_steps=2", "trainer.progress_bar=false",
+                                      "method.segment_samples=48000"])  # the store's tones last 3 s
     model = mucon.load(pretrain(config))
     assert isinstance(model, COLA) and not model.training
     with torch.no_grad():

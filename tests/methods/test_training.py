@@ -1,11 +1,14 @@
 import csv
+import fcntl
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,12 @@ import mucon
 from mucon.checkpoint import AtomicCheckpointIO
 from mucon.cli import main
 from mucon.config import load_config
+from mucon.methods import CLMR
 from mucon.training import pretrain
 
 from conftest import CONFIGS
 
+LAST_CHECKPOINT, METRICS_CSV, LOCK_FILE = "checkpoints/last.ckpt", "logs/metrics.csv", "run.lock"
 FAST = ["data.batch_size=4", "data.num_workers=0", "trainer.progress_bar=false", "trainer.log_every_n_steps=1"]
 
 
@@ -29,6 +34,11 @@ def cpu_config(tmp_path, store, *extra):
 def logged_steps(run_dir: Path) -> list[int]:
     with open(run_dir / "logs" / "metrics.csv") as handle:
         return [int(row["step"]) for row in csv.DictReader(handle)]
+
+
+def logged_epochs(run_dir: Path) -> list[tuple[int, int]]:
+    with open(run_dir / "logs" / "metrics.csv") as handle:
+        return [(int(row["epoch"]), int(row["step"])) for row in csv.DictReader(handle)]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +61,7 @@ def test_every_checkpoint_save_goes_through_the_atomic_writer(tmp_path, tone_sto
                         lambda self, checkpoint, path, storage_options=None: (saved.append(Path(path).name),
                                                                               save(self, checkpoint, path)))
     pretrain(cpu_config(tmp_path, tone_store, "trainer.max_steps=2", "trainer.checkpoint_every_n_steps=1"))
-    assert saved == ["last.ckpt"] * 3  # the callback's at steps 1 and 2, then trainer.save_checkpoint's
+    assert saved == ["last.ckpt"] * 2  # at the end of steps 1 and 2
 
 
 def test_a_resumed_run_keeps_the_log_before_its_checkpoint_and_logs_the_redone_steps_once(tmp_path, two_step_run):
@@ -191,7 +201,8 @@ def test_the_same_command_trains_on_two_cpu_processes_with_ddp(tmp_path, tone_st
 
 
 def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_step_run(tmp_path, tone_store):
-    """Mid-epoch (3 batches an epoch here): data order, crops, views and optimiser continue exactly."""
+    """Mid-epoch (3 batches an epoch here): data order, crops, views, optimiser and the log's epoch column
+    continue exactly (the finished 5-step run's checkpoint once counted its cut epoch as done)."""
     settings = [f"data.store={tone_store}", *FAST, "data.num_workers=1"]
     straight = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'a'}",
                                                                   "trainer.max_steps=10"]))
@@ -202,8 +213,7 @@ def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_st
     resumed_state = torch.load(resumed, weights_only=True)["state_dict"]
     for name, value in straight_state.items():
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
-    with open(tmp_path / "b" / "logs" / "metrics.csv") as handle:
-        assert [int(row["step"]) for row in csv.DictReader(handle)] == list(range(10))
+    assert logged_epochs(tmp_path / "b") == logged_epochs(tmp_path / "a") == [(step // 3, step) for step in range(10)]
 
 
 def _other_labels(checkpoint):
@@ -229,3 +239,163 @@ def test_a_checkpoint_that_does_not_fit_the_store_or_the_model_is_refused_before
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_a_second_run_into_a_run_folder_in_use_is_refused_in_one_line_and_the_lock_ends_with_the_run(
+    tmp_path, tone_store, capsys
+):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    command = ["pretrain", "--config", "clmr-cpu", "--store", str(tone_store), "--run-dir", str(run_dir), *FAST,
+               "trainer.max_steps=1"]
+    with open(run_dir / LOCK_FILE, "w") as running:  # the lock another run holds while it trains there
+        fcntl.flock(running, fcntl.LOCK_EX)
+        assert main(command) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"mucon pretrain: {run_dir} is in use by another mucon run") and error.count("\n") == 1
+        assert sorted(path.name for path in run_dir.iterdir()) == [LOCK_FILE]
+    assert main(command) == 0
+    with open(run_dir / LOCK_FILE, "w") as after:  # released with the run
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_copied_run_folder_resumes_into_itself_and_a_moved_one_resumes_from_any_folder(
+    tmp_path, tone_store, monkeypatch
+):
+    """Started with relative paths; the folder of the config.yaml given is the run."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (work / "runs").mkdir(parents=True)
+    elsewhere.mkdir()
+    (work / "store").symlink_to(tone_store)
+    monkeypatch.chdir(work)
+    assert main(["pretrain", "--config", "clmr-cpu", "--store", "store", "--run-dir", "runs/original", *FAST,
+                 "trainer.max_steps=1"]) == 0
+    original = {path: path.read_bytes() for path in (work / "runs" / "original").rglob("*") if path.is_file()}
+    copy = Path(shutil.copytree(work / "runs" / "original", work / "runs" / "copy"))
+    monkeypatch.chdir(elsewhere)
+    assert main(["pretrain", "--config", str(copy / "config.yaml"), "--resume", "trainer.max_steps=2"]) == 0
+    assert torch.load(copy / LAST_CHECKPOINT, weights_only=True)["global_step"] == 2
+    assert {path: path.read_bytes() for path in (work / "runs" / "original").rglob("*") if path.is_file()} == original
+    moved = copy.rename(tmp_path / "moved")
+    assert main(["pretrain", "--config", str(moved / "config.yaml"), "--resume", "trainer.max_steps=3"]) == 0
+    assert torch.load(moved / LAST_CHECKPOINT, weights_only=True)["global_step"] == 3
+    assert load_config(moved / "config.yaml").run_dir == str(moved)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["method.temperature=0"], "method.temperature=0.0: must be > 0"),
+    (["method.temperature=-1"], "method.temperature=-1.0: must be > 0"),
+    (["method.temperature=.nan"], "method.temperature=nan: must be > 0"),
+    (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: must be > 0"),
+    (["data.batch_size=0"], "data.batch_size=0: must be >= 1"),
+    (["trainer.keep_checkpoints=[0]"], "trainer.keep_checkpoints=0: must be >= 1"),
+    (["method.crop_samples=64000", "encoder.params.input_samples=64000"],  # the store's tones last 3 s
+     "method.crop_samples: a clip spans 64000 samples (4 s), longer than every item"),
+])
+def test_a_setting_out_of_its_range_is_refused_in_one_line_naming_it_before_the_run_starts(
+    tmp_path, tone_store, capsys, settings, message
+):
+    run_dir = tmp_path / "run"
+    assert main(["pretrain", "--config", "clmr-cpu", "--store", str(tone_store), "--run-dir", str(run_dir), *FAST,
+                 "trainer.max_steps=1", *settings]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"mucon pretrain: {message}") and error.count("\n") == 1
+    assert not run_dir.exists()
+
+
+def test_a_loss_that_turns_nan_stops_the_run_naming_the_step_and_keeps_the_last_good_step(
+    tmp_path, tone_store, capsys, monkeypatch
+):
+    compute_loss = CLMR.compute_loss
+
+    def nan_from_step_2(self, batch):
+        loss, figures = compute_loss(self, batch)
+        return (loss * float("nan") if self.global_step == 2 else loss), figures
+
+    monkeypatch.setattr(CLMR, "compute_loss", nan_from_step_2)
+    run_dir = tmp_path / "run"
+    assert main(["pretrain", "--config", "clmr-cpu", "--store", str(tone_store), "--run-dir", str(run_dir), *FAST,
+                 "trainer.max_steps=5"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mucon pretrain: train/loss is nan at step 2; the run stopped: ") and error.count("\n") == 1
+    assert f"{run_dir / LAST_CHECKPOINT} holds step 2, the last good one" in error
+    checkpoint = torch.load(run_dir / LAST_CHECKPOINT, weights_only=True)
+    assert checkpoint["global_step"] == 2
+    assert all(value.isfinite().all() for value in checkpoint["state_dict"].values() if value.is_floating_point())
+
+
+def test_pretrain_shows_its_progress_in_steps_and_ends_with_a_summary(tmp_path, tone_store, capsys, caplog):
+    run_dir = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        checkpoint = pretrain(cpu_config(tmp_path, tone_store, "trainer.max_steps=2", "trainer.progress_bar=true",
+                                         "trainer.log_every_n_steps=5"))  # more than the 3 batches of an epoch
+    output = capsys.readouterr().out
+    assert "step 2/2 [" in output and "s/step, loss=" in output and "Epoch" not in output
+    summary = caplog.text + output + capsys.readouterr().err
+    assert f"trained steps 0-2 in " in summary and f", final loss " in summary and f"checkpoint: {checkpoint}" in summary
+    assert checkpoint == run_dir / LAST_CHECKPOINT
+    assert not [w for w in caught if "logging interval" in str(w.message)]
+
+
+def test_checkpoint_every_minutes_saves_at_the_end_of_every_step_once_the_time_is_due(tmp_path, tone_store, monkeypatch):
+    saved = []
+    save = AtomicCheckpointIO.save_checkpoint
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint",
+                        lambda self, checkpoint, path, storage_options=None: (saved.append(checkpoint["global_step"]),
+                                                                              save(self, checkpoint, path)))
+    pretrain(cpu_config(tmp_path, tone_store, "trainer.max_steps=3", "trainer.checkpoint_every_n_steps=100",
+                        "trainer.checkpoint_every_minutes=0.000001"))
+    assert saved == [1, 2, 3]
+
+
+def test_sigterm_saves_the_current_step_and_says_the_resume_command(tmp_path, tone_store, monkeypatch):
+    compute_loss = CLMR.compute_loss
+
+    def terminated_in_step_1(self, batch):
+        if self.global_step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return compute_loss(self, batch)
+
+    monkeypatch.setattr(CLMR, "compute_loss", terminated_in_step_1)
+    config = cpu_config(tmp_path, tone_store, "trainer.max_steps=5")
+    from mucon.training import TrainingInterrupted
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        pretrain(config)
+    last = Path(config.run_dir) / LAST_CHECKPOINT
+    assert str(stopped.value) == (f"SIGTERM: stopped at step 2 of 5, saved in {last}; resume with: "
+                                  f"mucon pretrain --config {Path(config.run_dir) / 'config.yaml'} --resume")
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+
+
+def test_ctrl_c_saves_the_step_and_the_printed_command_resumes_from_another_folder_to_the_straight_run(
+    tmp_path, tone_store
+):
+    """A real SIGINT to a training process; its printed resume command, run elsewhere, ends where a straight run does."""
+    settings = [f"data.store={tone_store}", *FAST, "trainer.max_steps=4"]
+    straight = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'straight'}"]))
+    run_dir = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "mucon.cli", "pretrain", "--config", "clmr-cpu",
+                             "--run-dir", str(run_dir), *settings], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (run_dir / METRICS_CSV).exists():
+        time.sleep(0.05)  # the first step's row: the run is training
+    proc.send_signal(signal.SIGINT)
+    error = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 128 + signal.SIGINT, error
+    (line,) = [line for line in error.splitlines() if line.startswith("mucon pretrain: SIGINT: stopped at step")]
+    reached = torch.load(run_dir / LAST_CHECKPOINT, weights_only=True)["global_step"]
+    assert 1 <= reached < 4 and f"stopped at step {reached} of 4" in line
+    command = shlex.split(line.split("resume with: ")[1])
+    assert command[:2] == ["mucon", "pretrain"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = subprocess.run([sys.executable, "-m", "mucon.cli", *command[1:]], cwd=elsewhere, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    straight_state = torch.load(straight, weights_only=True)["state_dict"]
+    resumed_state = torch.load(run_dir / LAST_CHECKPOINT, weights_only=True)["state_dict"]
+    for name, value in straight_state.items():
+        torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)

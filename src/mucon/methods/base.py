@@ -15,9 +15,13 @@ import torch
 from torch import nn
 
 import mucon
-from mucon.config import RunConfig, from_dict
+from mucon.config import RunConfig, check_ranges, from_dict
 from mucon.data.request import DataRequest
 from mucon.encoders import build_head, build_run_encoder
+
+
+class NonFiniteLossError(ValueError):
+    """The loss turned NaN or Inf: the run stops at that step, before the step's update spoils the weights."""
 
 
 @dataclasses.dataclass
@@ -32,6 +36,7 @@ class Method(L.LightningModule):
         super().__init__()
         self.config = config
         self.params = from_dict(self.Params, config.method, where="method")
+        check_ranges(self.params, "method")
         self.label_vocabulary = list(label_vocabulary or [])
         self.encoder = build_run_encoder(config)
         self.projector = self.build_projector()
@@ -73,6 +78,8 @@ class Method(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, figures = self.compute_loss(batch)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"train/loss is {loss.item()} at step {self.global_step}")
         batch_size = batch["audio"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         for name, value in figures.items():
