@@ -57,6 +57,7 @@ SETTING_RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),  # what Lightning's seed_everything accepts
     "data.sample_rate": AT_LEAST_ONE,
     "data.batch_size": AT_LEAST_ONE,
+    "data.crops_per_item": AT_LEAST_ONE,
     "data.num_workers": NON_NEGATIVE,
     "optimizer.lr": POSITIVE,
     "optimizer.weight_decay": NON_NEGATIVE,
