@@ -27,6 +27,8 @@ CLASS_COLOURS = [colormaps["tab20"](index) for index in (*range(0, 20, 2), *rang
 CLASS_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 MAX_TICK_LABEL_CHARS = 20
 MAX_NAMED_TICKS = 60  # more classes than this: every n-th tick is named
+MIN_CELL_INCHES = 0.2  # a confusion cell that still holds a legible count (88 pitches: 18 inch panels)
+LEGEND_ROW_INCHES = 0.21  # a legend entry at 7 points, its marker scaled 1.5
 
 
 def class_style(index: int) -> tuple[tuple, str]:
@@ -66,9 +68,10 @@ def embedding_maps(
     """
     classes = [] if continuous else sorted({str(label) for _, labels in panels.values() for label in labels},
                                            key=_natural_order)
-    legend_columns = max(1, math.ceil(len(classes) / 25))
+    panel_size, rows = 3.6, math.ceil(len(panels) / 3)
+    legend_columns = max(1, math.ceil(len(classes) * LEGEND_ROW_INCHES / (panel_size * rows - 0.8)))  # below the title
     extra_width = legend_columns * (0.5 + 0.065 * max(map(len, classes))) if classes else 0.0
-    figure, axes = _grid(len(panels), extra_width=extra_width)
+    figure, axes = _grid(len(panels), panel_size=panel_size, extra_width=extra_width)
     for axis, (model, (embeddings, labels)) in zip(axes, panels.items()):
         xy = pca_2d(embeddings)
         if continuous:
@@ -86,7 +89,7 @@ def embedding_maps(
         axis.set_yticks([])
     if classes:
         handles, names = axes[0].get_legend_handles_labels()
-        figure.legend(handles, names, loc="outside right upper", fontsize=7, markerscale=1.5, ncols=legend_columns)
+        figure.legend(handles, names, loc="outside right center", fontsize=7, markerscale=1.5, ncols=legend_columns)
     figure.suptitle(f"{title}: embeddings of the evaluated tracks, first two principal components")
     figure.savefig(path, dpi=110)
     return path
@@ -115,7 +118,7 @@ def confusion_matrices(
     n_classes = len(class_names)
     labels = [_tick_label(str(name)) for name in class_names]
     label_inches = 0.06 * max(map(len, labels), default=0)
-    cell_inches = min(0.45, 11.0 / max(n_classes, 1))
+    cell_inches = float(np.clip(11.0 / max(n_classes, 1), MIN_CELL_INCHES, 0.45))
     panel_size = max(4.2, n_classes * cell_inches + label_inches + 1.2)
     figure, axes = _grid(len(panels), panel_size=panel_size, extra_width=1.0)
     cell_points = cell_inches * 72
