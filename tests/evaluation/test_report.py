@@ -11,7 +11,7 @@ import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate
-from mucon.evaluation.report import summary_table, summary_text, text_table
+from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table, write_report
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
 
@@ -232,6 +232,22 @@ def test_a_model_is_marked_where_it_differs_from_its_twin_or_the_best_baseline_b
     header, rows = summary_table(hand_built_results(differences))
     assert header == ["task", "metric", "ckpt", "twin", "mfcc"]
     assert rows == [["genre", "accuracy", cell, "0.50 ±0.04", "0.40 ±0.04"]]
+
+
+def test_an_undefined_interval_is_n_a_in_the_tables_and_null_in_results_json(tmp_path):
+    results = hand_built_results((None, None))
+    results["intervals"]["ckpt"]["genre"]["linear"]["accuracy"] = [float("nan"), float("nan")]
+    results.update(tasks={"genre": {"type": "multiclass", "primary_metric": "accuracy", "tracks": {"test": 3},
+                                    "failed": {}}},
+                   robustness={"ckpt": {"genre": {"reverse": {"0": 0.612, "1": 0.5}}}},
+                   robustness_intervals={"ckpt": {"genre": {"reverse": {"0": [float("nan")] * 2, "1": [0.4, 0.6]}}}},
+                   figures=[], models={model: {"kind": "", "source": ""} for model in results["models"]})
+    assert summary_table(results)[1][0][2] == "0.61 ±n/a"
+    markdown = markdown_report(results)
+    assert "| ckpt | 0.612 [n/a] |" in markdown and "| ckpt | reverse | 0.61 ±n/a | 0.50 ±0.10 |" in markdown
+    write_report(results, tmp_path)
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert stored["intervals"]["ckpt"]["genre"]["linear"]["accuracy"] == [None, None]
 
 
 def test_the_printed_table_wraps_long_model_names_and_explains_its_marks():
