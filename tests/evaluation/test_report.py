@@ -182,6 +182,28 @@ def test_a_train_split_with_one_class_is_a_printed_and_reported_warning(tmp_path
     assert "train split holds one class" in (tmp_path / "report" / "results.md").read_text()
 
 
+def test_test_and_valid_rows_whose_file_is_in_train_are_a_warning_counted_in_results_json(tmp_path, capsys,
+                                                                                          monkeypatch):
+    from mucon.evaluation import run
+
+    monkeypatch.setattr(run, "_draw_figures", lambda *args: [])  # not what is tested here, and slow
+    register = tone_tasks(tmp_path / "audio")[0]
+    train = [path for path, split in zip(register.paths, register.splits) if split == "train"]
+    (tmp_path / "audio" / "linked.wav").symlink_to(tmp_path / "audio" / train[1])
+    leaky = dataclasses.replace(register, name="leaky", paths=(*register.paths, f"./{train[0]}", "linked.wav"),
+                                splits=(*register.splits, "test", "valid"), labels=(*register.labels, "low", "low"))
+    encoder = build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
+    results = evaluate({"scratch": encoder}, [register, leaky], tmp_path / "report", robustness=False,
+                       heads=("linear",), baselines=False, verbose=False)
+    expected = ("leaky: 2 row(s) (1 valid, 1 test) are files of its train split too: the probes are scored on "
+                "items they were trained on, so its scores are inflated (leakage)")
+    assert [warning for warning in results["warnings"] if "train split too" in warning] == [expected]
+    assert expected in capsys.readouterr().err
+    stored = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert stored["tasks"]["leaky"]["also_in_train"] == {"valid": 1, "test": 1}
+    assert stored["tasks"]["register"]["also_in_train"] == {"valid": 0, "test": 0}
+
+
 def test_a_probe_scored_on_the_labels_a_model_was_pretrained_on_is_said_to_be_a_seen_task(tmp_path, checkpoint):
     register = tone_tasks(tmp_path / "audio")[0]
     table = tmp_path / "audio" / "table.csv"

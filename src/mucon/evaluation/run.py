@@ -341,6 +341,27 @@ def _train_split_warnings(task: Task) -> list[str]:
     return []
 
 
+def _train_overlap(task: Task) -> dict[str, int]:
+    """Per split (valid, test), the rows whose file is also a train row's (by resolved path, so
+    ``a/../b.wav`` and a link are the same file): a probe scored on what it was trained on (leakage).
+    Files are not compared by content: that would read every file before anything is embedded."""
+    def resolved(row: int) -> Path:
+        return (task.audio_root / task.paths[row]).resolve()
+
+    if task.type == "retrieval":
+        return {}
+    train = {resolved(row) for row in task.rows("train")}
+    return {split: sum(resolved(row) in train for row in task.rows(split)) for split in ("valid", "test")}
+
+
+def _train_overlap_warnings(task: Task, overlap: Mapping[str, int]) -> list[str]:
+    if not any(overlap.values()):
+        return []
+    counts = ", ".join(f"{n} {split}" for split, n in overlap.items() if n)
+    return [f"{task.name}: {sum(overlap.values())} row(s) ({counts}) are files of its train split too: "
+            "the probes are scored on items they were trained on, so its scores are inflated (leakage)"]
+
+
 def _split_counts(counts: Mapping[str, int], splits: Iterable[str]) -> str:
     return ", ".join(f"{split} {counts.get(split, 0)}" for split in splits)
 
@@ -458,8 +479,10 @@ def evaluate(
         "figures": [],
     }
     warnings = results["warnings"]
+    overlaps = {task.name: _train_overlap(task) for task in tasks}
     for task in tasks:
-        for message in [*_train_split_warnings(task), *_published_count_warnings(task)]:
+        for message in [*_train_split_warnings(task), *_train_overlap_warnings(task, overlaps[task.name]),
+                        *_published_count_warnings(task)]:
             _warn(warnings, message)
     for message in _seen_label_warnings(entries, tasks):
         _warn(warnings, message)
@@ -521,6 +544,7 @@ def evaluate(
             "tracks": {split: n for split, n in scored.items() if n},
             "classes": len(task.classes),
             "failed": failed[task.name],
+            "also_in_train": overlaps[task.name],
             "bootstrap": {"unit": task.group_column or "item", "units": bootstraps[task.name].resamples.n_units},
             "chunks": {"max": task.max_chunks, "average": task.average_chunks},
         }
