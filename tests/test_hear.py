@@ -129,3 +129,11 @@ def test_other_integer_audio_is_refused_because_its_scale_is_ambiguous(model):
 def test_empty_audio_is_a_clear_error(model, shape):
     with pytest.raises(ValueError, match="HEAR audio is empty"):
         hear.get_timestamp_embeddings(torch.zeros(shape), model)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_audio_holding_nan_or_inf_is_refused_naming_the_sounds_not_embedded_to_nan(model, bad):
+    audio = torch.zeros(3, WINDOW)
+    audio[1, 100] = bad
+    with pytest.raises(ValueError, match=r"HEAR audio holds NaN or infinite samples \(sound\(s\) \[1\]\)"):
+        hear.get_scene_embeddings(audio, model)

@@ -12,7 +12,8 @@ Input of any length is accepted: windows start at 0 and the last one (or a clip 
 window) is zero-padded at the end. Scene embeddings are the mean of the timestamp embeddings.
 Audio is float in [-1, 1], or int16 PCM, which is scaled by 1/32768 to that range (other integer
 types are refused: their scale is ambiguous). Zero clips, or clips of zero samples, are errors:
-there is nothing to embed.
+there is nothing to embed; so is audio holding NaN or Inf, which would embed to NaN (as files
+holding them are refused by ``prepare`` and ``embed``).
 The encoder runs in eval mode without gradients, in chunks of at most ``batch_size`` windows, so
 each clip's embedding is independent of the rest of the batch.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mucon.audio.io import NON_FINITE
 from mucon.encoders import Encoder
 from mucon.evaluation.embed import embed_windows, frame_windows, hop_samples, module_device, resolve_encoder
 
@@ -68,6 +70,9 @@ def _checked_audio(audio: Tensor) -> Tensor:
         return audio.float() / 32768.0
     if not audio.is_floating_point():
         raise ValueError(f"HEAR audio must be float in [-1, 1] or int16 PCM, got {audio.dtype}")
+    non_finite = (~torch.isfinite(audio)).any(dim=1).nonzero().flatten().tolist()
+    if non_finite:
+        raise ValueError(f"HEAR audio holds {NON_FINITE} (sound(s) {non_finite}): they would embed to NaN")
     return audio
 
 
