@@ -41,9 +41,9 @@ from mucon.evaluation.embed import EmbeddingJob, FileEmbeddings, cached_embed_jo
 from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
-from mucon.evaluation.robustness import robustness_conditions, robustness_curves
+from mucon.evaluation.robustness import checked_corruptions, robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
-from mucon.precision import resolve_precision
+from mucon.precision import EMBEDDING_PRECISIONS, resolve_precision
 
 
 PROBE_PROTOCOL = ("frozen encoder; tracks cut into windows of the encoder's input length; probes trained on the "
@@ -445,6 +445,10 @@ def evaluate(
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if precision not in EMBEDDING_PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(EMBEDDING_PRECISIONS)}")
+    if robustness:
+        checked_corruptions(corruptions, severities)  # before anything is loaded or embedded
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     precision, _ = resolve_precision(precision, torch.device(device).type)
