@@ -3,8 +3,8 @@
 A task folder holds ``task_metadata.json`` (``task_name``, ``embedding_type`` scene or event,
 ``prediction_type`` multiclass or multilabel, ``split_mode`` trainvaltest / new_split_kfold /
 presplit_kfold, ``splits``, ``evaluation``, ...), one ``<split>.json`` per split mapping each audio
-file name to its labels (a list of label strings, or one string, for scene tasks; timed events for event tasks),
-and the audio resampled to one or more rates, ``<rate>/<split>/<file>``. The layout reads the
+file name to its labels (a list of label strings, or one string, for scene tasks; timed events for
+event tasks), and the audio resampled to one or more rates, ``<rate>/<split>/<file>``. The layout reads the
 highest rate present (mucon resamples to the model's rate when it decodes).
 
 Scene tasks are benchmark tasks as they are: the split JSONs are the published lists and their
