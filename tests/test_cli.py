@@ -74,3 +74,24 @@ def test_evaluate_refuses_one_checkpoint_given_twice(tmp_path, capsys):
     assert main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"),
                  "--checkpoint", str(path), "--checkpoint", str(path)]) == 2
     assert capsys.readouterr().err == f"mucon evaluate: {path}: given twice as --checkpoint\n"
+
+
+def test_evaluate_refuses_a_severity_no_corruption_is_tested_at_in_one_line(tmp_path, capsys):
+    assert main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"), "--checkpoint", "unused.ckpt",
+                 "--severities", "-5"]) == 2
+    assert capsys.readouterr().err == ("mucon evaluate: severity -5: the corruptions are tested at 0.5, 1, 1.5, 2 "
+                                       "only (severity 0, the clean test set, is always scored)\n")
+
+
+def test_evaluate_accepts_only_the_precisions_it_can_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"), "--checkpoint", "unused.ckpt",
+              "--precision", "17"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("mucon evaluate: error: argument --precision: invalid choice: '17'")
+    assert all(choice in error for choice in ("auto", "32-true", "bf16-mixed"))
+    from mucon.evaluation import evaluate
+
+    with pytest.raises(ValueError, match="precision '17' is not one of auto, 32-true, bf16-mixed"):
+        evaluate({"unused": "unused.ckpt"}, ["unused"], tmp_path / "out", precision="17")

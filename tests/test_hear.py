@@ -95,6 +95,23 @@ def test_embeddings_carry_no_gradient_and_a_custom_hop_sets_the_timestamps(model
     torch.testing.assert_close(timestamps[0], torch.tensor([500.0, 750.0, 1000.0, 1250.0, 1500.0]))
 
 
+@pytest.mark.parametrize("hop_seconds, timestamps_ms", [(100.0, [500.0]), (2.0, [500.0, 2250.0])])
+def test_a_hop_longer_than_the_window_starts_windows_only_inside_the_clip(model, hop_seconds, timestamps_ms):
+    audio = torch.randn(1, int(2.5 * WINDOW)) * 0.1
+    sparse = hear.model_from_encoder(model.encoder, hop_seconds=hop_seconds)
+    embeddings, timestamps = hear.get_timestamp_embeddings(audio, sparse)
+    assert timestamps[0].tolist() == timestamps_ms  # the last at the centre of its part inside the clip
+    with torch.no_grad():
+        torch.testing.assert_close(embeddings[:, 0], model.encoder.embed(audio[:, :WINDOW]), atol=1e-5, rtol=1e-4)
+    if len(timestamps_ms) == 1:  # no window of padding averaged into the scene
+        torch.testing.assert_close(hear.get_scene_embeddings(audio, sparse), embeddings[:, 0])
+
+
+def test_a_clip_shorter_than_a_window_is_stamped_at_its_own_centre(model):
+    _, timestamps = hear.get_timestamp_embeddings(torch.zeros(1, 3000), model)
+    assert timestamps.tolist() == [[1000.0 * 1500 / RATE]]
+
+
 def test_load_model_reads_a_mucon_checkpoint(tmp_path):
     config = load_config(CONFIGS / "clmr-cpu.yaml", [f"encoder.params.input_samples={WINDOW}"])
     method = method_class(config.method_name)(config)
@@ -129,3 +146,11 @@ def test_other_integer_audio_is_refused_because_its_scale_is_ambiguous(model):
 def test_empty_audio_is_a_clear_error(model, shape):
     with pytest.raises(ValueError, match="HEAR audio is empty"):
         hear.get_timestamp_embeddings(torch.zeros(shape), model)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_audio_holding_nan_or_inf_is_refused_naming_the_sounds_not_embedded_to_nan(model, bad):
+    audio = torch.zeros(3, WINDOW)
+    audio[1, 100] = bad
+    with pytest.raises(ValueError, match=r"HEAR audio holds NaN or infinite samples \(sound\(s\) \[1\]\)"):
+        hear.get_scene_embeddings(audio, model)

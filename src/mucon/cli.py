@@ -101,6 +101,8 @@ def _masks(args: argparse.Namespace) -> int:
     from mucon.evaluation.plots import frame_mask_figure
     from mucon.methods import PEMR
 
+    if args.start_seconds < 0:
+        raise ValueError(f"--start-seconds must be at least 0, got {args.start_seconds:g}")
     model = load(args.checkpoint)
     if not isinstance(model, PEMR):
         raise ValueError(f"{args.checkpoint}: a {model.config.method_name} checkpoint; frame masks need a pemr one")
@@ -114,6 +116,9 @@ def _masks(args: argparse.Namespace) -> int:
         except AudioDecodeError as error:
             print(f"mucon masks: {error}", file=sys.stderr)
             return 1
+        if start >= len(audio):  # the crop would be silence: a blank figure
+            raise ValueError(f"{path}: --start-seconds {args.start_seconds:g} is outside the file "
+                             f"({len(audio) / rate:.2f} s long)")
         clip = np.zeros(crop, dtype=np.float32)  # a file shorter than the crop is padded with silence
         piece = audio[start : start + crop]
         clip[: len(piece)] = piece
@@ -187,6 +192,7 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from mucon.data.layouts import LAYOUTS
     from mucon.demo import DEMO_BUDGET_MINUTES
+    from mucon.precision import EMBEDDING_PRECISIONS
 
     parser = argparse.ArgumentParser(prog="mucon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mucon {__version__}")
@@ -265,8 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--out", required=True, type=Path)
     evaluation.add_argument("--no-robustness", action="store_true", help="skip the corrupted-audio tests")
     evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: all)")
-    evaluation.add_argument("--precision", default="auto", help="the encoders' precision: auto (bf16 where the "
-                            "device has bf16, as in training) or 32-true (default %(default)s)")
+    evaluation.add_argument("--precision", default="auto", choices=EMBEDDING_PRECISIONS, help="the encoders' "
+                            "precision: auto (bf16 where the device has bf16, as in training), 32-true or bf16-mixed "
+                            "(default %(default)s)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.add_argument("--corruptions", nargs="+", help="robustness corruptions, e.g. training-chain reverb mp3 "
                             "(default: all)")

@@ -2,17 +2,21 @@
 
 Timestamp embeddings are WINDOW embeddings: windows of ``encoder.input_samples`` (the crop the
 encoder was pretrained on) every ``hop_seconds`` (default half a window), each pooled by the
-encoder and stamped at the window's centre. Windows rather than the encoder's inner frames,
-because the pooled window vector is what contrastive training shaped (the projection head sees
-only it), and because frame rates differ wildly between encoders (SampleCNN gives one frame per
-window) while windows behave the same for all. For HEAR's event tasks pass a smaller hop, e.g.
+encoder and stamped at the centre of the audio it holds. Windows rather than the encoder's inner
+frames, because the pooled window vector is what contrastive training shaped (the projection head
+sees only it), and because frame rates differ wildly between encoders (SampleCNN gives one frame
+per window) while windows behave the same for all. For HEAR's event tasks pass a smaller hop, e.g.
 ``load_model(path, hop_seconds=0.05)``, at a proportional cost.
 
-Input of any length is accepted: windows start at 0 and the last one (or a clip shorter than one
-window) is zero-padded at the end. Scene embeddings are the mean of the timestamp embeddings.
+Input of any length is accepted: windows start at 0 and every hop while inside the clip (a hop
+longer than the window adds no window of padding past the end), and the last one (or a clip
+shorter than one window) is zero-padded at the end; its timestamp is the centre of its part
+inside the clip, so every timestamp lies within the clip. Scene embeddings are the mean of the
+timestamp embeddings.
 Audio is float in [-1, 1], or int16 PCM, which is scaled by 1/32768 to that range (other integer
 types are refused: their scale is ambiguous). Zero clips, or clips of zero samples, are errors:
-there is nothing to embed.
+there is nothing to embed; so is audio holding NaN or Inf, which would embed to NaN (as files
+holding them are refused by ``prepare`` and ``embed``).
 The encoder runs in eval mode without gradients, in chunks of at most ``batch_size`` windows, so
 each clip's embedding is independent of the rest of the batch.
 """
@@ -22,8 +26,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mucon.audio.io import NON_FINITE
 from mucon.encoders import Encoder
-from mucon.evaluation.embed import embed_windows, frame_windows, hop_samples, module_device, resolve_encoder
+from mucon.evaluation.embed import (
+    embed_windows,
+    frame_windows,
+    hop_samples,
+    module_device,
+    resolve_encoder,
+    window_centres,
+)
 
 
 class HearModel(nn.Module):
@@ -68,6 +80,9 @@ def _checked_audio(audio: Tensor) -> Tensor:
         return audio.float() / 32768.0
     if not audio.is_floating_point():
         raise ValueError(f"HEAR audio must be float in [-1, 1] or int16 PCM, got {audio.dtype}")
+    non_finite = (~torch.isfinite(audio)).any(dim=1).nonzero().flatten().tolist()
+    if non_finite:
+        raise ValueError(f"HEAR audio holds {NON_FINITE} (sound(s) {non_finite}): they would embed to NaN")
     return audio
 
 
@@ -80,7 +95,7 @@ def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, T
     windows = frame_windows(audio, model.window_samples, model.hop_samples)  # [n, T, window]
     n_windows = windows.shape[1]
     embeddings = embed_windows(model.encoder, windows.reshape(n_sounds * n_windows, -1), model.batch_size)
-    centres = torch.arange(n_windows, dtype=torch.float64) * model.hop_samples + model.window_samples / 2
+    centres = window_centres(audio.shape[1], model.window_samples, model.hop_samples)
     timestamps = (centres * 1000.0 / model.sample_rate).to(torch.float32).expand(n_sounds, n_windows)
     return embeddings.reshape(n_sounds, n_windows, -1).to(audio.device), timestamps.to(audio.device)
 

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 
 AUTO = "auto"
+# What an evaluation's encoders can run in: bf16 autocast or float32 (``auto``: as ``resolve_precision``).
+EMBEDDING_PRECISIONS = (AUTO, "32-true", "bf16-mixed")
 _HALF = (torch.float16, torch.bfloat16)
 
 

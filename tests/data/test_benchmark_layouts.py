@@ -3,6 +3,7 @@ and a folder that lacks a file is refused naming that file, where it was expecte
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -95,6 +96,22 @@ def test_a_hear_task_folder_reads_its_split_jsons_at_its_highest_rate(tmp_path):
     assert table.layout == "hear" and table.label_columns == ("split", "label")
     assert {track.path.split("/")[0] for track in table.tracks} == {"22050"}
     assert rows(table, "label")["train_001.wav"] == "high" and rows(table, "split")["valid_000.wav"] == "valid"
+
+
+
+def test_a_hear_split_label_that_is_a_string_is_one_label_and_a_list_is_several(tmp_path):
+    task = folders.write_hear_task(tmp_path, "tones-v2.2.3-5h")
+    (task / "train.json").write_text(json.dumps({"train_000.wav": "low", "train_001.wav": ["high", "low"],
+                                                 "train_002.wav": "low", "train_003.wav": ["high"]}))
+    labels = rows(read_table(task), "label")
+    assert [labels[f"train_00{i}.wav"] for i in range(4)] == ["low", "high;low", "low", "high"]
+
+
+def test_a_hear_split_json_that_is_a_list_is_refused_naming_the_file(tmp_path):
+    task = folders.write_hear_task(tmp_path, "tones-v2.2.3-5h")
+    (task / "valid.json").write_text(json.dumps([["valid_000.wav", ["low"]]]))
+    with pytest.raises(ValueError, match=r"valid\.json: a HEAR split file is a JSON object .*not a list"):
+        read_table(task)
 
 
 @pytest.mark.parametrize(("write", "layout", "removed", "named"), [

@@ -100,6 +100,30 @@ def test_interval_is_the_central_95_percent_and_ignores_undefined_resamples():
     assert np.isnan(interval(np.full(5, np.nan))).all()
 
 
+
+def test_an_interval_is_undefined_where_more_than_5_percent_of_the_resamples_are():
+    defined = np.linspace(0.0, 1.0, 950)
+    assert np.isfinite(interval(np.concatenate([defined, [np.nan] * 50]))).all()  # exactly 5 %: left out
+    assert np.isnan(interval(np.concatenate([defined, [np.inf] * 51]))).all()
+
+
+def test_r2_of_a_resample_that_repeats_one_item_is_undefined_not_a_division_by_rounding_error():
+    tempo, predicted = np.array([96.1, 120.3, 88.7]), np.array([[100.0], [115.0], [95.0]])
+    counts = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0], [2.0, 1.0, 0.0]])
+    r2 = resampled_scores("regression", tempo, predicted, counts)["r2"]
+    assert np.isnan(r2[:2]).all()
+    assert r2[2] == pytest.approx(metrics.r2_score(tempo, predicted))
+    assert r2[3] == pytest.approx(metrics.r2_score(tempo[[0, 0, 1]], predicted[[0, 0, 1]]))
+
+
+def test_a_tiny_regression_split_has_an_undefined_r2_interval_not_one_of_10_to_the_17():
+    rng = np.random.default_rng(0)
+    tempo = rng.uniform(60, 180, 3).round(1)  # 1 in 9 resamples of 3 items draws one item 3 times
+    predicted = (tempo + rng.normal(0, 10, 3))[:, None]
+    counts = Resamples.draw(3, n_resamples=1000, seed=0).counts
+    assert np.isnan(interval(resampled_scores("regression", tempo, predicted, counts)["r2"])).all()
+
+
 def test_a_difference_is_marked_only_when_its_paired_interval_excludes_zero():
     rng = np.random.default_rng(0)
     shared = rng.normal(0.6, 0.05, 1000)  # what the test items do to every model

@@ -96,6 +96,13 @@ def test_conditions_cover_the_semisupcon_severities_and_can_be_narrowed():
         robustness_conditions(RATE, ["vinyl crackle"])
 
 
+
+@pytest.mark.parametrize("severities", [[-5.0], [2.0, 1000.0], [0.0]])
+def test_a_severity_no_corruption_is_tested_at_is_an_error_saying_the_tested_ones(severities):
+    with pytest.raises(ValueError, match=r"tested at 0\.5, 1, 1\.5, 2 only \(severity 0, the clean test set"):
+        robustness_conditions(RATE, severities=severities)
+
+
 def test_robustness_curves_start_from_the_clean_score_at_severity_zero():
     conditions = [Condition("reverb", 1.0), Condition("reverb", 2.0), Condition("reverse", 1.0)]
     curves = robustness_curves(0.9, conditions, lambda condition: 1.0 - condition.severity / 10)

@@ -61,6 +61,12 @@ def test_embed_folder_embeds_every_good_file_and_reports_the_bad_one(encoder, fo
     assert matrix.shape == (5, encoder.dim) and matrix.dtype == np.float32 and np.isfinite(matrix).all()
 
 
+def test_embed_folder_with_a_hop_longer_than_the_window_embeds_no_window_past_the_end_of_a_file(encoder, folder, tmp_path):
+    result = embed_folder(encoder, folder, tmp_path / "out", hop_seconds=1.5, progress=False)
+    windows = {row["path"]: int(row["windows"]) for row in read_csv(result.index)}
+    assert windows == {"a.wav": 2, "b.flac": 1, "d.wav": 1, "e.wav": 1, "sub/c.wav": 1}  # a.wav: at 0 and 1.5 s
+
+
 def test_embed_with_a_batch_size_of_zero_fails_before_writing_anything(folder, tmp_path, capsys):
     from mucon.cli import main
 

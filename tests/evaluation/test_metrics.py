@@ -44,6 +44,12 @@ def test_r2_matches_scikit_learn_for_one_and_several_outputs():
     assert metrics.r2_score(truth[:, 0], predicted[:, 0]) == pytest.approx(sk.r2_score(truth[:, 0], predicted[:, 0]))
 
 
+
+def test_r2_over_targets_of_one_value_is_undefined_not_a_huge_number():
+    tempo = np.full(3, 120.1)  # its mean is not exactly 120.1: the total sum of squares is rounding error
+    assert np.isnan(metrics.r2_score(tempo, np.array([118.0, 121.0, 125.0])))
+
+
 def test_confusion_matrix_matches_scikit_learn():
     rng = np.random.default_rng(4)
     truth, predicted = rng.integers(0, 5, 100), rng.integers(0, 5, 100)

@@ -11,7 +11,7 @@ import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate
-from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table
+from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table, write_report
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
 
@@ -186,6 +186,28 @@ def test_a_train_split_with_one_class_is_a_printed_and_reported_warning(tmp_path
     assert "train split holds one class" in (tmp_path / "report" / "results.md").read_text()
 
 
+def test_test_and_valid_rows_whose_file_is_in_train_are_a_warning_counted_in_results_json(tmp_path, capsys,
+                                                                                          monkeypatch):
+    from mucon.evaluation import run
+
+    monkeypatch.setattr(run, "_draw_figures", lambda *args: [])  # not what is tested here, and slow
+    register = tone_tasks(tmp_path / "audio")[0]
+    train = [path for path, split in zip(register.paths, register.splits) if split == "train"]
+    (tmp_path / "audio" / "linked.wav").symlink_to(tmp_path / "audio" / train[1])
+    leaky = dataclasses.replace(register, name="leaky", paths=(*register.paths, f"./{train[0]}", "linked.wav"),
+                                splits=(*register.splits, "test", "valid"), labels=(*register.labels, "low", "low"))
+    encoder = build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
+    results = evaluate({"scratch": encoder}, [register, leaky], tmp_path / "report", robustness=False,
+                       heads=("linear",), baselines=False, verbose=False)
+    expected = ("leaky: 2 row(s) (1 valid, 1 test) are files of its train split too: the probes are scored on "
+                "items they were trained on, so its scores are inflated (leakage)")
+    assert [warning for warning in results["warnings"] if "train split too" in warning] == [expected]
+    assert expected in capsys.readouterr().err
+    stored = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert stored["tasks"]["leaky"]["also_in_train"] == {"valid": 1, "test": 1}
+    assert stored["tasks"]["register"]["also_in_train"] == {"valid": 0, "test": 0}
+
+
 def test_a_probe_scored_on_the_labels_a_model_was_pretrained_on_is_said_to_be_a_seen_task(tmp_path, checkpoint):
     register = tone_tasks(tmp_path / "audio")[0]
     table = tmp_path / "audio" / "table.csv"
@@ -236,6 +258,22 @@ def test_a_model_is_marked_where_it_differs_from_its_twin_or_the_best_baseline_b
     header, rows = summary_table(hand_built_results(differences))
     assert header == ["task", "metric", "ckpt", "twin", "mfcc"]
     assert rows == [["genre", "accuracy", cell, "0.50 ±0.04", "0.40 ±0.04"]]
+
+
+def test_an_undefined_interval_is_n_a_in_the_tables_and_null_in_results_json(tmp_path):
+    results = hand_built_results((None, None))
+    results["intervals"]["ckpt"]["genre"]["linear"]["accuracy"] = [float("nan"), float("nan")]
+    results.update(tasks={"genre": {"type": "multiclass", "primary_metric": "accuracy", "tracks": {"test": 3},
+                                    "failed": {}}},
+                   robustness={"ckpt": {"genre": {"reverse": {"0": 0.612, "1": 0.5}}}},
+                   robustness_intervals={"ckpt": {"genre": {"reverse": {"0": [float("nan")] * 2, "1": [0.4, 0.6]}}}},
+                   figures=[], models={model: {"kind": "", "source": ""} for model in results["models"]})
+    assert summary_table(results)[1][0][2] == "0.61 ±n/a"
+    markdown = markdown_report(results)
+    assert "| ckpt | 0.612 [n/a] |" in markdown and "| ckpt | reverse | 0.61 ±n/a | 0.50 ±0.10 |" in markdown
+    write_report(results, tmp_path)
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert stored["intervals"]["ckpt"]["genre"]["linear"]["accuracy"] == [None, None]
 
 
 def test_the_printed_table_wraps_long_model_names_and_explains_its_marks():

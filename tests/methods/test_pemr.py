@@ -202,6 +202,18 @@ def test_masks_command_writes_a_png_per_file(tmp_path, pemr_checkpoint, capsys):
     assert str(pngs[0]) in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("start", ["1.5", "-0.5"])
+def test_masks_command_refuses_a_start_outside_the_file_in_one_line_naming_the_file(tmp_path, pemr_checkpoint, start,
+                                                                                     capsys):
+    audio = write_tone_folder(tmp_path / "audio", 1, 16000, 1.0)
+    assert main(["masks", "--checkpoint", str(pemr_checkpoint), str(audio / "tone000.wav"), "--out",
+                 str(tmp_path / "masks"), "--start-seconds", start]) == 2
+    expected = (f"{audio / 'tone000.wav'}: --start-seconds 1.5 is outside the file (1.00 s long)" if start == "1.5"
+                else "--start-seconds must be at least 0, got -0.5")
+    assert capsys.readouterr().err == f"mucon masks: {expected}\n"
+    assert not list((tmp_path / "masks").glob("*.png"))
+
+
 def test_masks_command_refuses_another_method_in_one_line(tmp_path, capsys):
     config = load_config("clmr-cpu")
     checkpoint = tmp_path / "clmr.ckpt"

@@ -30,6 +30,8 @@ import soxr
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"})
 BLOCK_FRAMES = 2**16
+# What audio holding NaN or Inf is refused as, wherever it comes in (files, the HEAR API): it embeds to NaN.
+NON_FINITE = "NaN or infinite samples"
 # Options for every CSV that holds scanned file names: bytes that are not UTF-8 are kept as they are.
 PATH_CSV_OPTIONS = {"newline": "", "encoding": "utf-8", "errors": "surrogateescape"}
 
@@ -132,7 +134,7 @@ def decode_blocks(
         try:
             for block in _read_blocks(audio_file, block_frames):
                 if not np.isfinite(block).all():
-                    raise AudioDecodeError(path, "corrupt", "NaN or infinite samples")
+                    raise AudioDecodeError(path, "corrupt", NON_FINITE)
                 decoded += len(block)
                 if mono:
                     block = block.mean(axis=1, dtype=np.float32, keepdims=True)

@@ -26,6 +26,12 @@ from mucon.evaluation.metrics import key_weighted_scores, tie_group_bounds
 
 N_RESAMPLES = 1000
 CONFIDENCE = 0.95
+# Above this share of resamples where the metric is undefined, the interval is undefined too: what
+# is left is a biased selection of resamples (those that happened to draw enough distinct items).
+MAX_UNDEFINED_SHARE = 0.05
+# R² of a resample whose total sum of squares is below this share of its sum of squares about the
+# split's mean is undefined: the targets it drew are (all but) one value, and the ratio is rounding error.
+CONSTANT_TARGETS = 1e-9
 # Metrics where a smaller value is the better one (the rank at which the first hit appears).
 LOWER_IS_BETTER = frozenset({"mean_rank_first_hit"})
 
@@ -74,11 +80,12 @@ class Resamples:
 
 
 def interval(distribution: np.ndarray, confidence: float = CONFIDENCE) -> list[float]:
-    """Percentile interval ``[low, high]`` of a bootstrap distribution (resamples where the metric is
-    undefined, such as a class with no positive drawn, are left out); NaNs if none is defined."""
-    finite = np.asarray(distribution, np.float64)
-    finite = finite[np.isfinite(finite)]
-    if not finite.size:
+    """Percentile interval ``[low, high]`` of a bootstrap distribution. Resamples where the metric is
+    undefined (NaN or infinite, such as a class with no positive drawn) are left out; NaNs (undefined,
+    "n/a" in the tables) where more than ``MAX_UNDEFINED_SHARE`` of them are."""
+    distribution = np.asarray(distribution, np.float64)
+    finite = distribution[np.isfinite(distribution)]
+    if not finite.size or finite.size < (1.0 - MAX_UNDEFINED_SHARE) * distribution.size:
         return [float("nan"), float("nan")]
     tail = 50.0 * (1.0 - confidence)
     low, high = np.percentile(finite, [tail, 100.0 - tail])
@@ -161,8 +168,10 @@ def _r2(counts: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarra
     y_true = np.asarray(y_true, np.float64).reshape(len(y_true), -1)
     y_pred = np.asarray(y_pred, np.float64).reshape(len(y_pred), -1)
     centred = y_true - y_true.mean(axis=0)  # shifting the origin keeps the sums of squares accurate
+    about_split_mean = counts @ np.square(centred)
     with np.errstate(invalid="ignore", divide="ignore"):
-        total = counts @ np.square(centred) - np.square(counts @ centred) / counts.sum(axis=1, keepdims=True)
+        total = about_split_mean - np.square(counts @ centred) / counts.sum(axis=1, keepdims=True)
+        total = np.where(total > CONSTANT_TARGETS * about_split_mean, total, np.nan)
         return np.mean(1.0 - counts @ np.square(y_true - y_pred) / total, axis=1)
 
 

@@ -76,8 +76,17 @@ def module_device(module: torch.nn.Module) -> torch.device:
 
 
 def count_windows(n_samples: int, window: int, hop: int) -> int:
-    """Windows starting at 0, hop, 2 hop, ... until one reaches the end (at least one)."""
-    return 1 + max(0, -(-(n_samples - window) // hop))
+    """Windows starting at 0, hop, 2 hop, ... until one reaches the end (at least one), each starting
+    inside the clip: a hop longer than the window must not add windows of padding past the end."""
+    reaching_the_end = 1 + max(0, -(-(n_samples - window) // hop))
+    return min(reaching_the_end, 1 + max(0, n_samples - 1) // hop)
+
+
+def window_centres(n_samples: int, window: int, hop: int) -> Tensor:
+    """Where each window of ``frame_windows`` is centred, in samples: the middle of the audio it holds
+    (a window padded past the end, or a short clip, is centred on its part inside the clip)."""
+    starts = torch.arange(count_windows(n_samples, window, hop), dtype=torch.float64) * hop
+    return (starts + torch.clamp(starts + window, max=n_samples)) / 2
 
 
 def frame_windows(audio: Tensor, window: int, hop: int) -> Tensor:

@@ -124,11 +124,13 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 
 
 def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Coefficient of determination, averaged uniformly over output columns."""
+    """Coefficient of determination, averaged uniformly over output columns; NaN (undefined) where a
+    column's targets are all one value (scikit-learn returns 0 or 1 there instead, a made-up figure)."""
     y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
     residual = np.square(y_true - y_pred).sum(axis=0)
     total = np.square(y_true - y_true.mean(axis=0)).sum(axis=0)
+    total = np.where((y_true != y_true[:1]).any(axis=0), total, np.nan)  # else rounding error, not a spread
     return float(np.mean(1.0 - residual / total))
 
 

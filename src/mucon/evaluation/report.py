@@ -35,13 +35,6 @@ def _undefined(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _format(value) -> str:
-    """Three decimals; "n/a" for an undefined metric."""
-    if _undefined(value):
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
 def _marks(results: dict, model: str, task: str, head: str, metric: str) -> str:
     """Two characters: against the random-init twin, then against the best handcrafted baseline
     (a space where the difference is within the interval); empty for a model not compared."""
@@ -49,6 +42,14 @@ def _marks(results: dict, model: str, task: str, head: str, metric: str) -> str:
     marks = "".join(MARKS.get((role, against[role]["better"]), " ") if role in against else " "
                     for role in ("random-init", "baseline"))
     return marks.rstrip()
+
+
+def _interval_text(low, high, digits: int, bracket: bool) -> str:
+    """``[low, high]`` or ``±`` half its width; "n/a" for an undefined interval (too many resamples
+    where the metric is undefined, see ``bootstrap.interval``)."""
+    if _undefined(low) or _undefined(high):
+        return "[n/a]" if bracket else "±n/a"
+    return f"[{low:.{digits}f}, {high:.{digits}f}]" if bracket else f"±{(high - low) / 2:.{digits}f}"
 
 
 def _cell(results: dict, model: str, task: str, head: str, metric: str, *, digits: int, bracket: bool) -> str:
@@ -59,9 +60,7 @@ def _cell(results: dict, model: str, task: str, head: str, metric: str, *, digit
     if not isinstance(value, float):
         return str(value)  # a count (retrieval queries): nothing to resample
     low, high = results.get("intervals", {}).get(model, {}).get(task, {}).get(head, {}).get(metric, (None, None))
-    text = f"{value:.{digits}f}"
-    if not (_undefined(low) or _undefined(high)):
-        text += f" [{low:.{digits}f}, {high:.{digits}f}]" if bracket else f" ±{(high - low) / 2:.{digits}f}"
+    text = f"{value:.{digits}f} " + _interval_text(low, high, digits, bracket)
     marks = _marks(results, model, task, head, metric)
     return f"{text} {marks}" if marks else text
 
@@ -215,9 +214,9 @@ def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[st
             return ""
         bands = results.get("robustness_intervals", {}).get(model, {}).get(task, {}).get(corruption, {})
         low, high = bands.get(severity, (None, None))
-        if _undefined(value) or _undefined(low) or _undefined(high):
-            return _format(value)
-        return f"{value:.2f} ±{(high - low) / 2:.2f}"
+        if _undefined(value):
+            return "n/a"
+        return f"{value:.2f} " + _interval_text(low, high, 2, bracket=False)
 
     rows = [[model, corruption] + [cell(model, corruption, s) for s in severities]
             for model, curves in per_model.items() for corruption in curves]

@@ -32,6 +32,22 @@ class Condition:
         return CORRUPTIONS[self.corruption].apply(x, self.severity, sample_rate, generator)
 
 
+def checked_corruptions(corruptions: Sequence[str] | None, severities: Sequence[float] | None) -> list[str]:
+    """The corruptions' names (default all), or a ValueError for an unknown name or for a severity
+    that none of them is tested at (it would drop them without a word)."""
+    names = list(CORRUPTIONS) if corruptions is None else list(corruptions)
+    unknown = sorted(set(names) - set(CORRUPTIONS))
+    if unknown:
+        raise ValueError(f"unknown corruption(s) {unknown}; choose from {sorted(CORRUPTIONS)}")
+    tested = sorted({level for name in names for level in CORRUPTIONS[name].severities})
+    untested = [severity for severity in severities or () if severity not in tested]
+    if untested:
+        raise ValueError(f"severit{'y' if len(untested) == 1 else 'ies'} {', '.join(f'{s:g}' for s in untested)}: "
+                         f"the corruptions are tested at {', '.join(f'{s:g}' for s in tested)} only (severity 0, "
+                         "the clean test set, is always scored)")
+    return names
+
+
 def robustness_conditions(
     sample_rate: int, corruptions: Sequence[str] | None = None, severities: Sequence[float] | None = None
 ) -> tuple[list[Condition], dict[str, str]]:
@@ -41,10 +57,7 @@ def robustness_conditions(
     Default: every corruption at each of its severities; ``severities`` keeps only those levels
     (a corruption with a single level, like reverse, keeps it), e.g. (1, 2) for a quick run.
     """
-    names = list(CORRUPTIONS) if corruptions is None else list(corruptions)
-    unknown = sorted(set(names) - set(CORRUPTIONS))
-    if unknown:
-        raise ValueError(f"unknown corruption(s) {unknown}; choose from {sorted(CORRUPTIONS)}")
+    names = checked_corruptions(corruptions, severities)
     conditions, skipped = [], {}
     for name in names:
         corruption = CORRUPTIONS[name]

@@ -41,9 +41,9 @@ from mucon.evaluation.embed import EmbeddingJob, FileEmbeddings, cached_embed_jo
 from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
-from mucon.evaluation.robustness import robustness_conditions, robustness_curves
+from mucon.evaluation.robustness import checked_corruptions, robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
-from mucon.precision import resolve_precision
+from mucon.precision import EMBEDDING_PRECISIONS, resolve_precision
 
 
 PROBE_PROTOCOL = ("frozen encoder; tracks cut into windows of the encoder's input length; probes trained on the "
@@ -341,6 +341,27 @@ def _train_split_warnings(task: Task) -> list[str]:
     return []
 
 
+def _train_overlap(task: Task) -> dict[str, int]:
+    """Per split (valid, test), the rows whose file is also a train row's (by resolved path, so
+    ``a/../b.wav`` and a link are the same file): a probe scored on what it was trained on (leakage).
+    Files are not compared by content: that would read every file before anything is embedded."""
+    def resolved(row: int) -> Path:
+        return (task.audio_root / task.paths[row]).resolve()
+
+    if task.type == "retrieval":
+        return {}
+    train = {resolved(row) for row in task.rows("train")}
+    return {split: sum(resolved(row) in train for row in task.rows(split)) for split in ("valid", "test")}
+
+
+def _train_overlap_warnings(task: Task, overlap: Mapping[str, int]) -> list[str]:
+    if not any(overlap.values()):
+        return []
+    counts = ", ".join(f"{n} {split}" for split, n in overlap.items() if n)
+    return [f"{task.name}: {sum(overlap.values())} row(s) ({counts}) are files of its train split too: "
+            "the probes are scored on items they were trained on, so its scores are inflated (leakage)"]
+
+
 def _split_counts(counts: Mapping[str, int], splits: Iterable[str]) -> str:
     return ", ".join(f"{split} {counts.get(split, 0)}" for split in splits)
 
@@ -424,6 +445,10 @@ def evaluate(
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if precision not in EMBEDDING_PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(EMBEDDING_PRECISIONS)}")
+    if robustness:
+        checked_corruptions(corruptions, severities)  # before anything is loaded or embedded
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     precision, _ = resolve_precision(precision, torch.device(device).type)
@@ -459,8 +484,10 @@ def evaluate(
         "figures": [],
     }
     warnings = results["warnings"]
+    overlaps = {task.name: _train_overlap(task) for task in tasks}
     for task in tasks:
-        for message in [*_train_split_warnings(task), *_published_count_warnings(task)]:
+        for message in [*_train_split_warnings(task), *_train_overlap_warnings(task, overlaps[task.name]),
+                        *_published_count_warnings(task)]:
             _warn(warnings, message)
     for message in _seen_label_warnings(entries, tasks):
         _warn(warnings, message)
@@ -524,6 +551,7 @@ def evaluate(
             "tracks": {split: n for split, n in scored.items() if n},
             "classes": len(task.classes),
             "failed": failed[task.name],
+            "also_in_train": overlaps[task.name],
             "bootstrap": {"unit": task.group_column or "item", "units": bootstraps[task.name].resamples.n_units},
             "chunks": {"max": task.max_chunks, "average": task.average_chunks},
         }

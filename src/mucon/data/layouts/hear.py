@@ -3,8 +3,8 @@
 A task folder holds ``task_metadata.json`` (``task_name``, ``embedding_type`` scene or event,
 ``prediction_type`` multiclass or multilabel, ``split_mode`` trainvaltest / new_split_kfold /
 presplit_kfold, ``splits``, ``evaluation``, ...), one ``<split>.json`` per split mapping each audio
-file name to its labels (a list of label strings for scene tasks; timed events for event tasks),
-and the audio resampled to one or more rates, ``<rate>/<split>/<file>``. The layout reads the
+file name to its labels (a list of label strings, or one string, for scene tasks; timed events for
+event tasks), and the audio resampled to one or more rates, ``<rate>/<split>/<file>``. The layout reads the
 highest rate present (mucon resamples to the model's rate when it decodes).
 
 Scene tasks are benchmark tasks as they are: the split JSONs are the published lists and their
@@ -33,11 +33,15 @@ METRICS = {"multiclass": "accuracy", "multilabel": "ROC-AUC and PR-AUC (macro; P
 REQUIRED_KEYS = ("task_name", "embedding_type", "prediction_type", "split_mode", "splits")
 
 
-def _metadata(folder: Path) -> dict:
+def _read_json(path: Path):
     try:
-        metadata = json.loads((folder / METADATA).read_text())
+        return json.loads(path.read_text())
     except ValueError as error:
-        raise ValueError(f"{folder / METADATA}: not JSON ({error})") from error
+        raise ValueError(f"{path}: not JSON ({error})") from error
+
+
+def _metadata(folder: Path) -> dict:
+    metadata = _read_json(folder / METADATA)
     missing = [key for key in REQUIRED_KEYS if not isinstance(metadata, dict) or key not in metadata]
     if missing:
         raise ValueError(f"{folder / METADATA}: not a HEAR task_metadata.json (no {', '.join(missing)})")
@@ -55,7 +59,18 @@ def _rate_folder(folder: Path) -> str:
 def _split_labels(folder: Path, metadata: dict) -> dict[str, dict]:
     expected = [f"{split}.json" for split in metadata["splits"]]
     require_files(folder, f"HEAR {metadata['task_name']}", RELEASE, expected)
-    return {split: json.loads((folder / f"{split}.json").read_text()) for split in metadata["splits"]}
+    splits = {}
+    for split in metadata["splits"]:
+        splits[split] = _read_json(folder / f"{split}.json")
+        if not isinstance(splits[split], dict):
+            raise ValueError(f"{folder / f'{split}.json'}: a HEAR split file is a JSON object mapping each audio file "
+                             f"name to its labels, not a {type(splits[split]).__name__}")
+    return splits
+
+
+def _scene_labels(value) -> str:
+    """A clip's labels joined by ';': a list holds several, a string (or a number) is one label."""
+    return ";".join(str(item) for item in value) if isinstance(value, list) else str(value)
 
 
 def _read(folder: Path, options: LayoutOptions) -> Table:
@@ -66,7 +81,7 @@ def _read(folder: Path, options: LayoutOptions) -> Table:
     tracks = []
     for split, labels in _split_labels(folder, metadata).items():
         for name, value in sorted(labels.items()):
-            label = ";".join(str(item) for item in value) if scene else ""
+            label = _scene_labels(value) if scene else ""
             tracks.append(Track(f"{rate}/{split}/{name}", labels=(split, label)))
     return Table("hear", ("split", "label"), tracks)
 
