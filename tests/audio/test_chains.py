@@ -63,9 +63,16 @@ def test_clmr_chain_is_built_from_methods_numbers():
     ]
     assert [(type(a), a.p) for a in chain.augmentations] == expected
     delay = chain.augmentations[4]
-    assert (delay.min_ms, delay.max_ms, delay.step_ms, delay.volume_factor) == (200.0, 500.0, 50.0, 0.5)
+    assert (delay.min_ms, delay.max_ms, delay.step_ms, delay.volume_factor) == (200.0, 450.0, 50.0, 0.5)
     pitch = chain.augmentations[5]
     assert (pitch.min_semitones, pitch.max_semitones) == (-7.0, 7.0)
+
+
+def test_clmr_delays_are_the_releases_grid_200_to_450_ms():
+    # torchaudio-augmentations draws from np.arange(200, 500, 50): 500 ms itself is never drawn
+    delay = clmr_chain(8000).augmentations[4]
+    drawn = delay.draw_delay_ms(4000, torch.zeros(1), torch.Generator().manual_seed(0))
+    assert sorted(set(drawn.round().tolist())) == [200.0, 250.0, 300.0, 350.0, 400.0, 450.0]
 
 
 def test_clmr_chain_without_pitch_shift_is_pemr_release():

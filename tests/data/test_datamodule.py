@@ -89,6 +89,16 @@ def test_every_batch_holds_exactly_the_configured_number_of_labelled_clips(label
         assert sum(draw.labelled for draw in sampler.batch(step)) == round(0.3 * 8)
 
 
+def test_the_labelled_share_and_the_kept_fraction_round_down_as_in_the_release(labelled_store):
+    # SemiSupCon's release: int(B * b_s) labelled clips, int(labelled * p_s) items keep their labels
+    module = data_module(labelled_store, label_column="tags", labelled_column="labelled", batch_size=8)
+    pools, counts, labelled_pool = module.pools(DataRequest(100, labels=True, labelled_share=0.7))
+    assert counts[labelled_pool] == 5  # 5.6 rounds down, not to 6
+    labelled = np.arange(10) < 5
+    assert len(split_pools(labelled, 0.3, seed=0)[0]) == 1  # 1.5 rounds down, not to 2
+    assert len(split_pools(np.ones(100, bool), 0.29, seed=0)[0]) == 29  # no float noise: 0.29 x 100 is 28.999...
+
+
 def test_the_labelled_subset_is_fixed_by_the_seed_and_changes_with_it():
     labelled = np.arange(100) % 3 == 0
     kept, unlabelled = split_pools(labelled, 0.25, seed=1)
@@ -171,7 +181,7 @@ def test_pure_self_supervision_is_said_with_its_reason(labelled_store):
     keeps_none = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.01)
     assert "p_s) 0.01 keeps none of the 20 labelled items" in labelled.describe_supervision(keeps_none)
     rounds_to_none = DataRequest(100, labels=True, labelled_share=0.1)
-    assert "b_s) 0.1 of a batch of 4 rounds to 0 clips" in labelled.describe_supervision(rounds_to_none)
+    assert "b_s) 0.1 of a batch of 4 rounds down to 0 clips" in labelled.describe_supervision(rounds_to_none)
 
 
 def test_with_every_item_labelled_and_kept_the_unlabelled_share_draws_every_item_without_labels(labelled_store):

@@ -44,7 +44,8 @@ def clmr_chain(sample_rate: int = CLMR_SAMPLE_RATE, pitch_shift: bool = True) ->
     - gain: -20 .. -1 dB.
     - high-pass cutoff 200 .. 1200 Hz, low-pass cutoff 2200 .. 4000 Hz (a fair coin picks which),
       4th-order Butterworth magnitude; the release drew the cutoff uniformly in Hz, here on mel.
-    - delay: 200 .. 500 ms in 50 ms steps, echo at 0.5 of the level.
+    - delay: 200 .. 450 ms in 50 ms steps (the release's ``np.arange(200, 500, 50)``: its 500 ms
+      maximum is never drawn), echo at 0.5 of the level.
     - pitch shift: -7 .. +7 semitones (the release drew whole cents in that range).
     - reverb: the release ran sox's reverb with reverberance, damping and room size each drawn
       in 0 .. 100 %; here a synthetic room with RT60 0.2 .. 1.5 s, pre-delay 0 .. 20 ms and wet
@@ -55,7 +56,7 @@ def clmr_chain(sample_rate: int = CLMR_SAMPLE_RATE, pitch_shift: bool = True) ->
         WhiteNoise(min_snr_db=40.0, max_snr_db=80.0, p=0.01),
         Gain(min_db=-20.0, max_db=-1.0, p=0.3),
         HighLowPass(sample_rate, highpass_hz=(200.0, 1200.0), lowpass_hz=(2200.0, 4000.0), p=0.8),
-        Delay(sample_rate, min_ms=200.0, max_ms=500.0, volume_factor=0.5, step_ms=50.0, p=0.3),
+        Delay(sample_rate, min_ms=200.0, max_ms=450.0, volume_factor=0.5, step_ms=50.0, p=0.3),
     ]
     if pitch_shift:
         augmentations.append(PitchShift(sample_rate, min_semitones=-7.0, max_semitones=7.0, p=0.6))

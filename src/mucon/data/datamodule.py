@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from mucon.audio.store import AudioStore
 from mucon.config import DataConfig
 from mucon.data.request import ADJACENT, DataRequest
-from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng, split_pools
+from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng, share_of, split_pools
 
 # Present-only batches look for a segment where the batch's source sounds; tries per clip before
 # settling for the loudest segment seen (its presence flag then says the truth).
@@ -185,7 +185,7 @@ class StoreDataModule(L.LightningDataModule):
         share = request.labelled_share if len(labelled) else 0.0
         if request.labelled_share == 1.0 and not len(labelled):
             raise ValueError(f"{self.config.store}: labelled_share 1 trains on labels only, but no item is labelled")
-        n_labelled = int(round(share * batch))
+        n_labelled = share_of(share, batch)
         if n_labelled == 0:  # pure self-supervision: every item, labels unused
             return [np.arange(len(self.store))], [batch], None
         if n_labelled == batch:
@@ -212,7 +212,7 @@ class StoreDataModule(L.LightningDataModule):
                                f"{int(self.labelled.sum())} labelled items")
             elif request.labelled_share and self.labelled.any():
                 reasons.append(f"labelled_share (b_s) {request.labelled_share} of a batch of "
-                               f"{self.config.batch_size} rounds to 0 clips")
+                               f"{self.config.batch_size} rounds down to 0 clips")
             return "purely self-supervised: " + ("; ".join(reasons) or "no labelled share requested")
         return (f"semi-supervised: {counts[labelled_pool]} of {self.config.batch_size} clips per batch labelled, "
                 f"drawn from {len(pools[labelled_pool])} labelled items (of {int(self.labelled.sum())})")

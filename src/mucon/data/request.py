@@ -29,8 +29,8 @@ class DataRequest:
       returns only that stem (MSCOL); ``present_only_probability`` is the chance, drawn per batch,
       that a batch holds only clips whose segment has that source present.
     - ``labels``: return multi-hot label rows and whether each clip counts as labelled.
-      ``labelled_share`` (b_s): exactly round(b_s x B) labelled clips per batch of B, the rest from
-      the unlabelled pool; ``labelled_keep`` (p_s): the seeded fraction of labelled items that keep
+      ``labelled_share`` (b_s): exactly floor(b_s x B) labelled clips per batch of B, the rest from
+      the unlabelled pool; ``labelled_keep`` (p_s): the seeded fraction (rounded down) of labelled items that keep
       their labels (the rest join the unlabelled pool; when no item is left for it, as with p_s = 1
       on a fully labelled store, the unlabelled share draws every item without its labels).
       ``labelled_share=None`` draws every item from one pool, as it comes.

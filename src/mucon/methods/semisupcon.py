@@ -1,7 +1,7 @@
 """SemiSupCon (Guinot, Quinton & Fazekas, ISMIR 2024): labels add positives to the self-supervised ones.
 
 Each clip gives N views: N adjacent, non-overlapping chunks of one random excerpt, each through the
-SemiSupCon chain independently. A batch holds round(b_s x B) clips from the labelled pool (the seeded
+SemiSupCon chain independently. A batch holds floor(b_s x B) clips from the labelled pool (the seeded
 fraction p_s of labelled items that keep their labels) and the rest from the unlabelled pool.
 Positives: views of one clip, and labelled clips sharing at least T labels (weighted: their Dice
 overlap). One SupCon loss (L_out, tau 0.1) over the global batch: the balance between supervision and
