@@ -52,6 +52,8 @@ def test_paper_preset_keeps_the_paper_numbers():
     assert method.masked_count(462) == 46
     assert method.config.data.batch_size == 48
     assert method.config.optimizer.lr == 3e-4
+    assert method.config.trainer.max_steps == 300 * (18706 // 48)  # the release's 300 epochs of MTAT train
+    assert method.encoder.frontend.filterbank_sample_rate == 16000  # the release's torchaudio default
     assert method.encoder.dim == 512
     assert method.projector(torch.zeros(2, 512)).shape == (2, 256)
     assert len(method.transformer.layers) == 3

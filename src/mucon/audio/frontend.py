@@ -73,6 +73,9 @@ class LogMelSpectrogram(nn.Module):
     10 log10(max(mel, 1e-10)), optionally floored at ``top_db`` below each example's maximum;
     ``scale='log'`` gives log(max(mel, 1e-5)). ``normalize_waveform`` divides each waveform by its
     L2 norm first (MSCOL/COLA), making the features independent of the clip's level.
+    ``filterbank_sample_rate`` builds the mel filterbank as if the audio were at that rate (its bins
+    spanning 0 .. filterbank_sample_rate / 2) and applies it to the audio's FFT bins as they are:
+    PEMR's release did so by leaving torchaudio's 16 kHz default (see ``pemr_frontend``).
     Window and filterbank are non-persistent buffers: they follow ``.to(device)`` and stay out of
     checkpoints.
     """
@@ -91,6 +94,7 @@ class LogMelSpectrogram(nn.Module):
         center: bool = True,
         normalize_waveform: bool = False,
         top_db: float | None = None,
+        filterbank_sample_rate: int | None = None,
     ):
         super().__init__()
         if scale not in ("db", "log"):
@@ -107,10 +111,12 @@ class LogMelSpectrogram(nn.Module):
         self.center = center
         self.normalize_waveform = normalize_waveform
         self.top_db = top_db
-        f_max = sample_rate / 2 if f_max is None else f_max
+        self.filterbank_sample_rate = filterbank_sample_rate or sample_rate
+        f_max = self.filterbank_sample_rate / 2 if f_max is None else f_max
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
         self.register_buffer(
-            "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min, f_max), persistent=False
+            "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, self.filterbank_sample_rate, f_min, f_max),
+            persistent=False,
         )
 
     def n_frames(self, n_samples: int) -> int:
@@ -146,15 +152,26 @@ class LogMelSpectrogram(nn.Module):
         return (
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
             f"hop_length={self.hop_length}, n_mels={self.n_mels}, scale={self.scale!r}, power={self.power}, "
-            f"center={self.center}, normalize_waveform={self.normalize_waveform}"
+            f"center={self.center}, normalize_waveform={self.normalize_waveform}, "
+            f"filterbank_sample_rate={self.filterbank_sample_rate}"
         )
 
 
-def pemr_frontend(sample_rate: int = PEMR_SAMPLE_RATE, n_mels: int = 128) -> LogMelSpectrogram:
-    """PEMR: 22050 Hz, n_fft = window = 256, hop 128, 128 mels over 0 .. sample_rate / 2, power in dB.
+def pemr_frontend(
+    sample_rate: int = PEMR_SAMPLE_RATE, n_mels: int = 128, filterbank_sample_rate: int | None = None
+) -> LogMelSpectrogram:
+    """PEMR: 22050 Hz, n_fft = window = 256, hop 128, 128 mels, power in dB.
 
     Centre padding (torchaudio's default, which PEMR's release used) is what turns 59049 samples
     into 462 frames: 1 + 59049 // 128. At another rate the window and hop keep their sizes in samples.
+
+    The filterbank: ``filterbank_sample_rate=None`` builds it for the audio's rate, 128 HTK-mel bands
+    over 0 .. 11025 Hz (centres 15.5, 171, 708, 2134, 5002, 10772 Hz at bands 0, 9, 31, 63, 95, 127).
+    PEMR's release (``filterbank_sample_rate=16000``, the ``pemr`` preset) left torchaudio's
+    MelSpectrogram at its default 16 kHz: bands mel-spaced over 0 .. 8000 Hz of a 16 kHz FFT, applied
+    to the 22050 Hz FFT bins, so each band really sits at 22050 / 16000 = 1.378 times its nominal
+    frequency: centres 19.0, 208, 838, 2403, 5328, 10793 Hz at the same bands (36 bands below 1 kHz
+    instead of 40): up to a fifth higher at the low end, the same at the top (11025 Hz).
     """
     return LogMelSpectrogram(
         sample_rate=sample_rate,
@@ -164,6 +181,7 @@ def pemr_frontend(sample_rate: int = PEMR_SAMPLE_RATE, n_mels: int = 128) -> Log
         n_mels=n_mels,
         scale="db",
         center=True,
+        filterbank_sample_rate=filterbank_sample_rate,
     )
 
 
