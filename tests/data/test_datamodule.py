@@ -218,6 +218,28 @@ def test_adjacent_chunks_are_consecutive_non_overlapping_pieces_of_one_excerpt(r
         assert 0 <= clip["start"] <= 3 * RATE - 3000
 
 
+def test_crops_anywhere_give_each_view_its_own_start_independent_of_the_other_and_covering_the_item(ramp_store):
+    # ramp item i holds sample value position + 1000 i: a view's first sample says where it was cut
+    store = AudioStore(ramp_store)
+    request = DataRequest(crop_samples=1000, views=2, layout="anywhere")
+    dataset = ClipDataset(store, request)
+    starts = []
+    for step in range(50):
+        for draw in PoolBatchSampler([np.arange(6)], [6], request, seed=0).batch(step):
+            clip = dataset[draw]
+            first_samples = clip["audio"][:, 0].numpy().astype(np.int64) - 1000 * draw.item
+            for view, start in enumerate(first_samples):
+                np.testing.assert_array_equal(clip["audio"][view].numpy(), store.read(draw.item, int(start), 1000))
+            starts.append(first_samples)
+    first, second = np.array(starts, dtype=float).T
+    last_start = 3 * RATE - 1000
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.2  # 300 pairs: the spread of r is about 0.06
+    for view in (first, second):
+        assert view.min() >= 0 and view.max() <= last_start
+        shares = np.histogram(view, bins=4, range=(0, last_start))[0] / len(view)
+        assert shares.min() > 0.15  # uniform over the whole item: every quarter gets its share
+
+
 def test_independent_crops_lie_inside_one_segment(ramp_store):
     store = AudioStore(ramp_store)
     request = DataRequest(crop_samples=800, views=2, layout="independent", segment_samples=4000)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import mucon
+from mucon.audio.augment import Compose
 from mucon.cli import main
 from mucon.config import load_config
 from mucon.methods import CLMR, PEMR, method_class
@@ -37,6 +38,19 @@ def recorded_views(method, monkeypatch, batch):
 def replaced(spectrogram, mask_frame):
     """[B, T] bool: the frames equal to the [MASK] frame."""
     return (spectrogram == mask_frame[None, :, None]).all(dim=1)
+
+
+def test_each_view_is_its_own_crop_anywhere_in_the_item_unless_one_crop_per_clip_is_asked_for(monkeypatch):
+    assert (tiny_pemr().data_request.views, tiny_pemr().data_request.layout) == (2, "anywhere")
+    assert tiny_pemr("method.crop_per_view=false").data_request.views == 1
+    method = tiny_pemr()
+    monkeypatch.setattr(method, "augment", Compose([]))  # no augmentation: the views are the crops
+    batch = tone_batch()
+    batch["audio"] = torch.stack([batch["audio"][:, 0], batch["audio"][:, 0].flip(0)], dim=1)  # view j: another clip
+    anchors, positives, _ = recorded_views(method, monkeypatch, batch)
+    torch.testing.assert_close(anchors, method.encoder.frontend(batch["audio"][:, 0].float() / 32768))
+    unmasked = positives != method.mask_frame[None, :, None]
+    torch.testing.assert_close(positives[unmasked], method.encoder.frontend(batch["audio"][:, 1].float() / 32768)[unmasked])
 
 
 def test_presets_name_their_method_class():

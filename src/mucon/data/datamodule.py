@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mucon.audio.store import AudioStore
 from mucon.config import DataConfig
-from mucon.data.request import ADJACENT, DataRequest
+from mucon.data.request import ADJACENT, ANYWHERE, DataRequest
 from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng, share_of, split_pools
 
 # Present-only batches look for a segment where the batch's source sounds; tries per clip before
@@ -87,13 +87,23 @@ class ClipDataset(Dataset):
         room = self.request.excerpt_samples - self.request.crop_samples
         return [start + int(offset) for offset in rng.integers(0, room + 1, size=count)]
 
+    def _starts_anywhere(self, item: int, count: int, rng: np.random.Generator) -> list[int]:
+        """Independent crop starts, each uniform over the whole item."""
+        last_start = max(0, int(self.store.lengths[item]) - self.request.crop_samples)
+        return [int(start) for start in rng.integers(0, last_start + 1, size=count)]
+
     def __getitem__(self, draw: Draw) -> dict:
+        """The clip of ``draw``; its ``start`` is where its excerpt begins (for ``anywhere``, its first view)."""
         request = self.request
         rng = keyed_rng(*draw.crop_key)
-        start = self._excerpt_start(draw, rng)
-        if request.layout == ADJACENT:
+        if request.layout == ANYWHERE:
+            starts = self._starts_anywhere(draw.item, request.views, rng)
+            start = starts[0]
+        elif request.layout == ADJACENT:
+            start = self._excerpt_start(draw, rng)
             starts = [start + view * request.crop_samples for view in range(request.views)]
         else:
+            start = self._excerpt_start(draw, rng)
             starts = self._crop_starts(start, request.views, rng)
         audio = np.stack([self.store.read(draw.item, view_start, request.crop_samples) for view_start in starts])
         clip = {"audio": torch.from_numpy(audio), "index": draw.item, "start": start}
