@@ -63,6 +63,8 @@ class ClipDataset(Dataset):
         self.store = store
         self.request = request
         self.label_rows = label_rows
+        # read (or, for an older store, measured) here, once, and pickled into the workers with the dataset
+        self.levels = store.levels if request.item_level else None
 
     def __len__(self) -> int:
         return len(self.store)
@@ -107,6 +109,8 @@ class ClipDataset(Dataset):
             starts = self._crop_starts(start, request.views, rng)
         audio = np.stack([self.store.read(draw.item, view_start, request.crop_samples) for view_start in starts])
         clip = {"audio": torch.from_numpy(audio), "index": draw.item, "start": start}
+        if request.item_level:
+            clip["level"] = torch.tensor(self.levels[draw.item, 0])
         if request.sources:
             names = [request.sources[draw.source]] if request.source_per_batch else list(request.sources)
             stems = [
@@ -115,6 +119,9 @@ class ClipDataset(Dataset):
             ]
             activity = self.store.source_activity(draw.item, start, request.excerpt_samples, names)
             clip["sources"] = torch.from_numpy(np.stack(stems))
+            if request.item_level:
+                columns = [1 + self.store.source_names.index(name) for name in names]
+                clip["source_level"] = torch.from_numpy(self.levels[draw.item, columns])
             clip["source_present"] = torch.from_numpy(activity > request.presence_threshold)
             clip["source_index"] = draw.source
         if request.labels:

@@ -32,6 +32,9 @@ class DataRequest:
       ``source_per_batch``: each batch draws ONE of ``sources`` (the same on every process) and
       returns only that stem (MSCOL); ``present_only_probability`` is the chance, drawn per batch,
       that a batch holds only clips whose segment has that source present.
+    - ``item_level``: return the RMS of each clip's whole item (``level``) and, with ``sources``, of each
+      returned stem over its whole length (``source_level``), measured once when the store was prepared:
+      COLA and MSCOL scale crops by their item's level, not their own.
     - ``labels``: return multi-hot label rows and whether each clip counts as labelled.
       ``labelled_share`` (b_s): exactly floor(b_s x B) labelled clips per batch of B, the rest from
       the unlabelled pool; ``labelled_keep`` (p_s): the seeded fraction (rounded down) of labelled items that keep
@@ -48,6 +51,7 @@ class DataRequest:
     source_per_batch: bool = False
     present_only_probability: float = 0.0
     presence_threshold: float = 0.01
+    item_level: bool = False
     labels: bool = False
     labelled_share: float | None = None
     labelled_keep: float = 1.0
