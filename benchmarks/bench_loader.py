@@ -1,8 +1,9 @@
 """The training data path end to end: clips per second through the data module, and its memory.
 
 1. Clips per second served by ``ClipDataset`` + ``PoolBatchSampler`` through a DataLoader, for the
-   requests the methods make: CLMR (one crop), SemiSupCon (2 adjacent chunks, labels, b_s = 0.5),
-   COLA (2 crops of a 4 s segment) and MSCOL (a mixture crop, one source's crop, presence), next
+   requests the methods make: CLMR and PEMR (2 crops anywhere in the item; 1 crop: the ablation),
+   SemiSupCon (2 adjacent chunks, labels, b_s = 0.5), COLA (2 crops of a 4 s segment, the item's
+   level) and MSCOL (a mixture crop, one source's crop, presence, levels), next
    to each other on one multitrack store.
 2. Loader memory (main process + workers, RSS from /proc) for a store of N and 10N items with a
    labels table: the pools, the permutations and the label rows are all that grows with N.
@@ -37,12 +38,14 @@ SECOND = STORE_RATE
 
 def requests() -> dict[str, DataRequest]:
     return {
-        "clmr: 1 crop of 59049": DataRequest(59049),
+        "clmr: 2 crops of 59049 anywhere": DataRequest(59049, views=2, layout="anywhere"),
+        "clmr ablation: 1 crop of 59049": DataRequest(59049),
         "semisupcon: 2 chunks of 59535, labels": DataRequest(59535, views=2, labels=True, labelled_share=0.5),
-        "cola: 2 crops of 1 s in 4 s": DataRequest(SECOND, views=2, layout="independent", segment_samples=4 * SECOND),
-        "mscol: 1 crop + 1 source, presence": DataRequest(
+        "cola: 2 crops of 1 s in 4 s, level": DataRequest(SECOND, views=2, layout="independent",
+                                                          segment_samples=4 * SECOND, item_level=True),
+        "mscol: 1 crop + 1 source, presence, levels": DataRequest(
             SECOND, layout="independent", segment_samples=4 * SECOND, sources=SOURCES, source_per_batch=True,
-            present_only_probability=0.5),
+            present_only_probability=0.5, item_level=True),
         "all 4 sources, presence": DataRequest(SECOND, layout="independent", segment_samples=4 * SECOND,
                                                sources=SOURCES),
     }

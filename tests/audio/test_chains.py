@@ -10,6 +10,7 @@ import torch
 from mucon.audio.augment import (
     BandPass,
     BandStop,
+    ClipGroups,
     ColouredNoise,
     Compose,
     Delay,
@@ -63,9 +64,16 @@ def test_clmr_chain_is_built_from_methods_numbers():
     ]
     assert [(type(a), a.p) for a in chain.augmentations] == expected
     delay = chain.augmentations[4]
-    assert (delay.min_ms, delay.max_ms, delay.step_ms, delay.volume_factor) == (200.0, 500.0, 50.0, 0.5)
+    assert (delay.min_ms, delay.max_ms, delay.step_ms, delay.volume_factor) == (200.0, 450.0, 50.0, 0.5)
     pitch = chain.augmentations[5]
     assert (pitch.min_semitones, pitch.max_semitones) == (-7.0, 7.0)
+
+
+def test_clmr_delays_are_the_releases_grid_200_to_450_ms():
+    # torchaudio-augmentations draws from np.arange(200, 500, 50): 500 ms itself is never drawn
+    delay = clmr_chain(8000).augmentations[4]
+    drawn = delay.draw_delay_ms(4000, torch.zeros(1), torch.Generator().manual_seed(0))
+    assert sorted(set(drawn.round().tolist())) == [200.0, 250.0, 300.0, 350.0, 400.0, 450.0]
 
 
 def test_clmr_chain_without_pitch_shift_is_pemr_release():
@@ -98,6 +106,41 @@ def test_semisupcon_chain_follows_each_line_of_methods(s):
     assert pitch_settings == pytest.approx((-4 * s, 4 * s, min(0.75, 0.6 * s)))
     assert isinstance(delay, Delay)
     assert (delay.min_ms, delay.max_ms, delay.p) == pytest.approx((100 / s, 500.0, min(0.6, 0.6 * s)))
+
+
+def test_views_of_a_clip_share_the_gate_and_the_filter_type_while_leaf_draws_differ():
+    # the release's per-batch Compose and OneOf on one clip's [N, 1, T] views; leaves per view
+    clips, views = 200, 2
+    chain = semisupcon_chain(SR)
+    gain, filters = chain.augmentations[0], chain.augmentations[3]
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen[name] = (args[2].ids, args[0], output)
+        return hook
+
+    gain.register_forward_hook(record("gain"))
+    for index, member in enumerate(filters.augmentations):
+        member.register_forward_hook(record(index))
+    chain(music_like(clips * views, 4096), seeded(), ClipGroups.view_major(clips, views))
+
+    gated_ids = seen["gain"][0]  # the chain's first member sees exactly the gated rows
+    gated = torch.bincount(gated_ids, minlength=clips)
+    assert set(gated.tolist()) == {0, views}  # a clip passes the gate with all its views or none
+    assert 0.7 < (gated > 0).float().mean() < 0.9  # p = 0.8, drawn per clip
+    filter_of = torch.full((clips, views), -1)
+    for index in range(4):
+        ids = seen[index][0]
+        for clip in ids.unique().tolist():
+            assert (ids == clip).sum() == views  # a filter type takes all the views of a clip
+        filter_of[ids.unique()] = index
+    assert set(filter_of[gated > 0, 0].tolist()) == {0, 1, 2, 3}  # each clip its own type
+    assert (filter_of[gated == 0] == -1).all() and (filter_of[gated > 0] >= 0).all()
+    _, before, after = seen["gain"]
+    applied = (before != after).any(dim=1).reshape(views, -1)  # gain (p 0.4) drawn per view
+    disagree = (applied[0] != applied[1]).float().mean()
+    assert 0.3 < disagree < 0.65  # 2 x 0.4 x 0.6 = 0.48 of the gated clips apply it to one view only
 
 
 def test_severity_zero_is_identity():

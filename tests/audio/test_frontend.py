@@ -68,6 +68,21 @@ def test_pemr_preset_gives_128_by_462():
     assert frontend.n_frames(PEMR_CROP_SAMPLES) == 462
 
 
+def test_pemr_release_filterbank_is_torchaudios_16_khz_one_on_22050_hz_audio():
+    # the release's bank reads FFT bin k as k x 8000 / 128 Hz while it holds k x 11025 / 128 Hz: a band
+    # nominally centred at f really listens at f x 22050 / 16000, so a 1 kHz sine lands in a lower band
+    release = pemr_frontend(filterbank_sample_rate=16000)
+    np.testing.assert_allclose(release.filterbank.numpy(), reference_filterbank(129, 128, 16000, 0.0, 8000.0), atol=1e-6)
+    own = pemr_frontend()
+    np.testing.assert_allclose(own.filterbank.numpy(), reference_filterbank(129, 128, 22050, 0.0, 11025.0), atol=1e-6)
+    mel_edges = np.linspace(0.0, 2595 * np.log10(1 + 8000 / 700), 130)
+    nominal_centres = (700.0 * (10 ** (mel_edges / 2595) - 1))[1:-1]
+    sine = torch.sin(2 * math.pi * 1000.0 * torch.arange(PEMR_CROP_SAMPLES) / 22050).unsqueeze(0)
+    band = release(sine).mean(dim=-1).argmax().item()
+    assert abs(nominal_centres[band] * 22050 / 16000 - 1000.0) < 22050 / 256  # within one FFT bin
+    assert band < own(sine).mean(dim=-1).argmax().item()
+
+
 def test_cola_preset_gives_64_by_98_for_one_second():
     frontend = cola_frontend()
     assert COLA_CROP_SAMPLES == 16000

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -206,3 +207,26 @@ def test_worker_processes_produce_the_same_multitrack_store(tmp_path):
     prepare_store(root, tmp_path / "workers", RATE, num_workers=2, progress=False)
     for name in ("shard-00000.i16", "index-sources.npy", "index-offset.npy", "labels.csv"):
         assert (tmp_path / "in-process" / name).read_bytes() == (tmp_path / "workers" / name).read_bytes()
+
+
+def whole_rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768) ** 2)))
+
+
+def test_the_store_holds_the_rms_of_each_whole_mixture_and_stem(musdb_store):
+    levels = musdb_store.levels
+    assert levels.shape == (3, 5) and levels.dtype == np.float32
+    for i in range(3):
+        n = int(musdb_store.lengths[i])
+        assert levels[i, 0] == pytest.approx(whole_rms(musdb_store.read(i, 0, n)), rel=1e-5)
+        for column, stem in enumerate(musdb_store.read_sources(i, 0, n, musdb_store.source_names), 1):
+            assert levels[i, column] == pytest.approx(whole_rms(stem), rel=1e-5)
+    assert (musdb_store.store_dir / "index-rms.npy").exists()  # measured when the store was prepared
+
+
+def test_a_store_prepared_without_levels_measures_them_once_on_first_use(musdb_store, tmp_path):
+    copy = tmp_path / "store"
+    shutil.copytree(musdb_store.store_dir, copy)
+    (copy / "index-rms.npy").unlink()
+    np.testing.assert_array_equal(AudioStore(copy).levels, musdb_store.levels)
+    assert (copy / "index-rms.npy").exists()  # saved next to the index: the next open reads it

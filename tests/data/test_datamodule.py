@@ -89,6 +89,16 @@ def test_every_batch_holds_exactly_the_configured_number_of_labelled_clips(label
         assert sum(draw.labelled for draw in sampler.batch(step)) == round(0.3 * 8)
 
 
+def test_the_labelled_share_and_the_kept_fraction_round_down_as_in_the_release(labelled_store):
+    # SemiSupCon's release: int(B * b_s) labelled clips, int(labelled * p_s) items keep their labels
+    module = data_module(labelled_store, label_column="tags", labelled_column="labelled", batch_size=8)
+    pools, counts, labelled_pool = module.pools(DataRequest(100, labels=True, labelled_share=0.7))
+    assert counts[labelled_pool] == 5  # 5.6 rounds down, not to 6
+    labelled = np.arange(10) < 5
+    assert len(split_pools(labelled, 0.3, seed=0)[0]) == 1  # 1.5 rounds down, not to 2
+    assert len(split_pools(np.ones(100, bool), 0.29, seed=0)[0]) == 29  # no float noise: 0.29 x 100 is 28.999...
+
+
 def test_the_labelled_subset_is_fixed_by_the_seed_and_changes_with_it():
     labelled = np.arange(100) % 3 == 0
     kept, unlabelled = split_pools(labelled, 0.25, seed=1)
@@ -171,7 +181,7 @@ def test_pure_self_supervision_is_said_with_its_reason(labelled_store):
     keeps_none = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.01)
     assert "p_s) 0.01 keeps none of the 20 labelled items" in labelled.describe_supervision(keeps_none)
     rounds_to_none = DataRequest(100, labels=True, labelled_share=0.1)
-    assert "b_s) 0.1 of a batch of 4 rounds to 0 clips" in labelled.describe_supervision(rounds_to_none)
+    assert "b_s) 0.1 of a batch of 4 rounds down to 0 clips" in labelled.describe_supervision(rounds_to_none)
 
 
 def test_with_every_item_labelled_and_kept_the_unlabelled_share_draws_every_item_without_labels(labelled_store):
@@ -206,6 +216,28 @@ def test_adjacent_chunks_are_consecutive_non_overlapping_pieces_of_one_excerpt(r
             expected = store.read(draw.item, clip["start"] + 1000 * view, 1000)
             np.testing.assert_array_equal(clip["audio"][view].numpy(), expected)
         assert 0 <= clip["start"] <= 3 * RATE - 3000
+
+
+def test_crops_anywhere_give_each_view_its_own_start_independent_of_the_other_and_covering_the_item(ramp_store):
+    # ramp item i holds sample value position + 1000 i: a view's first sample says where it was cut
+    store = AudioStore(ramp_store)
+    request = DataRequest(crop_samples=1000, views=2, layout="anywhere")
+    dataset = ClipDataset(store, request)
+    starts = []
+    for step in range(50):
+        for draw in PoolBatchSampler([np.arange(6)], [6], request, seed=0).batch(step):
+            clip = dataset[draw]
+            first_samples = clip["audio"][:, 0].numpy().astype(np.int64) - 1000 * draw.item
+            for view, start in enumerate(first_samples):
+                np.testing.assert_array_equal(clip["audio"][view].numpy(), store.read(draw.item, int(start), 1000))
+            starts.append(first_samples)
+    first, second = np.array(starts, dtype=float).T
+    last_start = 3 * RATE - 1000
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.2  # 300 pairs: the spread of r is about 0.06
+    for view in (first, second):
+        assert view.min() >= 0 and view.max() <= last_start
+        shares = np.histogram(view, bins=4, range=(0, last_start))[0] / len(view)
+        assert shares.min() > 0.15  # uniform over the whole item: every quarter gets its share
 
 
 def test_independent_crops_lie_inside_one_segment(ramp_store):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from mucon.audio.augment import Compose
 from mucon.config import ConfigError, load_config
 from mucon.methods import CLMR, method_class
 
@@ -29,6 +30,22 @@ def test_paper_preset_keeps_the_paper_numbers():
 def test_unknown_method_setting_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="temprature"):
         tiny_clmr("method.temprature=0.1")
+
+
+def test_each_view_is_its_own_crop_anywhere_in_the_item_unless_one_crop_per_clip_is_asked_for(monkeypatch):
+    request = tiny_clmr().data_request
+    assert (request.views, request.layout, request.crop_samples) == (2, "anywhere", 8000)
+    method = tiny_clmr()
+    monkeypatch.setattr(method, "augment", Compose([]))  # no augmentation: the views are the crops
+    seen = []
+    monkeypatch.setattr(method, "project", lambda views: seen.append(views) or torch.randn(views.shape[0], 8))
+    audio = (torch.randn(3, 2, 8000) * 3000).to(torch.int16)
+    method.compute_loss({"audio": audio})
+    torch.testing.assert_close(seen[0], torch.cat([audio[:, 0], audio[:, 1]]).float() / 32768)
+    ablation = tiny_clmr("method.crop_per_view=false").data_request
+    assert (ablation.views, ablation.layout) == (1, "adjacent")
+    with pytest.raises(ConfigError, match="crop_per_view"):
+        tiny_clmr("method.crop_per_view=3")
 
 
 def test_views_are_two_different_augmentations_of_each_crop(monkeypatch):

@@ -1,8 +1,13 @@
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 import mucon
+from mucon.audio.store import AudioStore, prepare_store
 from mucon.config import load_config
+from mucon.data.datamodule import ClipDataset
+from mucon.data.sampler import PoolBatchSampler
 from mucon.losses import BilinearLoss
 from mucon.methods import COLA, method_class
 from mucon.training import pretrain
@@ -20,6 +25,11 @@ def tones(pitches, samples=4000, rate=16000, views=2):
     t = torch.arange(samples) / rate
     audio = torch.stack([torch.sin(2 * torch.pi * pitches[:, None] * (t + 0.01 * view)) for view in range(views)], 1)
     return (audio * 0.5 * 32767).to(torch.int16)
+
+
+def with_levels(audio):
+    """A batch of crops whose items are as loud as the crops themselves."""
+    return {"audio": audio, "level": (audio[:, 0].float() / 32768).square().mean(dim=1).sqrt()}
 
 
 def test_presets_name_their_method_class():
@@ -43,14 +53,14 @@ def test_paper_preset_keeps_the_paper_numbers():
 def test_the_first_crop_is_the_anchor_and_the_second_its_positive(monkeypatch):
     method = tiny_cola()
     seen = {}
-    def project(views):
+    def project(views, level=None):
         seen["views"] = views
         return torch.randn(len(views), 512)
 
     monkeypatch.setattr(method, "project", project)
     monkeypatch.setattr(method.loss, "forward", lambda a, p: seen.update(anchors=a, positives=p) or a.sum())
     audio = tones(torch.tensor([220.0, 330.0, 440.0]))
-    method.compute_loss({"audio": audio})
+    method.compute_loss(with_levels(audio))
     torch.testing.assert_close(seen["views"], torch.cat([audio[:, 0], audio[:, 1]]).float() / 32768)
     assert seen["anchors"].shape == seen["positives"].shape == (3, 512)
 
@@ -63,7 +73,7 @@ def test_w_is_learned_with_the_network():
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     method = tiny_cola()
-    batch = {"audio": tones(torch.tensor([110.0, 185.0, 262.0, 392.0, 523.0, 740.0, 880.0, 1245.0]))}
+    batch = with_levels(tones(torch.tensor([110.0, 185.0, 262.0, 392.0, 523.0, 740.0, 880.0, 1245.0])))
     losses = losses_on_a_fixed_batch(method, batch, lr=1e-3)
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 
@@ -77,3 +87,26 @@ def test_cpu_preset_trains_from_a_store_and_loads_back(tmp_path, tone_store):
     with torch.no_grad():
         embedding = model.encoder.embed(torch.randn(2, 16000))
     assert embedding.shape == (2, model.encoder.dim) and torch.isfinite(embedding).all()
+
+
+def test_a_crop_of_the_quiet_half_of_a_loud_then_quiet_item_stays_quiet(tmp_path):
+    # the release L2-normalises the whole clip before cropping; a crop is not raised to its item's level
+    rate, audio = 16000, tmp_path / "audio"
+    audio.mkdir()
+    t = np.arange(4 * rate) / rate
+    sf.write(audio / "item.wav", 0.5 * np.sin(2 * np.pi * 440 * t) * np.where(t < 2, 1.0, 0.01), rate, subtype="PCM_16")
+    prepare_store(audio, tmp_path / "store", rate, progress=False, num_workers=1)
+    store = AudioStore(tmp_path / "store")
+    method = tiny_cola()
+    request = method.data_request
+    assert request.item_level
+    clip = ClipDataset(store, request)[PoolBatchSampler([np.arange(1)], [1], request, seed=0).batch(0)[0]]
+    whole = store.read(0, 0, int(store.lengths[0])).astype(np.float64) / 32768
+    assert clip["level"].item() == pytest.approx(np.sqrt(np.mean(whole**2)), rel=1e-4)
+    loud, quiet = (torch.from_numpy(store.read(0, start, 4000)).float() / 32768 for start in (8000, 40000))
+    features = method.spectrograms(torch.stack([loud, quiet]), clip["level"].repeat(2))
+    assert features[0].max() - features[1].max() == pytest.approx(np.log(100), abs=0.1)  # 40 dB quieter, still
+    per_crop = tiny_cola("encoder.params.frontend=cola_crop_level")  # the named ablation: each crop to one level
+    assert not per_crop.data_request.item_level
+    raised = per_crop.spectrograms(torch.stack([loud, quiet]), None)
+    assert raised[0].max() - raised[1].max() == pytest.approx(0.0, abs=0.1)

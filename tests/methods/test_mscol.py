@@ -1,17 +1,21 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import mucon
-from mucon.audio.store import prepare_store
+from mucon.audio.store import AudioStore, prepare_store
 from mucon.cli import main
 from mucon.config import ConfigError, load_config
+from mucon.data.datamodule import ClipDataset
+from mucon.data.sampler import PoolBatchSampler
 from mucon.losses import AbsenceAwareLoss, BilinearLoss
 from mucon.methods import MSCOL, method_class
 from mucon.training import pretrain
 
 from conftest import CONFIGS, losses_on_a_fixed_batch
+from multitrack import MUSDB_RATE, instrument, write_pcm
 
 FAST = ["data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2", "trainer.progress_bar=false"]
 
@@ -30,9 +34,11 @@ def sources_batch(present, samples=4000, rate=16000, seed=0):
     mixture = source + 0.2 * torch.sin(2 * torch.pi * 3 * pitches[:, None] * t + 1) \
         + 0.01 * torch.randn(len(present), samples, generator=generator)
     pcm = lambda x: (x * 32767).to(torch.int16)[:, None]  # noqa: E731
+    level = lambda x: (pcm(x)[:, 0].float() / 32768).square().mean(dim=1).sqrt()  # noqa: E731  (items as loud as their crops)
     present = torch.tensor(present)[:, None]
     return {"audio": pcm(mixture), "sources": pcm(source), "source_present": present,
-            "source_index": torch.zeros(len(present), dtype=torch.long)}
+            "source_index": torch.zeros(len(present), dtype=torch.long),
+            "level": level(mixture), "source_level": level(source)[:, None]}
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +106,10 @@ def test_absent_sources_enter_the_network_as_all_zero_spectrograms(monkeypatch):
     method.compute_loss(batch)
     spec = seen[0]
     assert spec.shape[0] == 8  # mixtures and sources in one batch: shared batch-norm statistics, as the release
-    torch.testing.assert_close(spec[:4], method.encoder.frontend(batch["audio"][:, 0].float() / 32768))
+    torch.testing.assert_close(spec[:4], method.encoder.frontend(batch["audio"][:, 0].float() / 32768, batch["level"]))
     assert (spec[[5, 7]] == 0).all()  # the absent sources
-    torch.testing.assert_close(spec[[4, 6]], method.encoder.frontend(batch["sources"][[0, 2], 0].float() / 32768))
+    torch.testing.assert_close(spec[[4, 6]], method.encoder.frontend(batch["sources"][[0, 2], 0].float() / 32768,
+                                                                     batch["source_level"][[0, 2], 0]))
 
 
 def test_a_present_only_batch_is_colas_loss_between_mixture_and_source(monkeypatch):
@@ -154,3 +161,28 @@ def test_a_store_without_sources_is_a_one_line_error_saying_how_to_make_one(tmp_
     error = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in error
     assert error.startswith("mucon pretrain: ") and "mucon prepare" in error and "mucon separate" in error
+
+
+def test_a_near_silent_crop_of_a_present_stem_is_not_raised_to_the_stems_level(tmp_path):
+    # the release L2-normalises each whole stem before cropping: a near-silent stretch stays near-silent
+    track = tmp_path / "musdb18hq" / "train" / "Artist - Song"
+    frames = 3 * MUSDB_RATE
+    stems = {source: instrument(source, frames, MUSDB_RATE, k, channels=2)
+             for k, source in enumerate(("vocals", "drums", "bass", "other"))}
+    stems["vocals"][frames // 2 :] //= 100  # the second half 40 dB down, not silent
+    for source, pcm in stems.items():
+        write_pcm(track / f"{source}.wav", pcm, MUSDB_RATE)
+    write_pcm(track / "mixture.wav", np.sum([p.astype(np.int32) for p in stems.values()], axis=0).astype(np.int16), MUSDB_RATE)
+    prepare_store(tmp_path / "musdb18hq", tmp_path / "store", 16000, progress=False, num_workers=1)
+    store = AudioStore(tmp_path / "store")
+    method = tiny_mscol("method.sources=[vocals]")
+    request = method.data_request
+    assert request.item_level
+    draws = PoolBatchSampler([np.arange(1)], [1], request, seed=0, has_source=store.has_source).batch(0)
+    clip = ClipDataset(store, request)[draws[0]]
+    vocals = store.read_sources(0, 0, int(store.lengths[0]), ["vocals"])[0].astype(np.float64) / 32768
+    assert clip["source_level"][0].item() == pytest.approx(np.sqrt(np.mean(vocals**2)), rel=1e-4)
+    present, faint = (torch.from_numpy(store.read_sources(0, start, 4000, ["vocals"])[0]).float() / 32768
+                      for start in (4000, 36000))
+    features = method.spectrograms(torch.stack([present, faint]), clip["source_level"].repeat(2))
+    assert features[0].max() - features[1].max() == pytest.approx(np.log(100), abs=0.2)

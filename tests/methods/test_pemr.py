@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import mucon
+from mucon.audio.augment import Compose
 from mucon.cli import main
 from mucon.config import load_config
 from mucon.methods import CLMR, PEMR, method_class
@@ -39,6 +40,19 @@ def replaced(spectrogram, mask_frame):
     return (spectrogram == mask_frame[None, :, None]).all(dim=1)
 
 
+def test_each_view_is_its_own_crop_anywhere_in_the_item_unless_one_crop_per_clip_is_asked_for(monkeypatch):
+    assert (tiny_pemr().data_request.views, tiny_pemr().data_request.layout) == (2, "anywhere")
+    assert tiny_pemr("method.crop_per_view=false").data_request.views == 1
+    method = tiny_pemr()
+    monkeypatch.setattr(method, "augment", Compose([]))  # no augmentation: the views are the crops
+    batch = tone_batch()
+    batch["audio"] = torch.stack([batch["audio"][:, 0], batch["audio"][:, 0].flip(0)], dim=1)  # view j: another clip
+    anchors, positives, _ = recorded_views(method, monkeypatch, batch)
+    torch.testing.assert_close(anchors, method.encoder.frontend(batch["audio"][:, 0].float() / 32768))
+    unmasked = positives != method.mask_frame[None, :, None]
+    torch.testing.assert_close(positives[unmasked], method.encoder.frontend(batch["audio"][:, 1].float() / 32768)[unmasked])
+
+
 def test_presets_name_their_method_class():
     assert method_class(load_config(CONFIGS / "pemr.yaml").method_name) is PEMR
     assert method_class(load_config(CONFIGS / "pemr-cpu.yaml").method_name) is PEMR
@@ -52,6 +66,8 @@ def test_paper_preset_keeps_the_paper_numbers():
     assert method.masked_count(462) == 46
     assert method.config.data.batch_size == 48
     assert method.config.optimizer.lr == 3e-4
+    assert method.config.trainer.max_steps == 300 * (18706 // 48)  # the release's 300 epochs of MTAT train
+    assert method.encoder.frontend.filterbank_sample_rate == 16000  # the release's torchaudio default
     assert method.encoder.dim == 512
     assert method.projector(torch.zeros(2, 512)).shape == (2, 256)
     assert len(method.transformer.layers) == 3

@@ -12,6 +12,10 @@ Conventions shared by every module:
   ``x``'s device), so a seed reproduces a batch of views exactly and no global RNG is touched.
 - Each example is selected independently with probability ``p``; unselected rows come back
   bit-exact, and the effect is computed only for the selected subset.
+- ``forward(x, generator, clips)``: ``clips`` (``ClipGroups``) says which rows are views of one
+  clip. ``Compose`` and ``OneOf`` built with ``per_clip=True`` then draw their gate and their pick
+  once per clip, shared by its views (torch-audiomentations' ``p_mode="per_batch"`` applied to one
+  clip's views, as SemiSupCon did); every other draw stays per row.
 - Shape and dtype are preserved; silent input stays finite.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -69,12 +74,42 @@ def _check_range(name: str, low: float, high: float) -> None:
         raise ValueError(f"{name}: minimum {low} is above maximum {high}")
 
 
+@dataclass(frozen=True)
+class ClipGroups:
+    """Which clip each row of a batch is a view of: ``ids`` [B] in 0 .. ``count`` - 1.
+
+    ``count`` travels as a Python int so that per-clip draws never wait on the device.
+    """
+
+    ids: Tensor
+    count: int
+
+    @classmethod
+    def view_major(cls, clips: int, views: int, device: torch.device | str | None = None) -> ClipGroups:
+        """Rows laid out view by view (row v * clips + c is view v of clip c), as ``nt_xent_ids`` lays them."""
+        return cls(torch.arange(clips, device=device).repeat(views), clips)
+
+    def rows(self, rows: Tensor) -> ClipGroups:
+        return ClipGroups(self.ids.index_select(0, rows), self.count)
+
+    def rand(self, generator: torch.Generator) -> Tensor:
+        """One U(0, 1) draw per clip, given to each of its rows."""
+        return torch.rand(self.count, generator=generator, device=self.ids.device)[self.ids]
+
+    def randint(self, high: int, generator: torch.Generator) -> Tensor:
+        """One draw in 0 .. high - 1 per clip, given to each of its rows."""
+        return torch.randint(high, (self.count,), generator=generator, device=self.ids.device)[self.ids]
+
+
 class Augmentation(nn.Module):
     """Base class: select each example with probability ``p``, transform only the selected ones.
 
     Subclasses implement ``transform``, which applies the effect to every row it is given; the
     selection, the pass-through of unselected rows and the re-assembly of the batch live here once.
+    ``per_clip``: the selection is drawn once per clip of ``clips`` (shared by its views) when given.
     """
+
+    per_clip = False
 
     def __init__(self, p: float = 1.0):
         super().__init__()
@@ -82,15 +117,22 @@ class Augmentation(nn.Module):
             raise ValueError(f"p must be in [0, 1], got {p}")
         self.p = p
 
-    def forward(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        selected = torch.rand(x.shape[0], generator=generator, device=x.device) < self.p
+    def forward(self, x: Tensor, generator: torch.Generator, clips: ClipGroups | None = None) -> Tensor:
+        if self.per_clip and clips is not None:
+            selected = clips.rand(generator) < self.p
+        else:
+            selected = torch.rand(x.shape[0], generator=generator, device=x.device) < self.p
         rows = selected.nonzero().squeeze(1)
         if rows.numel() == 0:
             return x
         if rows.numel() == x.shape[0]:
-            return self.transform(x, generator).to(x.dtype)
-        transformed = self.transform(x.index_select(0, rows), generator).to(x.dtype)
+            return self.apply_to(x, generator, clips).to(x.dtype)
+        transformed = self.apply_to(x.index_select(0, rows), generator, None if clips is None else clips.rows(rows)).to(x.dtype)
         return x.index_copy(0, rows, transformed)
+
+    def apply_to(self, x: Tensor, generator: torch.Generator, clips: ClipGroups | None) -> Tensor:
+        """The effect on the selected rows; a leaf draws per row and has no use for ``clips``."""
+        return self.transform(x, generator)
 
     def transform(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """Apply the effect to every row of ``x`` ([n, T]) with per-row parameters."""
@@ -117,7 +159,7 @@ class RandomCrop(nn.Module):
         super().__init__()
         self.n_samples = n_samples
 
-    def forward(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def forward(self, x: Tensor, generator: torch.Generator, clips: ClipGroups | None = None) -> Tensor:
         return random_crop(x, self.n_samples, generator)
 
 
@@ -125,39 +167,52 @@ class Compose(Augmentation):
     """Run a chain on a ``p``-selected subset; each member then applies its own probability.
 
     SemiSupCon gates its whole chain this way (p = min(1, 0.8 s)), which is what makes severity 0
-    the identity.
+    the identity; ``per_clip=True`` draws that gate once per clip (see ``ClipGroups``).
     """
 
-    def __init__(self, augmentations: Sequence[nn.Module], p: float = 1.0):
+    def __init__(self, augmentations: Sequence[nn.Module], p: float = 1.0, per_clip: bool = False):
         super().__init__(p)
         self.augmentations = nn.ModuleList(augmentations)
+        self.per_clip = per_clip
 
-    def transform(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def apply_to(self, x: Tensor, generator: torch.Generator, clips: ClipGroups | None) -> Tensor:
         for augmentation in self.augmentations:
-            x = augmentation(x, generator)
+            x = augmentation(x, generator, clips)
         return x
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, per_clip={self.per_clip}"
 
 
 class OneOf(Augmentation):
     """Each selected example gets exactly one member, picked uniformly (SemiSupCon's filters).
 
-    The pick is per example, not per batch, so one batch mixes all the filter types.
+    The pick is per example, so one batch mixes all the filter types; ``per_clip=True`` picks (and
+    gates) once per clip, so that the views of a clip share the filter type (see ``ClipGroups``).
     """
 
-    def __init__(self, augmentations: Sequence[nn.Module], p: float = 1.0):
+    def __init__(self, augmentations: Sequence[nn.Module], p: float = 1.0, per_clip: bool = False):
         super().__init__(p)
         if not augmentations:
             raise ValueError("OneOf needs at least one augmentation")
         self.augmentations = nn.ModuleList(augmentations)
+        self.per_clip = per_clip
 
-    def transform(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        choice = torch.randint(len(self.augmentations), (x.shape[0],), generator=generator, device=x.device)
+    def apply_to(self, x: Tensor, generator: torch.Generator, clips: ClipGroups | None) -> Tensor:
+        if self.per_clip and clips is not None:
+            choice = clips.randint(len(self.augmentations), generator)
+        else:
+            choice = torch.randint(len(self.augmentations), (x.shape[0],), generator=generator, device=x.device)
         out = x
         for index, augmentation in enumerate(self.augmentations):
             rows = (choice == index).nonzero().squeeze(1)
             if rows.numel():
-                out = out.index_copy(0, rows, augmentation(x.index_select(0, rows), generator).to(x.dtype))
+                picked = augmentation(x.index_select(0, rows), generator, None if clips is None else clips.rows(rows))
+                out = out.index_copy(0, rows, picked.to(x.dtype))
         return out
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, per_clip={self.per_clip}"
 
 
 class PolarityInversion(Augmentation):

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from mucon.precision import full_precision
 
 Scale = Literal["db", "log"]
+WaveformLevel = Literal["item", "crop"]
+WAVEFORM_LEVELS = ("item", "crop")
 
 PEMR_SAMPLE_RATE = 22050
 PEMR_CROP_SAMPLES = 59049
@@ -71,8 +73,21 @@ class LogMelSpectrogram(nn.Module):
 
     ``power`` 2 gives a power spectrogram, 1 a magnitude one. ``scale='db'`` gives
     10 log10(max(mel, 1e-10)), optionally floored at ``top_db`` below each example's maximum;
-    ``scale='log'`` gives log(max(mel, 1e-5)). ``normalize_waveform`` divides each waveform by its
-    L2 norm first (MSCOL/COLA), making the features independent of the clip's level.
+    ``scale='log'`` gives log(max(mel, 1e-5)).
+
+    ``waveform_level`` scales the waveform before anything else (COLA, MSCOL), so that the features do
+    not depend on the recording's level. ``"item"``: by the level of the whole item the crop was cut
+    from, ``forward(crops, level=item_rms)``, to x / (item_rms sqrt(T)): a crop as loud as its item gets
+    unit L2 norm, and a quiet passage stays as much quieter than the item as it is. The releases
+    L2-normalise the whole clip (COLA) or stem (MSCOL) before cropping; dividing by the RMS instead of the
+    norm gives the same features up to a constant factor for their equal-length clips, and keeps the level
+    of items of any length comparable. Without ``level`` the input is taken as its own item (a whole
+    track's windows at evaluation are then each their own item). ``"crop"``: each crop by its own L2 norm
+    (mucon's earlier way), so that every crop, a near-silent one included, reaches the same level.
+    ``None``: the waveform as it comes.
+    ``filterbank_sample_rate`` builds the mel filterbank as if the audio were at that rate (its bins
+    spanning 0 .. filterbank_sample_rate / 2) and applies it to the audio's FFT bins as they are:
+    PEMR's release did so by leaving torchaudio's 16 kHz default (see ``pemr_frontend``).
     Window and filterbank are non-persistent buffers: they follow ``.to(device)`` and stay out of
     checkpoints.
     """
@@ -89,12 +104,15 @@ class LogMelSpectrogram(nn.Module):
         scale: Scale = "db",
         power: float = 2.0,
         center: bool = True,
-        normalize_waveform: bool = False,
+        waveform_level: WaveformLevel | None = None,
         top_db: float | None = None,
+        filterbank_sample_rate: int | None = None,
     ):
         super().__init__()
         if scale not in ("db", "log"):
             raise ValueError(f"scale must be 'db' or 'log', got {scale!r}")
+        if waveform_level is not None and waveform_level not in WAVEFORM_LEVELS:
+            raise ValueError(f"waveform_level must be 'item', 'crop' or None, got {waveform_level!r}")
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length or n_fft
@@ -105,12 +123,14 @@ class LogMelSpectrogram(nn.Module):
         self.scale = scale
         self.power = power
         self.center = center
-        self.normalize_waveform = normalize_waveform
+        self.waveform_level = waveform_level
         self.top_db = top_db
-        f_max = sample_rate / 2 if f_max is None else f_max
+        self.filterbank_sample_rate = filterbank_sample_rate or sample_rate
+        f_max = self.filterbank_sample_rate / 2 if f_max is None else f_max
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
         self.register_buffer(
-            "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min, f_max), persistent=False
+            "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, self.filterbank_sample_rate, f_min, f_max),
+            persistent=False,
         )
 
     def n_frames(self, n_samples: int) -> int:
@@ -120,10 +140,14 @@ class LogMelSpectrogram(nn.Module):
         return 1 + (n_samples - self.win_length) // self.hop_length
 
     @full_precision
-    def forward(self, waveform: Tensor) -> Tensor:
+    def forward(self, waveform: Tensor, level: Tensor | None = None) -> Tensor:
+        """``level``: the RMS of each waveform's whole item (shape ``waveform.shape[:-1]``), used by
+        ``waveform_level="item"`` only."""
         leading, length = waveform.shape[:-1], waveform.shape[-1]
         x = waveform.reshape(-1, length)
-        if self.normalize_waveform:
+        if self.waveform_level == "item" and level is not None:
+            x = x / (level.reshape(-1, 1).to(x.dtype) * length**0.5).clamp(min=1e-12)
+        elif self.waveform_level is not None:
             x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         if self.center:
             pad = self.win_length // 2
@@ -146,15 +170,26 @@ class LogMelSpectrogram(nn.Module):
         return (
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
             f"hop_length={self.hop_length}, n_mels={self.n_mels}, scale={self.scale!r}, power={self.power}, "
-            f"center={self.center}, normalize_waveform={self.normalize_waveform}"
+            f"center={self.center}, waveform_level={self.waveform_level!r}, "
+            f"filterbank_sample_rate={self.filterbank_sample_rate}"
         )
 
 
-def pemr_frontend(sample_rate: int = PEMR_SAMPLE_RATE, n_mels: int = 128) -> LogMelSpectrogram:
-    """PEMR: 22050 Hz, n_fft = window = 256, hop 128, 128 mels over 0 .. sample_rate / 2, power in dB.
+def pemr_frontend(
+    sample_rate: int = PEMR_SAMPLE_RATE, n_mels: int = 128, filterbank_sample_rate: int | None = None
+) -> LogMelSpectrogram:
+    """PEMR: 22050 Hz, n_fft = window = 256, hop 128, 128 mels, power in dB.
 
     Centre padding (torchaudio's default, which PEMR's release used) is what turns 59049 samples
     into 462 frames: 1 + 59049 // 128. At another rate the window and hop keep their sizes in samples.
+
+    The filterbank: ``filterbank_sample_rate=None`` builds it for the audio's rate, 128 HTK-mel bands
+    over 0 .. 11025 Hz (centres 15.5, 171, 708, 2134, 5002, 10772 Hz at bands 0, 9, 31, 63, 95, 127).
+    PEMR's release (``filterbank_sample_rate=16000``, the ``pemr`` preset) left torchaudio's
+    MelSpectrogram at its default 16 kHz: bands mel-spaced over 0 .. 8000 Hz of a 16 kHz FFT, applied
+    to the 22050 Hz FFT bins, so each band really sits at 22050 / 16000 = 1.378 times its nominal
+    frequency: centres 19.0, 208, 838, 2403, 5328, 10793 Hz at the same bands (36 bands below 1 kHz
+    instead of 40): up to a fifth higher at the low end, the same at the top (11025 Hz).
     """
     return LogMelSpectrogram(
         sample_rate=sample_rate,
@@ -164,12 +199,15 @@ def pemr_frontend(sample_rate: int = PEMR_SAMPLE_RATE, n_mels: int = 128) -> Log
         n_mels=n_mels,
         scale="db",
         center=True,
+        filterbank_sample_rate=filterbank_sample_rate,
     )
 
 
-def cola_frontend(sample_rate: int = COLA_SAMPLE_RATE) -> LogMelSpectrogram:
+def cola_frontend(sample_rate: int = COLA_SAMPLE_RATE, waveform_level: WaveformLevel = "item") -> LogMelSpectrogram:
     """COLA / MSCOL: 16 kHz, 25 ms window (400), 10 ms hop (160), 1024-point FFT, 64 mels over
-    60 .. 7800 Hz, log(max(x, 1e-5)), L2-normalised waveform.
+    60 .. 7800 Hz, log(max(x, 1e-5)), the waveform at its item's level (the releases normalise the
+    whole clip or stem; ``waveform_level="crop"``, the frontend named ``cola_crop_level``, normalises
+    each crop instead; see ``LogMelSpectrogram``).
 
     No centre padding (TensorFlow's ``tf.signal.stft``, which COLA used), so ``COLA_CROP_SAMPLES``
     = 16000 samples (1 s) give 98 frames. The mel filterbank is applied to the magnitude
@@ -188,6 +226,6 @@ def cola_frontend(sample_rate: int = COLA_SAMPLE_RATE) -> LogMelSpectrogram:
         scale="log",
         power=1.0,
         center=False,
-        normalize_waveform=True,
+        waveform_level=waveform_level,
     )
 

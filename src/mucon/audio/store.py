@@ -21,6 +21,9 @@ opens without a Python object per item)::
     index-sources.npy     bool   [N, S] item i has a stored stem of source type source_names[s]
     paths-blob.npy        uint8  [B]    utf-8 item paths (relative to the audio folder), concatenated
     paths-offsets.npy     int64  [N+1]  item i's path is blob[offsets[i]:offsets[i+1]]
+    index-rms.npy         float32 [N, 1+S] RMS (x in [-1, 1)) of item i's whole mixture, then of each of its
+                          stems in source_names order (0 where it has none): the item's level, which COLA and
+                          MSCOL scale by (a store prepared before it existed measures it on first use, once)
     labels.csv            only when the layout has label columns: their rows for kept items, in store order
     skipped.csv           path, reason, detail for every input that was not kept
     normalised.csv        only when some item peaked above 1: path, peak, the gain it was scaled by
@@ -76,6 +79,8 @@ _LABELS_CSV = "labels.csv"
 _NORMALISED_CSV = "normalised.csv"
 _TRUNCATED_CSV = "truncated.csv"
 _INDEX_FILES = ("index-shard", "index-offset", "index-length", "index-sources", "paths-blob", "paths-offsets")
+_LEVELS_NPY = "index-rms.npy"
+_LEVEL_CHUNK = 2**16  # samples summed at a time (0.5 MB of float64): memory stays flat in an item's length
 # One journal record per kept item; ``sources`` is a bit mask over SOURCE_TYPES of the stems stored after
 # the mixture, ``peak`` the item's peak before it was scaled (above 1: scaled by 1 / peak), ``header_seconds``
 # what the header of a truncated mixture promised (0: the file was whole).
@@ -518,6 +523,28 @@ def _write_index(
         _save_npy(store_dir / f"{name}.npy", array)
 
 
+def _measure_levels(store_dir: Path, shard: np.ndarray, offset: np.ndarray, length: np.ndarray,
+                    has_source: np.ndarray) -> np.ndarray:
+    """float32 [N, 1 + S]: the RMS of each item's whole mixture and of each of its stored stems, read from
+    the shards once (an item is its mixture, then its stems in source order, ``length`` samples each)."""
+    levels = np.zeros((len(length), 1 + has_source.shape[1]), dtype=np.float32)
+    maps: dict[int, np.memmap] = {}
+    for i in range(len(length)):
+        n = int(length[i])
+        if n == 0:
+            continue
+        pcm = maps.get(int(shard[i]))
+        if pcm is None:
+            pcm = maps.setdefault(int(shard[i]), np.memmap(_shard_path(store_dir, int(shard[i])), dtype="<i2", mode="r"))
+        columns = [0, *(1 + np.flatnonzero(has_source[i]))]
+        for track, column in enumerate(columns):
+            first = int(offset[i]) + track * n
+            energy = sum(float(np.square(pcm[start : min(start + _LEVEL_CHUNK, first + n)], dtype=np.float64).sum())
+                         for start in range(first, first + n, _LEVEL_CHUNK))
+            levels[i, column] = np.sqrt(energy / n) / 32768.0
+    return levels
+
+
 def _write_labels(store_dir: Path, table: Table, kept_rows: np.ndarray) -> None:
     """The label columns of kept items, in store order, with ``path`` as first column."""
 
@@ -576,6 +603,8 @@ def _finalize(
     sources = [source for source in SOURCE_TYPES if bits[source].any()]
     has_source = np.stack([bits[source] for source in sources], axis=1) if sources else np.zeros((len(records), 0), bool)
     _write_index(store_dir, records["shard"], records["offset"], records["length"], has_source, path_blob, path_offsets)
+    levels = _measure_levels(store_dir, records["shard"], records["offset"], records["length"], has_source)
+    _save_npy(store_dir / _LEVELS_NPY, levels)
     if table.label_columns:
         _write_labels(store_dir, table, records["row"])
     info = {
@@ -748,6 +777,7 @@ class AudioStore:
         self._path_offsets = index["paths-offsets"]
         self._open_shards: OrderedDict[int, np.memmap] = OrderedDict()
         self._labels: dict[str, np.ndarray] | None = None
+        self._levels: np.ndarray | None = None
         self._check_shard_sizes()
 
     def _check_shard_sizes(self, chunk: int = 2**16) -> None:
@@ -799,6 +829,26 @@ class AudioStore:
             if any(len(values) != len(self) for values in self._labels.values()):
                 raise ValueError(f"{self.store_dir / _LABELS_CSV} does not have one row per item")
         return self._labels
+
+    @property
+    def levels(self) -> np.ndarray:
+        """float32 [N, 1 + S]: RMS of item i's whole mixture (column 0) and of its stem of type
+        ``source_names[s]`` (column 1 + s; 0 where absent), as ``index-rms.npy`` holds them.
+
+        A store prepared before that file existed measures it here, once: it is saved next to the index
+        when the folder is writable (else kept for this object's life).
+        """
+        if self._levels is None:
+            path = self.store_dir / _LEVELS_NPY
+            if path.exists():
+                self._levels = np.load(path)
+            else:
+                self._levels = _measure_levels(self.store_dir, self._shard, self._offset, self.lengths, self.has_source)
+                try:
+                    _save_npy(path, self._levels)
+                except OSError:
+                    pass  # a read-only store: measured again by the next process that opens it
+        return self._levels
 
     def _shard_map(self, shard: int) -> np.memmap:
         shard_map = self._open_shards.get(shard)

@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from mucon.audio.store import AudioStore
 from mucon.config import DataConfig
-from mucon.data.request import ADJACENT, DataRequest
-from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng, split_pools
+from mucon.data.request import ADJACENT, ANYWHERE, DataRequest
+from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng, share_of, split_pools
 
 # Present-only batches look for a segment where the batch's source sounds; tries per clip before
 # settling for the loudest segment seen (its presence flag then says the truth).
@@ -63,6 +63,8 @@ class ClipDataset(Dataset):
         self.store = store
         self.request = request
         self.label_rows = label_rows
+        # read (or, for an older store, measured) here, once, and pickled into the workers with the dataset
+        self.levels = store.levels if request.item_level else None
 
     def __len__(self) -> int:
         return len(self.store)
@@ -87,16 +89,28 @@ class ClipDataset(Dataset):
         room = self.request.excerpt_samples - self.request.crop_samples
         return [start + int(offset) for offset in rng.integers(0, room + 1, size=count)]
 
+    def _starts_anywhere(self, item: int, count: int, rng: np.random.Generator) -> list[int]:
+        """Independent crop starts, each uniform over the whole item."""
+        last_start = max(0, int(self.store.lengths[item]) - self.request.crop_samples)
+        return [int(start) for start in rng.integers(0, last_start + 1, size=count)]
+
     def __getitem__(self, draw: Draw) -> dict:
+        """The clip of ``draw``; its ``start`` is where its excerpt begins (for ``anywhere``, its first view)."""
         request = self.request
         rng = keyed_rng(*draw.crop_key)
-        start = self._excerpt_start(draw, rng)
-        if request.layout == ADJACENT:
+        if request.layout == ANYWHERE:
+            starts = self._starts_anywhere(draw.item, request.views, rng)
+            start = starts[0]
+        elif request.layout == ADJACENT:
+            start = self._excerpt_start(draw, rng)
             starts = [start + view * request.crop_samples for view in range(request.views)]
         else:
+            start = self._excerpt_start(draw, rng)
             starts = self._crop_starts(start, request.views, rng)
         audio = np.stack([self.store.read(draw.item, view_start, request.crop_samples) for view_start in starts])
         clip = {"audio": torch.from_numpy(audio), "index": draw.item, "start": start}
+        if request.item_level:
+            clip["level"] = torch.tensor(self.levels[draw.item, 0])
         if request.sources:
             names = [request.sources[draw.source]] if request.source_per_batch else list(request.sources)
             stems = [
@@ -105,6 +119,9 @@ class ClipDataset(Dataset):
             ]
             activity = self.store.source_activity(draw.item, start, request.excerpt_samples, names)
             clip["sources"] = torch.from_numpy(np.stack(stems))
+            if request.item_level:
+                columns = [1 + self.store.source_names.index(name) for name in names]
+                clip["source_level"] = torch.from_numpy(self.levels[draw.item, columns])
             clip["source_present"] = torch.from_numpy(activity > request.presence_threshold)
             clip["source_index"] = draw.source
         if request.labels:
@@ -185,7 +202,7 @@ class StoreDataModule(L.LightningDataModule):
         share = request.labelled_share if len(labelled) else 0.0
         if request.labelled_share == 1.0 and not len(labelled):
             raise ValueError(f"{self.config.store}: labelled_share 1 trains on labels only, but no item is labelled")
-        n_labelled = int(round(share * batch))
+        n_labelled = share_of(share, batch)
         if n_labelled == 0:  # pure self-supervision: every item, labels unused
             return [np.arange(len(self.store))], [batch], None
         if n_labelled == batch:
@@ -212,7 +229,7 @@ class StoreDataModule(L.LightningDataModule):
                                f"{int(self.labelled.sum())} labelled items")
             elif request.labelled_share and self.labelled.any():
                 reasons.append(f"labelled_share (b_s) {request.labelled_share} of a batch of "
-                               f"{self.config.batch_size} rounds to 0 clips")
+                               f"{self.config.batch_size} rounds down to 0 clips")
             return "purely self-supervised: " + ("; ".join(reasons) or "no labelled share requested")
         return (f"semi-supervised: {counts[labelled_pool]} of {self.config.batch_size} clips per batch labelled, "
                 f"drawn from {len(pools[labelled_pool])} labelled items (of {int(self.labelled.sum())})")

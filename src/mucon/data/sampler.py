@@ -11,6 +11,7 @@ and together are what one process with the global batch would draw.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -38,14 +39,23 @@ class Draw:
     present_only: bool = False
 
 
+def share_of(fraction: float, count: int) -> int:
+    """floor(fraction x count), as SemiSupCon's release counts b_s and p_s (``int(96 * b_s)``), without
+    float noise taking one off (0.29 x 100 is 28.999... in binary)."""
+    return int(math.floor(fraction * count + 1e-9))
+
+
 def split_pools(labelled: np.ndarray, keep: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labelled pool, unlabelled pool) of item indices: a seeded ``keep`` fraction (p_s) of the
-    labelled items keeps its labels; the other labelled items join the unlabelled ones.
+    """(labelled pool, unlabelled pool) of item indices: a seeded ``keep`` fraction (p_s, rounded down)
+    of the labelled items keeps its labels; the other labelled items join the unlabelled ones.
+
+    The release does the same when the labelled and unlabelled data are one dataset (mucon's one store);
+    it drops the labels not kept only when the labelled data is a separate dataset, which a store is not.
 
     The subset depends only on the seed and the items, never on the number of processes.
     """
     labelled_items = np.flatnonzero(labelled)
-    kept = np.sort(keyed_rng(seed, _KEEP).permutation(labelled_items)[: int(round(keep * len(labelled_items)))])
+    kept = np.sort(keyed_rng(seed, _KEEP).permutation(labelled_items)[: share_of(keep, len(labelled_items))])
     unlabelled = np.setdiff1d(np.arange(len(labelled)), kept)
     return kept, unlabelled
 

@@ -157,7 +157,8 @@ class EfficientNetB0(SpectrogramEncoder):
 
     Each frame is the remaining frequency axis reduced by ``freq_reduction``. The default 'max' makes
     ``embed`` exactly the paper's global 2D max pooling (max over bands, then over time); 'mean'
-    averages bands instead, for smoother per-frame features.
+    averages bands instead, for smoother per-frame features. ``frontend``: a module, or a name that
+    ``mucon.encoders.small_cnn.named_frontend`` knows (default ``cola``; ``cola_crop_level``).
     """
 
     pooling = "max"
@@ -165,7 +166,7 @@ class EfficientNetB0(SpectrogramEncoder):
 
     def __init__(
         self,
-        frontend: nn.Module | None = None,
+        frontend: nn.Module | str | None = None,
         sample_rate: int = 16000,
         input_samples: int | None = None,
         drop_path_rate: float = 0.2,
@@ -174,10 +175,10 @@ class EfficientNetB0(SpectrogramEncoder):
         super().__init__()
         if freq_reduction not in ("max", "mean"):
             raise ValueError(f"freq_reduction must be 'max' or 'mean', got {freq_reduction!r}")
-        if frontend is None:
-            from mucon.audio.frontend import cola_frontend
+        if frontend is None or isinstance(frontend, str):
+            from mucon.encoders.small_cnn import named_frontend
 
-            frontend = cola_frontend(sample_rate)
+            frontend = named_frontend(frontend or "cola", sample_rate, 64)
         check_frontend(frontend, sample_rate)
         self.frontend = frontend
         self.sample_rate = sample_rate

@@ -41,14 +41,17 @@ class PEMRCNN(SpectrogramEncoder):
         input_samples: int = 59049,
         channels: tuple[int, ...] = PEMR_CHANNELS,
         pools: tuple[tuple[int, int], ...] = PEMR_POOLS,
+        filterbank_sample_rate: int | None = None,
     ):
         super().__init__()
         if len(channels) != len(pools):
             raise ValueError("channels and pools must have one entry per block")
+        if frontend is not None and filterbank_sample_rate is not None:
+            raise ValueError("filterbank_sample_rate shapes the default frontend; a given frontend brings its own")
         if frontend is None:
             from mucon.audio.frontend import pemr_frontend
 
-            frontend = pemr_frontend(sample_rate, n_mels)
+            frontend = pemr_frontend(sample_rate, n_mels, filterbank_sample_rate)
         check_frontend(frontend, sample_rate, n_mels)
         self.frontend = frontend
         self.sample_rate = sample_rate

@@ -22,16 +22,22 @@ def small_cnn_frontend(sample_rate: int = 16000, n_mels: int = 64) -> nn.Module:
     )
 
 
+FRONTEND_NAMES = ("small_cnn", "cola", "cola_crop_level")
+
+
 def named_frontend(name: str, sample_rate: int, n_mels: int) -> nn.Module:
-    """A frontend a config can name: ``small_cnn`` (the default above) or ``cola`` (COLA/MSCOL's
-    64-band natural-log mel of the L2-normalised waveform), so CPU presets of a method keep its features."""
+    """A frontend a config can name, so CPU presets of a method keep its features: ``small_cnn`` (the
+    default above), ``cola`` (COLA/MSCOL's 64-band natural-log mel of the waveform at its item's level, as
+    the releases) or ``cola_crop_level`` (the same with each crop normalised to one level, an ablation)."""
     from mucon.audio.frontend import cola_frontend
 
     if name == "small_cnn":
         return small_cnn_frontend(sample_rate, n_mels)
     if name == "cola":
         return cola_frontend(sample_rate)
-    raise ValueError(f"unknown frontend {name!r}; choose 'small_cnn' or 'cola'")
+    if name == "cola_crop_level":
+        return cola_frontend(sample_rate, waveform_level="crop")
+    raise ValueError(f"unknown frontend {name!r}; choose one of {', '.join(FRONTEND_NAMES)}")
 
 
 class SmallCNN(SpectrogramEncoder):

@@ -73,8 +73,27 @@ class Method(L.LightningModule):
         """The batch's int16 crops ``[B, views, samples]`` as float waveforms in [-1, 1)."""
         return batch[key].float() / 32768.0
 
-    def project(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.encoder.embed(waveforms))
+    def project(self, waveforms: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+        """Projections of crops; ``level``: their items' RMS, for a frontend that scales by it."""
+        if level is None:
+            return self.projector(self.encoder.embed(waveforms))
+        frames = self.encoder.forward_spectrogram(self.spectrograms(waveforms, level))
+        return self.projector(self.encoder.pool(frames))
+
+    @property
+    def scales_by_item_level(self) -> bool:
+        """Whether the encoder's frontend scales each crop by its whole item's level (``waveform_level``
+        "item": COLA's and MSCOL's), so that the data must bring that level with the crop."""
+        return getattr(getattr(self.encoder, "frontend", None), "waveform_level", None) == "item"
+
+    def item_level(self, batch: dict[str, torch.Tensor], key: str = "level") -> torch.Tensor | None:
+        """The batch's item levels where the frontend scales by them (else None)."""
+        return batch[key] if self.scales_by_item_level else None
+
+    def spectrograms(self, waveforms: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's frontend on ``waveforms``, at their items' ``level`` when given."""
+        frontend = self.encoder.frontend
+        return frontend(waveforms) if level is None else frontend(waveforms, level)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, figures = self.compute_loss(batch)

@@ -1,6 +1,8 @@
 """COLA (Saeed, Grangier & Zeghidour, ICASSP 2021): one crop of a segment against another.
 
-Two independent ~1 s crops of the same 4 s segment, no augmentation; both through the encoder
+Two independent ~1 s crops of the same 4 s segment, no augmentation, at the level of their whole item
+(the release L2-normalises the whole clip before cropping; the ``cola`` frontend; ``cola_crop_level``
+normalises each crop instead); both through the encoder
 (EfficientNet-B0, global max pooling) and the COLA head (Linear -> LayerNorm -> tanh) in one batch;
 each anchor picks its own positive among every positive of the global batch by the bilinear
 similarity a^T W p.
@@ -33,9 +35,11 @@ class COLA(Method):
     @property
     def data_request(self) -> DataRequest:
         return DataRequest(crop_samples=self.params.crop_samples, views=2, layout=INDEPENDENT,
-                           segment_samples=self.params.segment_samples)
+                           segment_samples=self.params.segment_samples, item_level=self.scales_by_item_level)
 
     def compute_loss(self, batch):
         audio = self.audio(batch)
-        anchors, positives = self.project(torch.cat([audio[:, 0], audio[:, 1]])).chunk(2)
+        level = self.item_level(batch)
+        crops = torch.cat([audio[:, 0], audio[:, 1]])
+        anchors, positives = self.project(crops, None if level is None else level.repeat(2)).chunk(2)
         return self.loss(anchors, positives), {}

@@ -1,7 +1,8 @@
 """MSCOL (Garoufis, Zlatintsi & Maragos, SMC 2023): COLA with the mixture as anchor and one source as positive.
 
 Anchor: a ~1 s crop of a 4 s mixture segment. Positive: an independent crop of ONE source of the same
-segment, the source type drawn per mini-batch from ``sources`` (all four: the multi-source model; one:
+segment (each at the level of its whole mixture or stem, as the release L2-normalises each whole stem
+before cropping: a near-silent crop of a present stem stays near-silent), the source type drawn per mini-batch from ``sources`` (all four: the multi-source model; one:
 a source-targeted model). Absence-aware mode: a seeded coin per batch (``present_only_probability``)
 chooses between batches of clips whose source is present and batches drawn regardless of presence;
 there an absent source (mean |x| of the stem over the segment below ``presence_threshold``) gives an
@@ -52,7 +53,7 @@ class MSCOL(Method):
             crop_samples=self.params.crop_samples, layout=INDEPENDENT, segment_samples=self.params.segment_samples,
             sources=tuple(self.params.sources), source_per_batch=True,
             present_only_probability=self.params.present_only_probability,
-            presence_threshold=self.params.presence_threshold,
+            presence_threshold=self.params.presence_threshold, item_level=self.scales_by_item_level,
         )
 
     def compute_loss(self, batch):
@@ -66,7 +67,10 @@ class MSCOL(Method):
         mixture = self.audio(batch)[:, 0]
         source = self.audio(batch, "sources")[:, 0]
         present = batch["source_present"][:, 0].bool()
-        spectrograms = self.encoder.frontend(torch.cat([mixture, source]))
+        level = self.item_level(batch)
+        if level is not None:
+            level = torch.cat([level, self.item_level(batch, "source_level")[:, 0]])
+        spectrograms = self.spectrograms(torch.cat([mixture, source]), level)
         zero_input = torch.cat([torch.zeros_like(present), ~present])
         spectrograms = spectrograms.masked_fill(zero_input[:, None, None], 0.0)
         embeddings = self.projector(self.encoder.pool(self.encoder.forward_spectrogram(spectrograms)))

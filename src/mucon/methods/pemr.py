@@ -1,7 +1,8 @@
 """PEMR (Yao et al., WWW 2022): contrastive learning with positive-negative frame masks.
 
-Two views of one crop go through the CLMR chain (without pitch shift, as PEMR's final release) and
-the encoder's log-mel front end. A small transformer reads the mel frames of both views as tokens
+Two views, each its own random crop of the item (the release's per-view chain starts with
+RandomResizedCrop; ``crop_per_view: false`` augments one crop twice, for ablations), go through the
+CLMR chain (without pitch shift, as PEMR's final release) and the encoder's log-mel front end. A small transformer reads the mel frames of both views as tokens
 after a learned [CLS] token; at its last layer the [CLS] queries of both views against the keys of
 view j's frames score how much each frame of view j matters. With k = int(frames x mask_ratio):
 
@@ -50,6 +51,7 @@ from mucon.data.request import DataRequest
 from mucon.encoders import SpectrogramEncoder
 from mucon.losses import CrossCorrelationLoss, HardNegativeLoss
 from mucon.methods.base import Method, MethodParams
+from mucon.methods.clmr import two_view_crops, view_crops_request
 
 OBJECTIVES = ("cross_correlation", "contrastive")
 BERT_ZEROED, BERT_RANDOM = 0.8, 0.1  # of the picked frames; the remaining 10% are left as they are
@@ -72,6 +74,7 @@ class PEMRParams(MethodParams):
     dropout: float = 0.1
     prediction_hidden_dim: int = 512
     pitch_shift: bool = False
+    crop_per_view: bool = True  # false: one crop, augmented twice (an ablation)
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
@@ -208,7 +211,7 @@ class PEMR(Method):
 
     @property
     def data_request(self) -> DataRequest:
-        return DataRequest(crop_samples=self.params.crop_samples)
+        return view_crops_request(self.params.crop_samples, self.params.crop_per_view)
 
     def masked_count(self, n_frames: int) -> int:
         k = int(n_frames * self.params.mask_ratio)
@@ -243,9 +246,9 @@ class PEMR(Method):
         return self.projector(self.encoder.pool(self.encoder.forward_spectrogram(spectrogram)))
 
     def compute_loss(self, batch):
-        audio = self.audio(batch)[:, 0]
-        spectrogram_i = self.encoder.frontend(self.augment(audio, self.view_generator))
-        spectrogram_j = self.encoder.frontend(self.augment(audio, self.view_generator))
+        crop_i, crop_j = two_view_crops(self.audio(batch))
+        spectrogram_i = self.encoder.frontend(self.augment(crop_i, self.view_generator))
+        spectrogram_j = self.encoder.frontend(self.augment(crop_j, self.view_generator))
         frames_i, frames_j = frame_tokens(spectrogram_i), frame_tokens(spectrogram_j)
         prediction = self.prediction_loss(torch.cat([frames_i, frames_j]))
         _, dropped = self.select(frames_i, frames_j)

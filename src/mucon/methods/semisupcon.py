@@ -1,7 +1,8 @@
 """SemiSupCon (Guinot, Quinton & Fazekas, ISMIR 2024): labels add positives to the self-supervised ones.
 
 Each clip gives N views: N adjacent, non-overlapping chunks of one random excerpt, each through the
-SemiSupCon chain independently. A batch holds round(b_s x B) clips from the labelled pool (the seeded
+SemiSupCon chain: its gate and filter type drawn once per clip and shared by the N views, its leaf
+transforms drawn per view (as the release's per-batch Compose and OneOf on one clip's views). A batch holds floor(b_s x B) clips from the labelled pool (the seeded
 fraction p_s of labelled items that keep their labels) and the rest from the unlabelled pool.
 Positives: views of one clip, and labelled clips sharing at least T labels (weighted: their Dice
 overlap). One SupCon loss (L_out, tau 0.1) over the global batch: the balance between supervision and
@@ -19,6 +20,7 @@ import dataclasses
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from mucon.audio.augment import ClipGroups
 from mucon.audio.chains import semisupcon_chain
 from mucon.data.request import ADJACENT, DataRequest
 from mucon.losses import ContrastiveLoss, nt_xent_ids
@@ -75,7 +77,7 @@ class SemiSupCon(Method):
         audio = self.audio(batch)  # [B, N, samples]
         clips, views, samples = audio.shape
         chunks = audio.transpose(0, 1).reshape(views * clips, samples)  # view-major, as nt_xent_ids lays out
-        z = self.project(self.augment(chunks, self.view_generator))
+        z = self.project(self.augment(chunks, self.view_generator, ClipGroups.view_major(clips, views, chunks.device)))
         labels = batch["labels"].repeat(views, 1) if batch["labels"].shape[1] else None  # no label column
         losses, counted = self.loss.anchor_losses(z, nt_xent_ids(clips, views, z.device), labels)
         labelled = batch["labelled"].repeat(views)
