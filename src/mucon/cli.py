@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:  # a user's mistake (a path, a setting): one line, not a traceback
         print(f"mucon {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C (pretrain saves its step first and says how to resume)
+        print(f"mucon {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130  # the shell's status for a run SIGINT ended
 
 
 if __name__ == "__main__":
