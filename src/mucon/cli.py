@@ -99,6 +99,7 @@ def _masks(args: argparse.Namespace) -> int:
     from mucon.audio.io import AudioDecodeError, load_audio
     from mucon.checkpoint import load
     from mucon.evaluation.plots import frame_mask_figure
+    from mucon.files import readable_name
     from mucon.methods import PEMR
 
     model = load(args.checkpoint)
@@ -120,9 +121,9 @@ def _masks(args: argparse.Namespace) -> int:
         masks = {name: value[0].numpy() for name, value in model.frame_masks(torch.from_numpy(clip)[None]).items()}
         name = path.stem if path.stem not in written else f"{path.stem}-{len(written)}"
         written.add(name)
-        title = f"{path.name} from {args.start_seconds:g} s: {args.checkpoint}"
-        print(frame_mask_figure(masks["spectrogram"], masks["importance"], masks["positive_masked"],
-                                model.encoder.frontend.hop_length / rate, title, args.out / f"{name}.png"))
+        title = readable_name(f"{path.name} from {args.start_seconds:g} s: {args.checkpoint}")
+        print(readable_name(frame_mask_figure(masks["spectrogram"], masks["importance"], masks["positive_masked"],
+                                              model.encoder.frontend.hop_length / rate, title, args.out / f"{name}.png")))
     return 0
 
 
