@@ -610,8 +610,8 @@ def _remove_spills(store_dir: Path) -> None:
 
 def _remove_journals(store_dir: Path) -> None:
     """Drop the prepare-time files; also on a no-op re-run, in case a crash left them behind."""
-    for name in (_PROGRESS_JSON, _JOURNAL_ITEMS, _JOURNAL_PATHS):
-        (store_dir / name).unlink(missing_ok=True)
+    for name in (_PROGRESS_JSON, _JOURNAL_ITEMS, _JOURNAL_PATHS, _LOCK_FILE):  # the lock too: a finished store
+        (store_dir / name).unlink(missing_ok=True)                          # is never prepared again
     _remove_spills(store_dir)
 
 
@@ -701,7 +701,6 @@ def prepare_store(
             "splits": list(splits) if splits else None,
         }
         info = _finalize(store_dir, writer.progress, sample_rate, table, settings)
-        (store_dir / _LOCK_FILE).unlink()  # a finished store holds no leftovers of preparing
     return _report(info, store_dir)
 
 
