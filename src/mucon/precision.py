@@ -56,7 +56,7 @@ def checked_device(device: str | torch.device) -> torch.device:
     try:
         checked = torch.device(device)
     except RuntimeError as error:
-        raise ValueError(f"device {str(device)!r}: {_first_line(error)}") from None
+        raise ValueError(f"device {str(device)!r}: {error}") from None
     if checked.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA device here")
     if checked.type == "cuda" and checked.index is not None and checked.index >= torch.cuda.device_count():
@@ -64,7 +64,3 @@ def checked_device(device: str | torch.device) -> torch.device:
     if checked.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {str(device)!r} asked for, but torch sees no MPS device here")
     return checked
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

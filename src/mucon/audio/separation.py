@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 
 from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, load_audio
 from mucon.data.layouts import SOURCE_TYPES, read_table
-from mucon.precision import checked_device
 from mucon.data.layouts.tables import SEPARATED_JSON, STEM_COLUMNS
+from mucon.precision import checked_device
 
 FORMAT_NAME = "mucon-separated"
 FORMAT_VERSION = 1

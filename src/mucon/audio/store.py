@@ -768,7 +768,7 @@ class AudioStore:
         path = self.store_dir / f"{name}.npy"
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as error:
+        except (FileNotFoundError, ValueError, EOFError) as error:
             problem = "missing" if isinstance(error, FileNotFoundError) else "damaged: not a numpy array file"
             raise ValueError(f"{path}: the store's index is {problem}; prepare the store again "
                              f"(`mucon prepare AUDIO_DIR {self.store_dir}` after deleting it, or into a new folder)") from None
