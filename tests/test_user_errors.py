@@ -69,11 +69,12 @@ def no_cuda(monkeypatch):
 
 
 def accumulate_zero(tmp_path, monkeypatch, store):
-    return pretrain(tmp_path, "trainer.accumulate_grad_batches=0"), "trainer.accumulate_grad_batches=0: must be >= 1"
+    return (pretrain(tmp_path, "trainer.accumulate_grad_batches=0", store=store),
+            "trainer.accumulate_grad_batches=0: must be >= 1")
 
 
 def max_time_banana(tmp_path, monkeypatch, store):
-    return pretrain(tmp_path, "trainer.max_time=banana"), "trainer.max_time='banana': must be DD:HH:MM:SS"
+    return pretrain(tmp_path, "trainer.max_time=banana", store=store), "trainer.max_time='banana': must be DD:HH:MM:SS"
 
 
 def config_a_yaml_scalar(tmp_path, monkeypatch, store):
