@@ -104,6 +104,11 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     from mucon.methods import method_class
 
     checkpoint = read_checkpoint(path)
+    broken = next((name for name, tensor in checkpoint["state_dict"].items()
+                   if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
+    if broken is not None:  # it embeds every clip to NaN; evaluate failed with "SVD did not converge"
+        raise CheckpointError(f"{path}: the checkpoint holds NaN or infinite weights ({broken}); "
+                              "it cannot embed: use an earlier checkpoint of the run")
     config = from_dict(RunConfig, checkpoint["mucon"]["config"])
     method = method_class(config.method_name)(config, label_vocabulary=checkpoint["mucon"]["label_vocabulary"])
     method.load_state_dict(checkpoint["state_dict"])

@@ -99,6 +99,7 @@ def _masks(args: argparse.Namespace) -> int:
     from mucon.audio.io import AudioDecodeError, load_audio
     from mucon.checkpoint import load
     from mucon.evaluation.plots import frame_mask_figure
+    from mucon.files import readable_name
     from mucon.methods import PEMR
 
     if args.start_seconds < 0:
@@ -125,9 +126,9 @@ def _masks(args: argparse.Namespace) -> int:
         masks = {name: value[0].numpy() for name, value in model.frame_masks(torch.from_numpy(clip)[None]).items()}
         name = path.stem if path.stem not in written else f"{path.stem}-{len(written)}"
         written.add(name)
-        title = f"{path.name} from {args.start_seconds:g} s: {args.checkpoint}"
-        print(frame_mask_figure(masks["spectrogram"], masks["importance"], masks["positive_masked"],
-                                model.encoder.frontend.hop_length / rate, title, args.out / f"{name}.png"))
+        title = readable_name(f"{path.name} from {args.start_seconds:g} s: {args.checkpoint}")
+        print(readable_name(frame_mask_figure(masks["spectrogram"], masks["importance"], masks["positive_masked"],
+                                              model.encoder.frontend.hop_length / rate, title, args.out / f"{name}.png")))
     return 0
 
 
@@ -331,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:  # a user's mistake (a path, a setting): one line, not a traceback
         print(f"mucon {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C (pretrain saves its step first and says how to resume)
+        print(f"mucon {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130  # the shell's status for a run SIGINT ended
 
 
 if __name__ == "__main__":

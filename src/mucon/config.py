@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -183,6 +185,8 @@ class RunConfig:
         check_ranges(self, "")
         for section in ("data", "optimizer", "trainer"):
             check_ranges(getattr(self, section), section)
+        if self.trainer.max_time is not None and not re.fullmatch(r"\d+:\d+:\d+:\d+", self.trainer.max_time):
+            raise ConfigError(f"trainer.max_time={self.trainer.max_time!r}: must be DD:HH:MM:SS, e.g. 00:12:00:00")
 
     @property
     def method_name(self) -> str:
@@ -256,7 +260,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {override!r}: {part} is not a section")
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:  # a !!python/object tag included: safe_load builds no object, runs nothing
+            problem = str(getattr(error, "problem", None) or error).splitlines()[0]
+            raise ConfigError(f"override {override!r}: the value is not plain YAML ({problem})") from None
     return data
 
 
@@ -271,7 +279,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read config: {error}") from error
-    if isinstance(data, dict) and path.name == "config.yaml" and (path.parent / RUN_INFO).is_file():
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections (method, encoder, data, ...), "
+                          f"got {reprlib.repr(data)}")
+    if path.name == "config.yaml" and (path.parent / RUN_INFO).is_file():
         data["run_dir"] = os.path.abspath(path.parent)
     apply_overrides(data, overrides or [])
     config = from_dict(RunConfig, data, where=str(path))

@@ -43,6 +43,8 @@ class HearModel(nn.Module):
 
     def __init__(self, encoder: Encoder, hop_seconds: float | None = None, batch_size: int = 64):
         super().__init__()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of windows, 1 or more; got {batch_size!r}")
         self.encoder = encoder.eval()
         self.sample_rate = encoder.sample_rate
         self.scene_embedding_size = encoder.dim

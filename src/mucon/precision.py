@@ -1,4 +1,5 @@
-"""Mixed precision: which one a run uses, and the parts that must stay in float32.
+"""Mixed precision: which one a run uses, and the parts that must stay in float32; and whether the
+device a command is asked to run on exists here.
 
 bf16 autocast roughly halves a CPU training step where the CPU has bf16 instructions (avx512_bf16,
 AMX). Convolutions and matmuls tolerate bf16; a log of small mel energies and a softmax over
@@ -49,3 +50,19 @@ def full_precision(forward):
             return forward(self, *args, **kwargs)
 
     return wrapper
+
+
+def checked_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device, refused in one line where this machine has no such device
+    (``--device cuda`` without CUDA failed with an AssertionError from inside torch)."""
+    try:
+        checked = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device {str(device)!r}: {error}") from None
+    if checked.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA device here")
+    if checked.type == "cuda" and checked.index is not None and checked.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if checked.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees no MPS device here")
+    return checked

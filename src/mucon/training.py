@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ import mucon
 from mucon.checkpoint import AtomicCheckpointIO, CheckpointError, read_checkpoint
 from mucon.config import RUN_INFO, RunConfig, save_config
 from mucon.data.datamodule import StoreDataModule
-from mucon.files import remove_temporary_files, write_atomically
+from mucon.files import locked_folder, remove_temporary_files, write_atomically
 from mucon.methods import Method, method_class
 from mucon.methods.base import NonFiniteLossError
 from mucon.precision import resolve_precision
@@ -283,28 +282,6 @@ def build_trainer(config: RunConfig, resume_step: int | None = None) -> L.Traine
     )
 
 
-@contextlib.contextmanager
-def locked_run_folder(run_dir: Path) -> Iterator[None]:
-    """Hold the run folder's lock file while inside: a second run into a folder in use is refused.
-
-    Two runs into one folder both trained, interleaved metrics.csv and overwrote each other's
-    checkpoint and config. The lock is the kernel's (flock), so a killed run releases it.
-    """
-    descriptor = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
-            raise FileExistsError(f"{run_dir} is in use by another mucon run (process {holder}); "
-                                  "wait for it to end or pick another run_dir") from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(descriptor)
-
-
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat = {}
     for key, value in settings.items():
@@ -388,7 +365,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
     with contextlib.ExitStack() as run:
         if trainer.is_global_zero:
             run_dir.mkdir(parents=True, exist_ok=True)
-            run.enter_context(locked_run_folder(run_dir))
+            run.enter_context(locked_folder(run_dir, LOCK_FILE, "mucon run", "run_dir"))
             _refuse_a_new_run_over(last, resume)  # again: a run that held the lock until now may have saved one
             remove_temporary_files(last.parent)  # left by saves that a kill interrupted
             save_config(config, run_dir / "config.yaml")

@@ -172,13 +172,27 @@ def _shaped(frames: np.ndarray, mono: bool, gain: float) -> np.ndarray:
     return audio
 
 
+def check_duration(path: str | os.PathLike, samples: int, sample_rate: int, min_seconds: float = 0.0) -> None:
+    """The one too-short rule: ``samples`` at ``sample_rate`` shorter than ``min_seconds`` (``prepare``'s
+    --min-seconds), or no sample at all, is an ``AudioDecodeError`` "too short", which every command
+    that reads a folder skips and lists. (A 1-sample file at 44.1 kHz decodes to no sample at 16 kHz;
+    unchecked, it stopped `mucon embed` for the whole folder without naming the file.)
+    """
+    if samples == 0:
+        raise AudioDecodeError(path, "too short", f"no sample at {sample_rate} Hz")
+    if samples / sample_rate < min_seconds:
+        raise AudioDecodeError(path, "too short", f"{samples / sample_rate:.3f} s < {min_seconds} s")
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int, mono: bool = True) -> np.ndarray:
     """Decode ``path`` to float32 at ``sample_rate``: shape [samples] if mono else [channels, samples].
 
     Channels are averaged (not summed) so a mono mix keeps the original level; a result whose
     peak exceeds 1 is scaled down to peak 1 (see the module docstring).
     """
-    audio = np.concatenate(list(decode_blocks(path, sample_rate, mono=mono)), axis=-1)
+    blocks = list(decode_blocks(path, sample_rate, mono=mono))
+    check_duration(path, sum(block.shape[-1] for block in blocks), sample_rate)
+    audio = np.concatenate(blocks, axis=-1)
     gain = peak_gain(float(np.abs(audio).max()))
     if gain != 1.0:
         audio *= np.float32(gain)

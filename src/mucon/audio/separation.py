@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, load_audio
 from mucon.data.layouts import SOURCE_TYPES, read_table
 from mucon.data.layouts.tables import SEPARATED_JSON, STEM_COLUMNS
+from mucon.precision import checked_device
 
 FORMAT_NAME = "mucon-separated"
 FORMAT_VERSION = 1
@@ -184,8 +185,7 @@ SEPARATORS = ("hpss", "demucs")
 def make_separator(name: str, sample_rate: int, device: str = "cpu", *, model: str | os.PathLike | None = None,
                    batch_size: int = 4):
     """The separator called ``name``; ``model`` is the weights file of one that needs weights."""
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device here")
+    checked_device(device)
     if name == "hpss":
         if model is not None:
             raise ValueError("the hpss separator takes no model file")

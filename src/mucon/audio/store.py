@@ -57,9 +57,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mucon import __version__
-from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, audio_info, decode_blocks, peak_gain
+from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, audio_info, check_duration, decode_blocks, peak_gain
 from mucon.data.layouts import SOURCE_TYPES, Table, Track, read_table
-from mucon.files import write_atomically
+from mucon.files import locked_folder, write_atomically
 
 FORMAT_NAME = "mucon-audio-store"
 FORMAT_VERSION = 2  # 2: stems next to the mixture (index-sources.npy)
@@ -75,6 +75,7 @@ _PROGRESS_JSON = "progress.json"
 _JOURNAL_ITEMS = "journal-items.i64"
 _JOURNAL_PATHS = "journal-paths.bin"
 _SKIPPED_CSV = "skipped.csv"
+_LOCK_FILE = "prepare.lock"  # held while preparing: a second prepare into the store is refused
 _LABELS_CSV = "labels.csv"
 _NORMALISED_CSV = "normalised.csv"
 _TRUNCATED_CSV = "truncated.csv"
@@ -274,9 +275,7 @@ def _write_item(track: Track, root: str, sample_rate: int, min_seconds: float, s
     with open(spill, "wb") as out:
         blocks = decode_blocks(mixture, sample_rate, gain=gain, on_truncated=lambda header, _: header_seconds.append(header))
         length, peak, _ = _write_track(out, blocks)
-        seconds = length / sample_rate
-        if seconds < min_seconds:
-            raise AudioDecodeError(mixture, "too short", f"{seconds:.3f} s < {min_seconds} s")
+        check_duration(mixture, length, sample_rate, min_seconds)
         if peak < SILENCE_PEAK:
             raise AudioDecodeError(mixture, "silent", f"peak {peak:.1e} < {SILENCE_PEAK:.0e}")
         sources = 0
@@ -640,8 +639,8 @@ def _remove_spills(store_dir: Path) -> None:
 
 def _remove_journals(store_dir: Path) -> None:
     """Drop the prepare-time files; also on a no-op re-run, in case a crash left them behind."""
-    for name in (_PROGRESS_JSON, _JOURNAL_ITEMS, _JOURNAL_PATHS):
-        (store_dir / name).unlink(missing_ok=True)
+    for name in (_PROGRESS_JSON, _JOURNAL_ITEMS, _JOURNAL_PATHS, _LOCK_FILE):  # the lock too: a finished store
+        (store_dir / name).unlink(missing_ok=True)                          # is never prepared again
     _remove_spills(store_dir)
 
 
@@ -694,47 +693,60 @@ def prepare_store(
     num_workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
 
     fingerprint = _fingerprint(table, str(audio_dir), sample_rate, min_seconds, shard_bytes)
-    store_json = store_dir / _STORE_JSON
-    if store_json.exists():
-        info = json.loads(store_json.read_text())
-        if info.get("fingerprint") != fingerprint:
-            raise ValueError(
-                f"{store_dir} already holds a store ({info.get('num_items')} items at "
-                f"{info.get('sample_rate')} Hz) prepared from other inputs or settings (a file added, removed "
-                "or changed since, or another setting); delete it or choose another store directory"
-            )
-        _remove_journals(store_dir)
-        return _report(info, store_dir)
+    finished = _finished_report(store_dir, fingerprint)
+    if finished is not None:
+        return finished
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with locked_folder(store_dir, _LOCK_FILE, "mucon prepare", "store folder"):
+        finished = _finished_report(store_dir, fingerprint)  # again: a run that held the lock may have finished it
+        if finished is not None:
+            return finished
+        writer = _StoreWriter(store_dir, _start_or_resume(store_dir, fingerprint), shard_bytes)
+        first = writer.progress.inputs_done
+        todo = table.tracks[first:]
+        jobs = ((track, str(audio_dir), _spill_path(store_dir, row)) for row, track in enumerate(todo, first))
+        decoded = _decode_in_order(jobs, sample_rate, min_seconds, num_workers)
+        bar = tqdm(total=len(table.tracks), initial=first, unit="file", disable=not progress)
+        try:
+            with closing(decoded), bar:
+                for track, result in zip(todo, decoded):
+                    input_row = writer.live.inputs_done
+                    if isinstance(result, AudioDecodeError):
+                        if strict:
+                            writer.commit()
+                            raise result
+                        writer.skip(track.path, result)
+                    else:
+                        writer.add(input_row, track.path, result)
+                    bar.update()
+            writer.commit()
+        finally:
+            writer.close()
+        settings = {
+            "min_seconds": min_seconds,
+            "shard_bytes": shard_bytes,
+            "source_dir": str(audio_dir.resolve()),
+            "metadata": str(Path(metadata).resolve()) if metadata is not None else None,
+            "splits": list(splits) if splits else None,
+        }
+        info = _finalize(store_dir, writer.progress, sample_rate, table, settings)
+    return _report(info, store_dir)
 
-    writer = _StoreWriter(store_dir, _start_or_resume(store_dir, fingerprint), shard_bytes)
-    first = writer.progress.inputs_done
-    todo = table.tracks[first:]
-    jobs = ((track, str(audio_dir), _spill_path(store_dir, row)) for row, track in enumerate(todo, first))
-    decoded = _decode_in_order(jobs, sample_rate, min_seconds, num_workers)
-    bar = tqdm(total=len(table.tracks), initial=first, unit="file", disable=not progress)
-    try:
-        with closing(decoded), bar:
-            for track, result in zip(todo, decoded):
-                input_row = writer.live.inputs_done
-                if isinstance(result, AudioDecodeError):
-                    if strict:
-                        writer.commit()
-                        raise result
-                    writer.skip(track.path, result)
-                else:
-                    writer.add(input_row, track.path, result)
-                bar.update()
-        writer.commit()
-    finally:
-        writer.close()
-    settings = {
-        "min_seconds": min_seconds,
-        "shard_bytes": shard_bytes,
-        "source_dir": str(audio_dir.resolve()),
-        "metadata": str(Path(metadata).resolve()) if metadata is not None else None,
-        "splits": list(splits) if splits else None,
-    }
-    info = _finalize(store_dir, writer.progress, sample_rate, table, settings)
+
+def _finished_report(store_dir: Path, fingerprint: str) -> PrepareReport | None:
+    """The report of the finished store at ``store_dir`` prepared from these inputs and settings;
+    None when there is none yet; a finished store of other inputs is refused."""
+    store_json = store_dir / _STORE_JSON
+    if not store_json.exists():
+        return None
+    info = json.loads(store_json.read_text())
+    if info.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"{store_dir} already holds a store ({info.get('num_items')} items at "
+            f"{info.get('sample_rate')} Hz) prepared from other inputs or settings (a file added, removed "
+            "or changed since, or another setting); delete it or choose another store directory"
+        )
+    _remove_journals(store_dir)
     return _report(info, store_dir)
 
 
@@ -766,7 +778,7 @@ class AudioStore:
                 f"{self.info.get('version')}); prepare it again with this mucon into a new folder"
             )
         self.sample_rate = int(self.info["sample_rate"])
-        index = {name: np.load(self.store_dir / f"{name}.npy", mmap_mode="r") for name in _INDEX_FILES}
+        index = {name: self._index_array(name) for name in _INDEX_FILES}
         self._shard = index["index-shard"]
         self._offset = index["index-offset"]
         self.lengths: np.ndarray = index["index-length"]
@@ -779,6 +791,17 @@ class AudioStore:
         self._labels: dict[str, np.ndarray] | None = None
         self._levels: np.ndarray | None = None
         self._check_shard_sizes()
+
+    def _index_array(self, name: str) -> np.memmap:
+        """One index file, memory-mapped; a damaged one is refused naming it (numpy's own error advised
+        unpickling it, which is how a damaged file would run code)."""
+        path = self.store_dir / f"{name}.npy"
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (FileNotFoundError, ValueError, EOFError) as error:
+            problem = "missing" if isinstance(error, FileNotFoundError) else "damaged: not a numpy array file"
+            raise ValueError(f"{path}: the store's index is {problem}; prepare the store again "
+                             f"(`mucon prepare AUDIO_DIR {self.store_dir}` after deleting it, or into a new folder)") from None
 
     def _check_shard_sizes(self, chunk: int = 2**16) -> None:
         """Refuse a shard shorter than its items: its missing part would read as zeros and train silently.

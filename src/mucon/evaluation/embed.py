@@ -30,6 +30,7 @@ import mucon
 from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, is_audio_path, load_audio
 from mucon.encoders import Encoder
 from mucon.heap import keep_freed_heap
+from mucon.precision import checked_device
 
 CACHE_FORMAT = 2  # bump when what is cached, or how it is computed, changes
 
@@ -43,6 +44,7 @@ def resolve_encoder(model: str | os.PathLike | Encoder, device: str | torch.devi
     Eval mode matters: batch-norm then uses its running statistics, so a clip's embedding does not
     depend on what else is in the batch.
     """
+    device = checked_device(device)
     encoder = model if isinstance(model, Encoder) else mucon.load(model, device).encoder
     return encoder.to(device).eval()
 

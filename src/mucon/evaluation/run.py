@@ -43,7 +43,7 @@ from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
 from mucon.evaluation.robustness import checked_corruptions, robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
-from mucon.precision import EMBEDDING_PRECISIONS, resolve_precision
+from mucon.precision import EMBEDDING_PRECISIONS, checked_device, resolve_precision
 
 
 PROBE_PROTOCOL = ("frozen encoder; tracks cut into windows of the encoder's input length; probes trained on the "
@@ -451,7 +451,7 @@ def evaluate(
         checked_corruptions(corruptions, severities)  # before anything is loaded or embedded
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
-    precision, _ = resolve_precision(precision, torch.device(device).type)
+    precision, _ = resolve_precision(precision, checked_device(device).type)
     progress = verbose if progress is None else progress
     tasks = resolve_tasks(tasks, data_roots)
     folders = _Folder.group(tasks)

@@ -106,8 +106,9 @@ class Task:
             raise ValueError(f"task {self.name!r}: paths, splits and labels differ in length")
         if self.groups is not None and len(self.groups) != len(self.paths):
             raise ValueError(f"task {self.name!r}: one group per row is needed")
-        if self.max_chunks is not None and self.max_chunks < 1:
-            raise ValueError(f"task {self.name!r}: max_chunks must be at least 1, got {self.max_chunks}")
+        if self.max_chunks is not None and (isinstance(self.max_chunks, bool) or not isinstance(self.max_chunks, int)
+                                            or self.max_chunks < 1):
+            raise ValueError(f"task {self.name!r}: max_chunks must be a whole number, at least 1; got {self.max_chunks!r}")
         unknown = sorted(set(self.splits) - set(SPLITS))
         if unknown:
             raise ValueError(f"task {self.name!r}: unknown split(s) {unknown}; use {SPLITS}")
@@ -121,7 +122,8 @@ class Task:
                 key_index(label)  # fail at load time on a malformed key, not after embedding
         if self.type == "regression":
             for label in set(self.labels):
-                float(label)
+                if not _is_number(label):
+                    raise ValueError(f"task {self.name!r}: regression label {label!r} is not a number")
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -200,12 +202,15 @@ def task_from_table(
     average_chunks: bool = False,
 ) -> Task:
     """A task from a CSV table; rows whose label cell is empty are left out."""
-    with open(table, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {path_column, split_column, label, group_column or label} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{table}: task {name!r} needs column(s) {sorted(missing)}")
-        rows = [row for row in reader if row[label].strip()]
+    columns, numbered_rows = _read_table(table)
+    missing = {path_column, split_column, label, group_column or label} - set(columns)
+    if missing:
+        raise ValueError(f"{table}: task {name!r} needs column(s) {sorted(missing)}")
+    rows = [row for _, row in numbered_rows if row[label].strip()]
+    if task_type == "regression":
+        for line, row in numbered_rows:
+            if row[label].strip() and not _is_number(row[label]):
+                raise ValueError(f"{table}, line {line}: regression label {row[label]!r} (column {label}) is not a number")
     return Task(
         name=name,
         type=task_type,
@@ -222,10 +227,44 @@ def task_from_table(
     )
 
 
+def _read_table(table: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """A task table's columns and its (line number, row) pairs, from UTF-8 text (a byte-order mark
+    allowed: spreadsheet programs write one, and it hid the first column's name); a row shorter than
+    the header, or a file in another encoding, is refused naming the file and the line."""
+    try:
+        with open(table, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or ())
+            rows = []
+            for row in reader:
+                if None in row.values():
+                    raise ValueError(f"{table}, line {reader.line_num}: {sum(v is not None for v in row.values())} "
+                                     f"fields, the header has {len(columns)} ({','.join(columns)})")
+                rows.append((reader.line_num, row))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{table}: not UTF-8 text (it holds the byte 0x{error.object[error.start]:02x}, as Latin-1 "
+                         "and other encodings write accents); save it as UTF-8") from None
+    return columns, rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_task(header_path: str | Path) -> Task:
     """A task declared by a YAML/JSON header and its CSV table (see the module docstring)."""
     header_path = Path(header_path)
-    header = yaml.safe_load(header_path.read_text())
+    try:
+        header = yaml.safe_load(header_path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ValueError(f"{header_path}: not a valid task header: broken YAML{where} "
+                         f"({getattr(error, 'problem', None) or type(error).__name__})") from None
     if not isinstance(header, dict):
         raise ValueError(f"{header_path}: a task header is a mapping (name, type, label, ...)")
     known = {"name", "type", "table", "audio_root", "label", "group", "path_column", "split_column", "retrieval_split",
@@ -252,14 +291,9 @@ def load_task(header_path: str | Path) -> Task:
     )
 
 
-def _columns(table: Path) -> set[str]:
-    with open(table, newline="") as handle:
-        return set(next(csv.reader(handle), []))
-
-
 def _has_values(table: Path, column: str) -> bool:
-    with open(table, newline="") as handle:
-        return any(row[column].strip() for row in csv.DictReader(handle))
+    columns, rows = _read_table(table)
+    return column in columns and any(row[column].strip() for _, row in rows)
 
 
 def corpus_tasks(corpus_dir: str | Path) -> list[Task]:
@@ -288,7 +322,7 @@ def corpus_tasks(corpus_dir: str | Path) -> list[Task]:
     tasks = []
     for table, root, name, task_type, column, split in declared:
         table = corpus_dir / table
-        if table.is_file() and column in _columns(table) and _has_values(table, column):
+        if table.is_file() and _has_values(table, column):
             tasks.append(task_from_table(name, task_type, table, corpus_dir / root, column, retrieval_split=split))
     if not tasks:
         raise FileNotFoundError(f"{corpus_dir}: no metadata.csv or notes/metadata.csv with task columns")

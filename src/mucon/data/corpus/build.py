@@ -367,6 +367,9 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {list(SIZES)}, not {size!r}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 192000:
+        raise ValueError(f"the sample rate must be a whole number of Hz from 8000 to 192000 (lower aliases most of "
+                         f"the instruments' range), got {sample_rate!r}")
     t0 = time.time()
     spec = SIZES[size]
     out = Path(out_dir)

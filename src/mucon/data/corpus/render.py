@@ -43,6 +43,11 @@ def find_soundfonts(paths: list[str | os.PathLike] | None = None) -> list[Path]:
         missing = [str(p) for p in found if not p.is_file()]
         if missing:
             raise SoundfontMissing(f"soundfont file(s) not found: {', '.join(missing)}")
+        for path in found:
+            with open(path, "rb") as handle:
+                head = handle.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"sfbk":  # what every .sf2/.sf3 file begins with
+                raise ValueError(f"{path}: not a SoundFont (.sf2/.sf3 files begin with a RIFF sfbk header)")
     else:
         found = [(Path(d) / f).resolve() for d in SEARCH_DIRS for f in KNOWN_FILES if (Path(d) / f).is_file()]
     found = sorted(dict.fromkeys(found), key=lambda p: p.name)

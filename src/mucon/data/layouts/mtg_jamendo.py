@@ -66,7 +66,10 @@ def _read(folder: Path, options: LayoutOptions) -> Table:
                 lines = [line.rstrip("\r\n").split("\t") for line in handle if line.strip()]
             if not lines or lines[0] != HEADER:
                 raise ValueError(f"{table}: not an MTG-Jamendo split TSV (expected the header {' '.join(HEADER)})")
-            for fields in lines[1:]:
+            for line, fields in enumerate(lines[1:], 2):
+                if len(fields) < len(HEADER):
+                    raise ValueError(f"{table}, line {line}: {len(fields)} tab-separated fields, an MTG-Jamendo row "
+                                     f"has {len(HEADER) - 1} and at least one tag ({' '.join(HEADER)})")
                 track = fields[0]
                 if split_of.setdefault(track, split) != split:
                     raise ValueError(f"{table}: {track} is in {split} here but in {split_of[track]} in another "
