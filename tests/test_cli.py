@@ -88,8 +88,8 @@ def test_evaluate_accepts_only_the_precisions_it_can_run(tmp_path, capsys):
         main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"), "--checkpoint", "unused.ckpt",
               "--precision", "17"])
     assert stop.value.code == 2
-    error = capsys.readouterr().err.splitlines()[-1]
-    assert error.startswith("mucon evaluate: error: argument --precision: invalid choice: '17'")
+    [error] = capsys.readouterr().err.splitlines()  # one line, no usage block above it
+    assert error.startswith("mucon evaluate: argument --precision: invalid choice: '17'")
     assert all(choice in error for choice in ("auto", "32-true", "bf16-mixed"))
     from mucon.evaluation import evaluate
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from mucon import __version__
 
@@ -190,12 +191,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A command-line mistake is one line on stderr and exit status 2, like every other user error: the usage
+    block argparse prints first pushed the error itself below a screenful of options."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mucon.data.layouts import LAYOUTS
     from mucon.demo import DEMO_BUDGET_MINUTES
     from mucon.precision import EMBEDDING_PRECISIONS
 
-    parser = argparse.ArgumentParser(prog="mucon", description=__doc__)
+    parser = OneLineParser(prog="mucon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mucon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
