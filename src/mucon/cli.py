@@ -85,8 +85,9 @@ def _embed(args: argparse.Namespace) -> int:
     from mucon.evaluation import embed_folder
 
     result = embed_folder(args.checkpoint, args.audio_dir, args.out, hop_seconds=args.hop_seconds,
-                          batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                          overwrite=args.overwrite)
+                          max_windows=args.max_windows or None, batch_size=args.batch_size, device=args.device,
+                          precision=args.precision, metadata=args.metadata, cache_dir=args.cache,
+                          progress=not args.quiet, overwrite=args.overwrite)
     print(f"embedded {result.n_embedded} files into {result.embeddings} (rows listed in {result.index}); "
           f"failed {result.n_failed}" + (f", listed in {result.failed}" if result.n_failed else ""))
     return 0
@@ -159,10 +160,13 @@ def _model_names(checkpoints: list[str]) -> dict[str, str]:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mucon.evaluation import evaluate
+    from mucon.evaluation.robustness import CORRUPTION_PRESETS
 
+    preset = len(args.corruptions) == 1 and args.corruptions[0] in CORRUPTION_PRESETS
     evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
-             severities=tuple(args.severities) if args.severities else None, corruptions=args.corruptions,
+             severities=tuple(args.severities) if args.severities else None,
+             corruptions=args.corruptions[0] if preset else args.corruptions, cache_dir=args.cache,
              precision=args.precision, progress=not args.quiet, data_roots=args.data_root or ())
     return 0
 
@@ -184,9 +188,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+CACHE_HELP = ("the embedding cache embed and evaluate share: a file embedded by either with the same model and "
+              "settings is not embedded again (default: $MUCON_CACHE/embeddings, ~/.cache/mucon/embeddings)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mucon.data.layouts import LAYOUTS
     from mucon.demo import DEMO_BUDGET_MINUTES
+    from mucon.evaluation.tasks import MAX_CHUNKS
 
     parser = argparse.ArgumentParser(prog="mucon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mucon {__version__}")
@@ -238,9 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("audio_dir", type=Path)
     embed.add_argument("--checkpoint", required=True, type=Path)
     embed.add_argument("--out", required=True, type=Path, help="folder for embeddings.npy, index.csv, failed.csv")
-    embed.add_argument("--hop-seconds", type=float, help="window hop (default: half the encoder's window)")
+    embed.add_argument("--hop-seconds", type=float, help="window hop (default: the encoder's window, as evaluate)")
+    embed.add_argument("--max-windows", type=int, default=MAX_CHUNKS, help="windows per file at most, evenly "
+                       "spread, as evaluate's tasks (default %(default)s; 0: every window)")
+    embed.add_argument("--metadata", type=Path, help="CSV with a `path` column and label columns, copied into "
+                       "index.csv (default: AUDIO_DIR/metadata.csv when present, as prepare reads)")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--device", default="cpu")
+    embed.add_argument("--precision", default="auto", help="auto (bf16 where the device has bf16) or 32-true")
+    embed.add_argument("--cache", type=Path, help=CACHE_HELP)
     embed.add_argument("--overwrite", action="store_true", help="replace the results already in --out "
                        "(without it, an --out holding them is refused)")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -264,12 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "dataset)")
     evaluation.add_argument("--out", required=True, type=Path)
     evaluation.add_argument("--no-robustness", action="store_true", help="skip the corrupted-audio tests")
-    evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: all)")
+    evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: the "
+                            "preset's, or all of the corruptions named)")
     evaluation.add_argument("--precision", default="auto", help="the encoders' precision: auto (bf16 where the "
                             "device has bf16, as in training) or 32-true (default %(default)s)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
-    evaluation.add_argument("--corruptions", nargs="+", help="robustness corruptions, e.g. training-chain reverb mp3 "
-                            "(default: all)")
+    evaluation.add_argument("--corruptions", nargs="+", default=["quick"], help="robustness corruptions: quick "
+                            "(training-chain, reverb, mp3 at severities 1 and 2; the default), full (every "
+                            "corruption at every severity: 33 conditions) or names, e.g. reverb mp3")
+    evaluation.add_argument("--cache", type=Path, help=CACHE_HELP)
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")

@@ -1,4 +1,5 @@
-"""Replacing files so that a kill at any moment leaves the old version or the new one, never part of one."""
+"""Where mucon keeps files: replaced so that a kill at any moment leaves the old version or the new
+one, never part of one; and the cache folder that commands share."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from pathlib import Path
 from typing import IO, Any
 
 TEMPORARY_SUFFIX = ".tmp"
+
+
+def cache_root() -> Path:
+    """``$MUCON_CACHE`` (default ~/.cache/mucon): what any command may reuse from another's work, such as
+    the demo's corpus and stores and the embeddings ``embed`` and ``evaluate`` share."""
+    return Path(os.environ.get("MUCON_CACHE", Path.home() / ".cache" / "mucon"))
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[Any]], Any], mode: str = "wb") -> None:

@@ -16,6 +16,15 @@ from torch import Tensor
 
 from mucon.evaluation.corruptions import CORRUPTIONS
 
+# Named selections of (corruptions, severities); None: all of them. ``quick``, evaluate's default, is the
+# chain pretraining applied and two everyday corruptions it never saw (a room, a low-bitrate codec), at
+# a clear and a harsh severity: 5 conditions, where ``full`` (the whole protocol) is 33 and costs a
+# pass of every model over the test files per condition.
+CORRUPTION_PRESETS = {
+    "quick": (("training-chain", "reverb", "mp3"), (1.0, 2.0)),
+    "full": (None, None),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
@@ -33,14 +42,20 @@ class Condition:
 
 
 def robustness_conditions(
-    sample_rate: int, corruptions: Sequence[str] | None = None, severities: Sequence[float] | None = None
+    sample_rate: int, corruptions: str | Sequence[str] | None = None, severities: Sequence[float] | None = None
 ) -> tuple[list[Condition], dict[str, str]]:
     """The conditions to test and the skipped corruptions with the reason (MP3 where libsndfile
     cannot encode it at this rate).
 
-    Default: every corruption at each of its severities; ``severities`` keeps only those levels
-    (a corruption with a single level, like reverse, keeps it), e.g. (1, 2) for a quick run.
+    ``corruptions``: names, a preset of ``CORRUPTION_PRESETS`` (its severities unless ``severities``
+    are given), or None for every corruption at each of its severities; ``severities`` keeps only
+    those levels (a corruption with a single level, like reverse, keeps it).
     """
+    if isinstance(corruptions, str):
+        if corruptions not in CORRUPTION_PRESETS:
+            raise ValueError(f"unknown corruption preset {corruptions!r}; choose from {sorted(CORRUPTION_PRESETS)}")
+        corruptions, preset_severities = CORRUPTION_PRESETS[corruptions]
+        severities = preset_severities if severities is None else severities
     names = list(CORRUPTIONS) if corruptions is None else list(corruptions)
     unknown = sorted(set(names) - set(CORRUPTIONS))
     if unknown:
