@@ -178,6 +178,16 @@ def _tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_make(args: argparse.Namespace) -> int:
+    from mucon.evaluation.splitting import make_task
+
+    made = make_task(args.metadata, args.label, args.out, group=args.group, seed=args.seed, task_type=args.type,
+                     name=args.name)
+    print(made.summary())
+    print(f"evaluate it with: mucon evaluate --tasks {made.header} --checkpoint ... --out ...")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mucon.demo import run_demo
 
@@ -296,6 +306,20 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="list the built-in benchmark tasks: dataset, metrics, published "
                                 "split sizes, sources")
     tasks.set_defaults(run=_tasks)
+
+    task = commands.add_parser("task", help="tasks of your own: `task make` writes one from a metadata table")
+    task_commands = task.add_subparsers(dest="task_command", required=True)
+    make = task_commands.add_parser("make", help="a task (YAML header + CSV) from a metadata.csv with a seeded, "
+                                    "stratified split that keeps each group in one split; prints its counts")
+    make.add_argument("metadata", type=Path, help="CSV with a `path` column (relative to its folder) and label "
+                      "columns: the metadata.csv prepare reads")
+    make.add_argument("--label", required=True, help="the column to predict")
+    make.add_argument("--group", help="a column whose rows stay together in one split (album, artist, session)")
+    make.add_argument("--type", default="multiclass", choices=["multiclass", "key", "multilabel", "regression"])
+    make.add_argument("--name", help="the task's name (default: the label column)")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--out", required=True, type=Path, help="folder for NAME.yaml and NAME.csv")
+    make.set_defaults(run=_task_make)
 
     demo = commands.add_parser("demo", help="the whole loop on the built-in corpus: pretrain every method, evaluate, compare")
     demo.add_argument("--out", type=Path, default=Path("mucon-demo"))
