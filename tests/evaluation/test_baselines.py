@@ -4,7 +4,7 @@ import torch
 
 import mucon
 from mucon.config import load_config
-from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
+from mucon.evaluation.baselines import HandcraftedFeatures, chance_scores, random_init_encoder
 from mucon.methods import method_class
 
 from conftest import CONFIGS
@@ -46,3 +46,16 @@ def test_random_init_encoder_has_the_checkpoint_architecture_but_not_its_weights
     for a, b in zip(random.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
     assert not np.allclose(random_init_encoder(path, seed=1).to_frames.weight.detach(), random.to_frames.weight.detach())
+
+
+@pytest.mark.parametrize("task_type, targets, n_classes, expected", [
+    ("multiclass", np.array([0, 0, 1, 2, 0]), 3, {"accuracy": 0.6, "macro_f1": 0.25}),  # class 0 always
+    ("key", np.array([0, 0, 7, 2, 12]), 24, {"accuracy": 0.4, "weighted": (2 + 0.2) / 5}),  # C major: G 0, C minor 0.2
+    ("multilabel", np.array([[1, 0], [0, 0], [1, 1], [0, 0]], np.float32), 2, {"roc_auc": 0.5, "pr_auc": (0.5 + 0.25) / 2}),
+    ("regression", np.array([1.0, 2.0, 4.5], np.float32), 0, {"r2": 0.0}),
+    ("retrieval", np.array(["a", "a", "b", "b", "b"]), 0,  # 4 others each: a has 1 hit, b 2
+     {"map": (2 * 25 / 48 + 3 * (1 / 3 + 2 / 3 * 25 / 48)) / 5, "mean_rank_first_hit": (2 * 5 / 2 + 3 * 5 / 3) / 5,
+      "precision_at_10": (2 * 0.1 + 3 * 0.2) / 5, "queries": 5}),
+])
+def test_chance_scores_are_the_best_answer_that_ignores_the_audio(task_type, targets, n_classes, expected):
+    assert chance_scores(task_type, targets, n_classes) == pytest.approx(expected)

@@ -107,3 +107,16 @@ def test_retrieval_without_any_possible_hit_scores_nothing_instead_of_failing():
         scores = metrics.retrieval_metrics(embeddings, groups)
         assert scores["queries"] == 0
         assert np.isnan(scores["map"]) and np.isnan(scores["mean_rank_first_hit"])
+
+
+@pytest.mark.parametrize("k", [2, 10])
+def test_random_ranking_means_are_the_average_of_the_retrieval_figures_over_every_ranking(k):
+    groups = ["a", "a", "b", "b", "b", "lonely"]
+    tied = np.ones((len(groups), 3))  # every similarity tied: each query ranks the others in the items' order
+    figures = ("map", "mean_rank_first_hit", f"precision_at_{k}")
+    every_order = [metrics.retrieval_metrics(tied, np.array(order), k=k) for order in itertools.permutations(groups)]
+    expected = {figure: np.mean([scores[figure] for scores in every_order]) for figure in figures}
+    chance = metrics.random_ranking_means(np.array(groups), k=k)
+    assert chance.keys() == {*figures, "queries"} and chance["queries"] == 5
+    for figure in figures:
+        assert chance[figure] == pytest.approx(expected[figure])

@@ -11,7 +11,7 @@ import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate
-from mucon.evaluation.report import summary_table, summary_text, text_table
+from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
 
@@ -83,18 +83,22 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
     assert "small_cnn random-init" not in stored["robustness"]  # robustness is for the models given
 
     header, rows = summary_table(stored)
-    assert header == ["task", "metric", *expected_rows]
+    assert header == ["task", "metric", *expected_rows, "chance"]
     assert [row[:2] for row in rows] == [["register", "accuracy"], ["register", "macro_f1"], ["octaves", "map"],
                                          ["octaves", "precision_at_10"], ["octaves", "mean_rank_first_hit"]]
     markdown = (out / "results.md").read_text()
     assert "| task | metric | " + " | ".join(expected_rows) + " |" in markdown
-    for row in expected_rows:
-        assert f"| {row} |" in markdown  # the per-task tables keep a row per model
+    for row in [*expected_rows, "chance"]:
+        assert f"| {row} |" in markdown  # the per-task tables keep a row per model, and the chance row
     printed = capsys.readouterr()
     assert all(word in printed.out for row in expected_rows for word in row.split())  # long names wrap
     assert "broken.wav (not audio), missing.wav (unreadable)" in printed.err
     assert "2 file(s) could not be decoded" in stored["warnings"][0]
     assert stored["tasks"]["register"]["tracks"] == {"train": 12, "valid": 4, "test": 4}  # only what was scored
+    # the 4 scored test tones are 2 low, 2 high: the majority class (the first, "high") is right on half
+    assert stored["chance"]["register"] == {"accuracy": 0.5, "macro_f1": pytest.approx(1 / 3)}
+    assert stored["chance"]["octaves"]["queries"] == 20  # 10 pairs: each query has 1 hit among 19 others
+    assert stored["chance"]["octaves"]["mean_rank_first_hit"] == pytest.approx(10.0)
 
     for model, per_task in stored["scores"].items():  # every figure has an interval, except counts
         for task, per_head in per_task.items():
@@ -273,3 +277,15 @@ def test_a_table_wider_than_the_terminal_is_printed_in_blocks_of_models():
     assert [block.splitlines()[0].split()[2:] for block in blocks] == [["model", "a", "model", "b"], ["model", "c"]]
     assert all(block.splitlines()[-1].startswith("genre  accuracy") for block in blocks)
     assert all(len(line) <= 45 for block in blocks for line in block.splitlines())
+
+
+def test_the_tables_show_each_tasks_chance_level_beside_the_models():
+    results = hand_built_results((0, 0))
+    results["chance"] = {"genre": {"accuracy": 0.25}}
+    header, rows = summary_table(results)
+    assert header == ["task", "metric", "ckpt", "twin", "mfcc", "chance"]
+    assert rows == [["genre", "accuracy", "0.61 ±0.04", "0.50 ±0.04", "0.40 ±0.04", "0.25"]]
+    assert "chance: the best answer that ignores the audio" in summary_text(results)
+    results["tasks"]["genre"].update(primary_metric="accuracy", tracks={"test": 8}, failed={})
+    results.update(figures=[], robustness={}, models={model: {"kind": "", "source": ""} for model in results["models"]})
+    assert "| chance | 0.250 |" in markdown_report(results)

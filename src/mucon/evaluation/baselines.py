@@ -4,9 +4,10 @@
   pretrained model is what contrastive training added (a random CNN is a surprisingly strong
   feature extractor, which is why this row matters).
 - ``HandcraftedFeatures``: MFCC and chroma statistics, the classic timbre and harmony summary.
+- ``chance_scores``: what an answer that ignores the audio scores on the same test items.
 
-Both are ``Encoder`` objects, so they flow through the same windows, probes and report as any
-checkpoint.
+The first two are ``Encoder`` objects, so they flow through the same windows, probes and report as
+any checkpoint.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from mucon.audio.frontend import mel_filterbank
 from mucon.encoders import Encoder, build_run_encoder
+from mucon.evaluation.metrics import random_ranking_means
+from mucon.evaluation.tasks import score_predictions
 from mucon.precision import full_precision
 
 
@@ -32,6 +36,25 @@ def random_init_encoder(checkpoint_path: str | os.PathLike, seed: int = 0) -> En
         torch.manual_seed(seed)
         encoder = build_run_encoder(config)
     return encoder.eval()
+
+
+def chance_scores(task_type: str, targets: np.ndarray, n_classes: int) -> dict[str, float]:
+    """The figures of the best answer that ignores the audio, on the scored items (``Task.targets``):
+    the items' majority class (multiclass, key; a train split's majority can only score less), one
+    score for every tag (ROC-AUC 0.5, PR-AUC the tags' prior rates), the items' mean (R² 0), and a
+    random ranking's expectation (retrieval). A probe that does not beat it has learnt nothing usable."""
+    if len(targets) == 0:
+        return {}
+    if task_type == "retrieval":
+        return random_ranking_means(targets)
+    if task_type in ("multiclass", "key"):
+        predictions = np.zeros((len(targets), n_classes))
+        predictions[:, np.bincount(targets, minlength=n_classes).argmax()] = 1.0
+    elif task_type == "multilabel":
+        predictions = np.zeros_like(targets)
+    else:  # regression: the mean, computed as R² computes it, scores exactly 0
+        predictions = np.asarray(targets, np.float64).reshape(len(targets), -1).mean(axis=0).repeat(len(targets))
+    return score_predictions(task_type, targets, predictions)
 
 
 def _dct_matrix(n_inputs: int, n_outputs: int) -> Tensor:

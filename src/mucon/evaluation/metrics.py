@@ -241,6 +241,30 @@ def summarise_retrieval(per_query: dict[str, np.ndarray], k: int = 10) -> dict[s
             "queries": int(per_query["answered"].sum())}
 
 
+def random_ranking_means(groups: np.ndarray, k: int = 10) -> dict[str, float]:
+    """The ranking figures of ``summarise_retrieval`` that a random ranking scores on average: the
+    chance level of a retrieval split. Per answered query with h hits among the m others:
+    E[first-hit rank] = (m + 1) / (h + 1), E[precision at k] = h min(k, m) / (m k) and
+    E[AP] = q + (1 - q) H_m / m with q = (h - 1) / (m - 1) (H_m the m-th harmonic number: a hit at
+    rank r holds, on average, (r - 1) q other hits above it)."""
+    groups = np.asarray(groups)
+    hits = (groups[:, None] == groups[None, :]).sum(axis=1) - 1
+    answered = hits > 0
+    if not answered.any():
+        return {"map": float("nan"), "mean_rank_first_hit": float("nan"), f"precision_at_{k}": float("nan"),
+                "queries": 0}
+    others = len(groups) - 1
+    h = hits[answered].astype(np.float64)
+    other_hits_share = (h - 1) / max(others - 1, 1)
+    harmonic = np.sum(1.0 / np.arange(1, others + 1))
+    return {
+        "map": _mean(other_hits_share + (1 - other_hits_share) * harmonic / others),
+        "mean_rank_first_hit": _mean((others + 1) / (h + 1)),
+        f"precision_at_{k}": _mean(h * min(k, others) / (others * k)),
+        "queries": int(answered.sum()),
+    }
+
+
 def retrieval_metrics(embeddings: np.ndarray, groups: np.ndarray, k: int = 10) -> dict[str, float]:
     """Each item queries all the others by cosine similarity; see ``summarise_retrieval``."""
     return summarise_retrieval(retrieval_per_query(embeddings, groups, k), k)

@@ -19,7 +19,21 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-MAX_LEGEND_ENTRIES = 12
+from mucon.evaluation.tasks import _natural_order
+
+# Categorical classes: 20 colours, the ten of tab10 and then their light tones (tab20's odd entries);
+# beyond them a new marker every 20 classes, so every class up to 160 has its own (colour, marker) pair.
+CLASS_COLOURS = [colormaps["tab20"](index) for index in (*range(0, 20, 2), *range(1, 20, 2))]
+CLASS_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MAX_TICK_LABEL_CHARS = 20
+MAX_NAMED_TICKS = 60  # more classes than this: every n-th tick is named
+MIN_CELL_INCHES = 0.2  # a confusion cell that still holds a legible count (88 pitches: 18 inch panels)
+LEGEND_ROW_INCHES = 0.21  # a legend entry at 7 points, its marker scaled 1.5
+
+
+def class_style(index: int) -> tuple[tuple, str]:
+    """(colour, marker) of the ``index``-th class of a map: distinct for every class up to 160."""
+    return CLASS_COLOURS[index % len(CLASS_COLOURS)], CLASS_MARKERS[(index // len(CLASS_COLOURS)) % len(CLASS_MARKERS)]
 
 
 def pca_2d(embeddings: np.ndarray) -> np.ndarray:
@@ -32,10 +46,11 @@ def pca_2d(embeddings: np.ndarray) -> np.ndarray:
     return np.pad(coordinates, ((0, 0), (0, 2 - coordinates.shape[1])))
 
 
-def _grid(n_panels: int, panel_size: float = 3.6, share_y: bool = False) -> tuple[Figure, list]:
+def _grid(n_panels: int, panel_size: float = 3.6, share_y: bool = False,
+          extra_width: float = 0.0) -> tuple[Figure, list]:
     columns = min(n_panels, 3)
     rows = math.ceil(n_panels / columns)
-    figure = Figure(figsize=(panel_size * columns, panel_size * rows), layout="constrained")
+    figure = Figure(figsize=(panel_size * columns + extra_width, panel_size * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False, sharey=share_y).ravel().tolist()
     for unused in axes[n_panels:]:
         unused.set_visible(False)
@@ -47,10 +62,16 @@ def embedding_maps(
 ) -> Path:
     """One PCA scatter per model of ``(embeddings [n, D], labels [n])``, coloured by label.
 
-    Categorical labels beyond the most frequent dozen are grey, so the legend stays readable;
-    ``continuous`` labels (regression targets) get a colour scale instead.
+    Every class has its own colour and marker (see ``class_style``), the same in every panel, and
+    one legend beside the panels names them all; ``continuous`` labels (regression targets) get a
+    colour scale instead.
     """
-    figure, axes = _grid(len(panels))
+    classes = [] if continuous else sorted({str(label) for _, labels in panels.values() for label in labels},
+                                           key=_natural_order)
+    panel_size, rows = 3.6, math.ceil(len(panels) / 3)
+    legend_columns = max(1, math.ceil(len(classes) * LEGEND_ROW_INCHES / (panel_size * rows - 0.8)))  # below the title
+    extra_width = legend_columns * (0.5 + 0.065 * max(map(len, classes))) if classes else 0.0
+    figure, axes = _grid(len(panels), panel_size=panel_size, extra_width=extra_width)
     for axis, (model, (embeddings, labels)) in zip(axes, panels.items()):
         xy = pca_2d(embeddings)
         if continuous:
@@ -58,41 +79,71 @@ def embedding_maps(
             figure.colorbar(points, ax=axis)
         else:
             labels = np.asarray(labels, dtype=str)
-            names, counts = np.unique(labels, return_counts=True)
-            shown = names[np.argsort(-counts, kind="stable")[:MAX_LEGEND_ENTRIES]]
-            palette = colormaps["tab20"]
-            others = ~np.isin(labels, shown)
-            axis.scatter(xy[others, 0], xy[others, 1], s=6, color="lightgrey")
-            for index, name in enumerate(sorted(shown)):
+            for index, name in enumerate(classes):
                 chosen = labels == name
-                axis.scatter(xy[chosen, 0], xy[chosen, 1], s=8, color=palette(index % 20), label=name)
-            if len(shown):
-                axis.legend(fontsize=6, markerscale=1.5, loc="best")
+                colour, marker = class_style(index)
+                axis.scatter(xy[chosen, 0], xy[chosen, 1], s=14, color=colour, marker=marker, label=name,
+                             linewidths=0)
         axis.set_title(model, fontsize=9)
         axis.set_xticks([])
         axis.set_yticks([])
+    if classes:
+        handles, names = axes[0].get_legend_handles_labels()
+        figure.legend(handles, names, loc="outside right center", fontsize=7, markerscale=1.5, ncols=legend_columns)
     figure.suptitle(f"{title}: embeddings of the evaluated tracks, first two principal components")
     figure.savefig(path, dpi=110)
     return path
 
 
+def _tick_label(name: str) -> str:
+    """A class name short enough for an axis: long names end in an ellipsis."""
+    return name if len(name) <= MAX_TICK_LABEL_CHARS else name[: MAX_TICK_LABEL_CHARS - 1] + "…"
+
+
+def _text_colour(background) -> str:
+    """Black on a light cell, white on a dark one (by the cell colour's luminance)."""
+    red, green, blue, _ = background
+    return "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.5 else "white"
+
+
 def confusion_matrices(
     title: str, panels: Mapping[str, np.ndarray], class_names: Sequence[str], path: Path
 ) -> Path:
-    """Row-normalised confusion matrix (true class down, predicted across) per model."""
-    figure, axes = _grid(len(panels), panel_size=4.2)
-    show_names = len(class_names) <= 30
+    """Confusion matrix per model (true class down, predicted across): each cell shaded by its share of
+    the true class (rows sum to 1) and labelled with its count (a blank cell: none).
+
+    Panels grow with the number of classes, so cells stay big enough for their counts; long class
+    names are cut and the predicted ones slanted.
+    """
+    n_classes = len(class_names)
+    labels = [_tick_label(str(name)) for name in class_names]
+    label_inches = 0.06 * max(map(len, labels), default=0)
+    cell_inches = float(np.clip(11.0 / max(n_classes, 1), MIN_CELL_INCHES, 0.45))
+    panel_size = max(4.2, n_classes * cell_inches + label_inches + 1.2)
+    figure, axes = _grid(len(panels), panel_size=panel_size, extra_width=1.0)
+    cell_points = cell_inches * 72
+    count_size = float(np.clip(cell_points * 0.38, 3.0, 9.0))
+    tick_size = float(np.clip(cell_points * 0.45, 4.0, 8.0))
+    colours = colormaps["Blues"]
+    named = np.arange(0, n_classes, math.ceil(n_classes / MAX_NAMED_TICKS) if n_classes else 1)
+    slanted = max(map(len, labels), default=0) > 3
     for axis, (model, counts) in zip(axes, panels.items()):
+        counts = np.asarray(counts)
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        axis.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+        image = axis.imshow(rates, cmap=colours, vmin=0.0, vmax=1.0)
+        for (true, predicted), count in np.ndenumerate(counts):
+            if count:
+                axis.text(predicted, true, str(count), ha="center", va="center", fontsize=count_size,
+                          color=_text_colour(colours(rates[true, predicted])))
         axis.set_title(model, fontsize=9)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
-        if show_names:
-            ticks = np.arange(len(class_names))
-            axis.set_xticks(ticks, class_names, rotation=90, fontsize=5)
-            axis.set_yticks(ticks, class_names, fontsize=5)
-    figure.suptitle(f"{title}: confusion (rows sum to 1)")
+        axis.set_xticks(named, [labels[i] for i in named], fontsize=tick_size,
+                        rotation=45 if slanted else 0, ha="right" if slanted else "center", rotation_mode="anchor")
+        axis.set_yticks(named, [labels[i] for i in named], fontsize=tick_size)
+    if axes:
+        figure.colorbar(image, ax=axes, shrink=0.6, label="share of the true class")
+    figure.suptitle(f"{title}: confusion, count in each cell (blank: none), shade: share of the row")
     figure.savefig(path, dpi=110)
     return path
 
@@ -179,13 +230,21 @@ def read_training_log(metrics_csv: Path, column: str = "train/loss") -> tuple[np
 
 
 def training_curves(logs: Mapping[str, Path], path: Path, column: str = "train/loss") -> Path:
-    """The pretraining loss of each run against its step, from ``RUN_DIR/logs/metrics.csv``."""
+    """The pretraining loss of each run against its step, from ``RUN_DIR/logs/metrics.csv``.
+
+    ``logs`` maps models to their run's log; checkpoints of one run share it and draw one line, named
+    by the run folder and the models evaluated from it (one line per checkpoint would hide under another).
+    """
+    runs: dict[Path, list[str]] = {}
+    for model, metrics_csv in logs.items():
+        runs.setdefault(Path(metrics_csv).resolve(), []).append(model)
     figure = Figure(figsize=(6.4, 4.0), layout="constrained")
     axis = figure.subplots()
-    for model, metrics_csv in logs.items():
+    for metrics_csv, models in runs.items():
         steps, values = read_training_log(metrics_csv, column)
+        run = metrics_csv.parent.parent.name
         if len(steps):
-            axis.plot(steps, values, label=model)
+            axis.plot(steps, values, label=run if models == [run] else f"{run} ({', '.join(models)})")
     axis.set_xlabel("step")
     axis.set_ylabel(column)
     axis.grid(alpha=0.3)

@@ -2,7 +2,9 @@
 
 Every figure is shown with its bootstrap interval, and a model under test is marked where it
 differs from its random-init twin or from the best handcrafted baseline by more than the paired
-interval of the difference (see ``bootstrap``).
+interval of the difference (see ``bootstrap``). A chance column (summary) and row (task tables)
+give what an answer that ignores the audio scores on the same test items
+(``baselines.chance_scores``).
 
 The results object is plain JSON data (see ``mucon.evaluation.run.evaluate``), so a notebook can
 load results.json and rebuild any table without mucon.
@@ -21,6 +23,7 @@ RETRIEVAL_HEAD = "cosine"
 MAX_FAILED_LISTED = 20  # results.json lists them all
 
 
+CHANCE = "chance"  # the summary's column and the task tables' row of ``baselines.chance_scores``
 NOT_COMPARABLE = "(not comparable)"  # a benchmark task scored on other items than the published split
 
 # A model under test against a baseline, beyond the paired interval of the difference: better / worse.
@@ -63,6 +66,17 @@ def _cell(results: dict, model: str, task: str, head: str, metric: str, *, digit
     return f"{text} {marks}" if marks else text
 
 
+def _chance_cell(results: dict, task: str, metric: str, *, digits: int) -> str:
+    """The chance level of a figure (one for every head: it ignores the audio), without an interval."""
+    value = results.get("chance", {}).get(task, {}).get(metric)
+    return "n/a" if _undefined(value) else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _has_chance(results: dict) -> bool:
+    """Results written before the chance levels were computed (an older results.json) have none."""
+    return bool(results.get("chance"))
+
+
 def _summary_metrics(results: dict, task: str) -> list[str]:
     if results["tasks"][task]["type"] == "retrieval":
         return list(SUMMARY_RETRIEVAL_METRICS)
@@ -74,20 +88,22 @@ def _summary_metrics(results: dict, task: str) -> list[str]:
 
 
 def summary_table(results: dict) -> tuple[list[str], list[list[str]]]:
-    """Rows: each task's metrics (first probe head; retrieval by cosine similarity); columns: models.
-    Each cell: the figure, ± half its 95 % interval, and the marks of ``legend``.
+    """Rows: each task's metrics (first probe head; retrieval by cosine similarity); columns: models,
+    then the chance level. Each cell: the figure, ± half its 95 % interval, and the marks of ``legend``.
 
     Tasks times metrics outnumber models, so this way round the table fits a terminal.
     """
     head = results["settings"]["heads"][0]
-    header = ["task", "metric", *results["models"]]
+    chance = [CHANCE] if _has_chance(results) else []
+    header = ["task", "metric", *results["models"], *chance]
     rows = []
     for task in results["tasks"]:
         scored_by = RETRIEVAL_HEAD if results["tasks"][task]["type"] == "retrieval" else head
         shown = task + (f" {NOT_COMPARABLE}" if not _comparable(results, task) else "")
         for metric in _summary_metrics(results, task):
             rows.append([shown, metric] + [_cell(results, model, task, scored_by, metric, digits=2, bracket=False)
-                                           for model in results["models"]])
+                                           for model in results["models"]]
+                        + [_chance_cell(results, task, metric, digits=2) for _ in chance])
     return header, rows
 
 
@@ -108,6 +124,9 @@ def legend(results: dict) -> list[str]:
         "▲ ▼ above / below its random-init twin, △ ▽ above / below the best handcrafted baseline,",
         "    where the paired interval of the difference excludes 0 (rank: lower is better).",
     ]
+    if _has_chance(results):
+        lines += [f"{CHANCE}: the best answer that ignores the audio, on the same test items: the majority class,",
+                  "    one score for every tag (ROC-AUC 0.5, PR-AUC the prior rate), the mean (R² 0), a random ranking."]
     if not all(_comparable(results, task) for task in results["tasks"]):
         lines.append(f"{NOT_COMPARABLE}: a benchmark task scored on other items than the published split "
                      "(see the warnings).")
@@ -180,6 +199,8 @@ def _task_table(results: dict, task: str) -> tuple[list[str], list[list[str]]]:
         for model in results["models"]
         if task in results["scores"].get(model, {})
     ]
+    if task in results.get("chance", {}):
+        rows.append([CHANCE] + [_chance_cell(results, task, metric, digits=3) for _, metric in columns])
     return header, rows
 
 

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mucon.encoders import Encoder
-from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
+from mucon.evaluation.baselines import HandcraftedFeatures, chance_scores, random_init_encoder
 from mucon.evaluation.bootstrap import (
     CONFIDENCE,
     LOWER_IS_BETTER,
@@ -536,6 +536,7 @@ def evaluate(
         "scores": {entry.name: {} for entry in entries},
         "intervals": {entry.name: {} for entry in entries},
         "comparisons": {},
+        "chance": {},
         "robustness": {},
         "robustness_intervals": {},
         "warnings": [],
@@ -600,6 +601,8 @@ def evaluate(
         if failed[task.name]:
             _warn(warnings, _failed_files_warning(task, failed[task.name]))
         scored = {split: sum(task.paths[row] not in failed[task.name] for row in task.rows(split)) for split in SPLITS}
+        chance_rows = [row for row in bootstraps[task.name].rows if task.paths[row] not in failed[task.name]]
+        results["chance"][task.name] = chance_scores(task.type, task.targets(chance_rows), len(task.classes))
         results["tasks"][task.name] = {
             "type": task.type,
             "primary_metric": PRIMARY_METRIC[task.type],
