@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("overrides", nargs="*", help="key.sub=value settings over the config")
     pretrain.set_defaults(run=_pretrain)
 
-    embed = commands.add_parser("embed", help="the embedding of every audio file of a folder, streamed to disk")
+    embed = commands.add_parser("embed", help="the embedding of every audio file of a folder, with its metadata.csv "
+                                "labels, through the cache evaluate uses")
     embed.add_argument("audio_dir", type=Path)
     embed.add_argument("--checkpoint", required=True, type=Path)
     embed.add_argument("--out", required=True, type=Path, help="folder for embeddings.npy, index.csv, failed.csv")
