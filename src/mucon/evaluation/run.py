@@ -47,7 +47,6 @@ from mucon.evaluation.embed import (
     embed_windows,
     embedding_cache_dir,
     model_fingerprint,
-    module_device,
     resolve_encoder,
     spread_windows,
 )
@@ -419,7 +418,7 @@ def _seconds_per_window(encoder: Encoder, batch_size: int) -> float:
     with torch.inference_mode():
         embed_windows(encoder, windows[:1])
         started = time.perf_counter()
-        embed_windows(encoder, windows.to(module_device(encoder)))
+        embed_windows(encoder, windows)
     return (time.perf_counter() - started) / len(windows)
 
 
