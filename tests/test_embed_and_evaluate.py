@@ -40,14 +40,16 @@ def test_embed_follows_a_linked_sub_folder_and_finds_the_files_prepare_stores(li
     assert embedded == sorted(stored) == [f"album/tone{i:03d}.wav" for i in range(3)]
 
 
-@pytest.mark.parametrize("command", ["embed", "prepare"])
+@pytest.mark.parametrize("command", ["embed", "prepare", "separate"])
 def test_a_folder_without_audio_is_a_one_line_error_naming_it(command, tmp_path, clmr_checkpoint, capsys):
     (tmp_path / "music" / "notes").mkdir(parents=True)
     (tmp_path / "music" / "notes" / "readme.txt").write_text("no audio here")
     argv = {"embed": ["embed", str(tmp_path / "music"), "--checkpoint", str(clmr_checkpoint), "--out",
                       str(tmp_path / "out"), "--quiet"],
             "prepare": ["prepare", str(tmp_path / "music"), str(tmp_path / "store"), "--sample-rate", "16000",
-                        "--quiet"]}[command]
+                        "--quiet"],
+            "separate": ["separate", str(tmp_path / "music"), str(tmp_path / "separated"), "--sample-rate", "16000",
+                         "--quiet"]}[command]
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"mucon {command}: {tmp_path / 'music'}: no audio files") and error.count("\n") == 1
