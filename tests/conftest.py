@@ -62,6 +62,14 @@ def pretrain_tiny(preset: str, store: Path, run_dir: Path, steps: int) -> Path:
                                          "data.num_workers=0", f"trainer.max_steps={steps}", "trainer.progress_bar=false"]))
 
 
+@pytest.fixture(autouse=True)
+def own_mucon_cache(tmp_path, monkeypatch) -> Path:
+    """Each test's own $MUCON_CACHE: the embeddings evaluate and embed share never leak between tests or
+    into the user's ~/.cache."""
+    monkeypatch.setenv("MUCON_CACHE", str(tmp_path / "mucon-cache"))
+    return tmp_path / "mucon-cache"
+
+
 @pytest.fixture(scope="session")
 def tone_store(tmp_path_factory) -> Path:
     """A 16 kHz store of 12 three-second labelled tones, prepared once for the session."""

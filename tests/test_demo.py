@@ -2,7 +2,8 @@
 
 import json
 
-from mucon.demo import DEMO_CORRUPTIONS, demo_presets, run_demo
+from mucon.demo import demo_presets, run_demo
+from mucon.evaluation.robustness import CORRUPTION_PRESETS
 
 
 def test_every_cpu_preset_of_a_registered_method_joins_the_demo_clmr_first():
@@ -20,7 +21,7 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     assert any(name.startswith("small_cnn random-init") for name in results["models"])
     assert {"key", "composer", "cover-retrieval"} <= set(results["tasks"])
     tested = set(results["robustness"]["clmr-cpu"]["composer"])  # only the demo's named conditions
-    assert "training-chain" in tested and tested <= set(DEMO_CORRUPTIONS)
+    assert "training-chain" in tested and tested <= set(CORRUPTION_PRESETS["quick"][0])
     report = tmp_path / "demo" / "report"
     assert json.loads((report / "results.json").read_text())["models"] == results["models"]
     assert (report / "figures" / "training-curves.png").is_file()

@@ -86,8 +86,9 @@ def _embed(args: argparse.Namespace) -> int:
     from mucon.evaluation import embed_folder
 
     result = embed_folder(args.checkpoint, args.audio_dir, args.out, hop_seconds=args.hop_seconds,
-                          batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                          overwrite=args.overwrite)
+                          max_windows=args.max_windows or None, batch_size=args.batch_size, device=args.device,
+                          precision=args.precision, metadata=args.metadata, cache_dir=args.cache,
+                          progress=not args.quiet, overwrite=args.overwrite)
     print(f"embedded {result.n_embedded} files into {result.embeddings} (rows listed in {result.index}); "
           f"failed {result.n_failed}" + (f", listed in {result.failed}" if result.n_failed else ""))
     return 0
@@ -166,10 +167,13 @@ def _model_names(checkpoints: list[str]) -> dict[str, str]:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mucon.evaluation import evaluate
+    from mucon.evaluation.robustness import CORRUPTION_PRESETS
 
+    preset = len(args.corruptions) == 1 and args.corruptions[0] in CORRUPTION_PRESETS
     evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
-             severities=tuple(args.severities) if args.severities else None, corruptions=args.corruptions,
+             severities=tuple(args.severities) if args.severities else None,
+             corruptions=args.corruptions[0] if preset else args.corruptions, cache_dir=args.cache,
              precision=args.precision, progress=not args.quiet, data_roots=args.data_root or ())
     return 0
 
@@ -178,6 +182,16 @@ def _tasks(args: argparse.Namespace) -> int:
     from mucon.evaluation.benchmarks import describe_benchmarks
 
     print(describe_benchmarks())
+    return 0
+
+
+def _task_make(args: argparse.Namespace) -> int:
+    from mucon.evaluation.splitting import make_task
+
+    made = make_task(args.metadata, args.label, args.out, group=args.group, seed=args.seed, task_type=args.type,
+                     name=args.name)
+    print(made.summary())
+    print(f"evaluate it with: mucon evaluate --tasks {made.header} --checkpoint ... --out ...")
     return 0
 
 
@@ -199,9 +213,14 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+CACHE_HELP = ("the embedding cache embed and evaluate share: a file embedded by either with the same model and "
+              "settings is not embedded again (default: $MUCON_CACHE/embeddings, ~/.cache/mucon/embeddings)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mucon.data.layouts import LAYOUTS
     from mucon.demo import DEMO_BUDGET_MINUTES
+    from mucon.evaluation.tasks import MAX_CHUNKS
     from mucon.precision import EMBEDDING_PRECISIONS
 
     parser = OneLineParser(prog="mucon", description=__doc__)
@@ -250,13 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("overrides", nargs="*", help="key.sub=value settings over the config")
     pretrain.set_defaults(run=_pretrain)
 
-    embed = commands.add_parser("embed", help="the embedding of every audio file of a folder, streamed to disk")
+    embed = commands.add_parser("embed", help="the embedding of every audio file of a folder, with its metadata.csv "
+                                "labels, through the cache evaluate uses")
     embed.add_argument("audio_dir", type=Path)
     embed.add_argument("--checkpoint", required=True, type=Path)
     embed.add_argument("--out", required=True, type=Path, help="folder for embeddings.npy, index.csv, failed.csv")
-    embed.add_argument("--hop-seconds", type=float, help="window hop (default: half the encoder's window)")
+    embed.add_argument("--hop-seconds", type=float, help="window hop (default: the encoder's window, as evaluate)")
+    embed.add_argument("--max-windows", type=int, default=MAX_CHUNKS, help="windows per file at most, evenly "
+                       "spread, as evaluate's tasks (default %(default)s; 0: every window)")
+    embed.add_argument("--metadata", type=Path, help="CSV with a `path` column and label columns, copied into "
+                       "index.csv (default: AUDIO_DIR/metadata.csv when present, as prepare reads)")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--device", default="cpu")
+    embed.add_argument("--precision", default="auto", help="auto (bf16 where the device has bf16) or 32-true")
+    embed.add_argument("--cache", type=Path, help=CACHE_HELP)
     embed.add_argument("--overwrite", action="store_true", help="replace the results already in --out "
                        "(without it, an --out holding them is refused)")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -280,13 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "dataset)")
     evaluation.add_argument("--out", required=True, type=Path)
     evaluation.add_argument("--no-robustness", action="store_true", help="skip the corrupted-audio tests")
-    evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: all)")
+    evaluation.add_argument("--severities", type=float, nargs="+", help="robustness severities (default: the "
+                            "preset's, or all of the corruptions named)")
     evaluation.add_argument("--precision", default="auto", choices=EMBEDDING_PRECISIONS, help="the encoders' "
                             "precision: auto (bf16 where the device has bf16, as in training), 32-true or bf16-mixed "
                             "(default %(default)s)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
-    evaluation.add_argument("--corruptions", nargs="+", help="robustness corruptions, e.g. training-chain reverb mp3 "
-                            "(default: all)")
+    evaluation.add_argument("--corruptions", nargs="+", default=["quick"], help="robustness corruptions: quick "
+                            "(training-chain, reverb, mp3 at severities 1 and 2; the default), full (every "
+                            "corruption at every severity: 33 conditions) or names, e.g. reverb mp3")
+    evaluation.add_argument("--cache", type=Path, help=CACHE_HELP)
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")
@@ -295,6 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="list the built-in benchmark tasks: dataset, metrics, published "
                                 "split sizes, sources")
     tasks.set_defaults(run=_tasks)
+
+    task = commands.add_parser("task", help="tasks of your own: `task make` writes one from a metadata table")
+    task_commands = task.add_subparsers(dest="task_command", required=True)
+    make = task_commands.add_parser("make", help="a task (YAML header + CSV) from a metadata.csv with a seeded, "
+                                    "stratified split that keeps each group in one split; prints its counts")
+    make.add_argument("metadata", type=Path, help="CSV with a `path` column (relative to its folder) and label "
+                      "columns: the metadata.csv prepare reads")
+    make.add_argument("--label", required=True, help="the column to predict")
+    make.add_argument("--group", help="a column whose rows stay together in one split (album, artist, session)")
+    make.add_argument("--type", default="multiclass", choices=["multiclass", "key", "multilabel", "regression"])
+    make.add_argument("--name", help="the task's name (default: the label column)")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--out", required=True, type=Path, help="folder for NAME.yaml and NAME.csv")
+    make.set_defaults(run=_task_make)
 
     demo = commands.add_parser("demo", help="the whole loop on the built-in corpus: pretrain every method, evaluate, compare")
     demo.add_argument("--out", type=Path, default=Path("mucon-demo"))

@@ -13,25 +13,19 @@ the same seed would give another table.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mucon.config import load_config, preset_names
+from mucon.files import cache_root
 
 CORPUS_SAMPLE_RATE = 22050
 # Pretraining minutes (all CPU presets together, on 2 CPU cores) that the presets' max_steps are sized for.
 DEMO_BUDGET_MINUTES = 16.0
-# The robustness conditions the demo's report shows: the chain pretraining applied, and two everyday
-# corruptions it never saw (a room, a low-bitrate codec), at a clear and at a harsh severity. The
-# full protocol (`mucon evaluate`) runs every corruption; here it would cost more than pretraining.
-DEMO_CORRUPTIONS = ("training-chain", "reverb", "mp3")
-DEMO_SEVERITIES = (1.0, 2.0)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MUCON_CACHE", Path.home() / ".cache" / "mucon"))
+# The robustness conditions the demo's report shows: evaluate's quick preset (see
+# robustness.CORRUPTION_PRESETS); the full protocol would cost more than pretraining here.
+DEMO_CORRUPTIONS = "quick"
 
 
 def budget_steps(max_steps: int, budget_minutes: float) -> int:
@@ -86,8 +80,8 @@ class DemoTimes:
 def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO_BUDGET_MINUTES,
              corpus_dir: str | Path | None = None,
              corpus_size: str = "default", presets: list[str] | None = None, seed: int = 0,
-             robustness_corruptions: tuple[str, ...] = DEMO_CORRUPTIONS,
-             robustness_severities: tuple[float, ...] = DEMO_SEVERITIES, overrides: list[str] | None = None,
+             robustness_corruptions: str | tuple[str, ...] = DEMO_CORRUPTIONS,
+             robustness_severities: tuple[float, ...] | None = None, overrides: list[str] | None = None,
              progress: bool = True) -> dict:
     """Run the demo and return the evaluation results; `budget_minutes` scales every preset's steps.
 
@@ -107,7 +101,7 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     started = time.time()
     # The corpus format is in the name: a cache left by an older mucon is not resumed (build_corpus refuses it).
     cached = f"corpus-{corpus_size}-{CORPUS_SAMPLE_RATE}-seed{seed}-format{CORPUS_FORMAT}"
-    corpus_dir = Path(corpus_dir) if corpus_dir else cache_dir() / cached
+    corpus_dir = Path(corpus_dir) if corpus_dir else cache_root() / cached
     print(f"[1/4] corpus: {corpus_dir}")
     print(build_corpus(corpus_dir, size=corpus_size, sample_rate=CORPUS_SAMPLE_RATE, seed=seed, progress=progress).summary())
     times.corpus = time.time() - started
@@ -116,7 +110,7 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     for number, preset in enumerate(presets, 1):
         config = load_config(preset)
         rate = config.data.sample_rate
-        store = cache_dir() / "stores" / f"{corpus_dir.name}-train-{rate}-format{FORMAT_VERSION}"
+        store = cache_root() / "stores" / f"{corpus_dir.name}-train-{rate}-format{FORMAT_VERSION}"
         started = time.time()
         print(f"[2/4] store of the training split at {rate} Hz: {store}")  # pretraining never hears a test piece
         print(prepare_store(corpus_dir, store, rate, splits=["train"], progress=progress).summary())
@@ -138,8 +132,7 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     started = time.time()
     print("[4/4] evaluating every model and the baselines on the corpus tasks")
     results = evaluate(checkpoints, [corpus_dir], out_dir / "report", robustness=True, seed=seed,
-                       corruptions=robustness_corruptions, severities=robustness_severities,
-                       cache_dir=cache_dir() / "embeddings", progress=progress)
+                       corruptions=robustness_corruptions, severities=robustness_severities, progress=progress)
     times.evaluate = time.time() - started
     print(times.summary())
     print(f"report: {out_dir / 'report' / 'results.md'}")

@@ -1,5 +1,6 @@
-"""Replacing files so that a kill at any moment leaves the old version or the new one, never part of one;
-locking a folder against a second mucon process; showing file names whatever bytes they hold."""
+"""Where mucon keeps files: replaced so that a kill at any moment leaves the old version or the new
+one, never part of one; a folder locked against a second mucon process; file names shown whatever
+bytes they hold; and the cache folder that commands share."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 class DiskFull(OSError):
     """A write stopped because the disk (or the user's quota) is full; the message says what was kept."""
+
+
+def cache_root() -> Path:
+    """``$MUCON_CACHE`` (default ~/.cache/mucon): what any command may reuse from another's work, such as
+    the demo's corpus and stores and the embeddings ``embed`` and ``evaluate`` share."""
+    return Path(os.environ.get("MUCON_CACHE", Path.home() / ".cache" / "mucon"))
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[Any]], Any], mode: str = "wb") -> None:

@@ -133,3 +133,11 @@ def test_walk_returns_the_folders_it_cannot_read(tmp_path, make_unreadable):
     (tmp_path / "open" / "a.wav").write_bytes(b"")
     make_unreadable("locked")
     assert walk_audio_files(tmp_path) == (["open/a.wav"], [("locked", "Permission denied")])
+
+
+def test_a_walk_that_finds_no_audio_raises_naming_the_folder_and_what_it_could_not_read(tmp_path, make_unreadable):
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "readme.txt").write_text("not audio")
+    make_unreadable("locked")
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path}: no audio files .*could not read locked"):
+        walk_audio_files(tmp_path)

@@ -76,7 +76,10 @@ def test_a_header_can_ask_for_the_papers_protocol_of_averaged_capped_windows(tmp
     (root / "plain.yaml").write_text("name: register\ntype: multiclass\naudio_root: audio\ntable: genre.csv\n"
                                      "label: register\n")
     plain = load_task(root / "plain.yaml")
-    assert (plain.max_chunks, plain.average_chunks) == (None, False)  # every window, each probed
+    assert (plain.max_chunks, plain.average_chunks) == (64, False)  # at most 64 windows, each probed
+    (root / "every.yaml").write_text("name: register\ntype: multiclass\naudio_root: audio\ntable: genre.csv\n"
+                                     "label: register\nmax_chunks: null\n")
+    assert load_task(root / "every.yaml").max_chunks is None  # every window
 
 
 def test_a_header_with_a_missing_column_or_unknown_key_is_rejected_with_the_reason(tmp_path):

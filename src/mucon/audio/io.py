@@ -205,7 +205,10 @@ def walk_audio_files(folder: str | os.PathLike) -> tuple[list[str], list[tuple[s
     Symbolic links to folders are followed; a folder reached twice (a link back up, or two links
     to one place) is walked once, under the first path that reaches it (folders are walked in name
     order), so a loop cannot recurse and no file is listed twice.
-    Each unreadable folder comes back as (relative path, why), for the caller to list.
+    Each unreadable folder comes back as (relative path, why), for the caller to list. Every command
+    that reads a folder of audio walks it here, so none finds files another misses; a folder with no
+    audio file raises ``FileNotFoundError`` naming it, where an empty result would let a command
+    report success on nothing.
     """
     files: list[str] = []
     unreadable: list[tuple[str, str]] = []
@@ -236,4 +239,8 @@ def walk_audio_files(folder: str | os.PathLike) -> tuple[list[str], list[tuple[s
                 files.append(child)
 
     walk("")
+    if not files:
+        unread = "".join(f"; could not read {path} ({why})" for path, why in unreadable)
+        raise FileNotFoundError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in it or its "
+                                f"sub-folders{unread}")
     return sorted(files), unreadable

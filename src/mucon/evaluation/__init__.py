@@ -1,6 +1,6 @@
 """Evaluation of frozen encoders: embeddings, probes, metrics, tasks, robustness, baselines, reports.
 
-Entry points: ``embed_folder`` (stream a folder's embeddings to disk) and ``evaluate`` (models x
+Entry points: ``embed_folder`` (a folder's embeddings and labels to disk) and ``evaluate`` (models x
 tasks -> results.json, results.md and figures). Tasks are data: ``load_task`` reads a CSV table
 with a YAML header, ``corpus_tasks`` derives the built-in tasks of a mucon corpus.
 """

@@ -3,7 +3,7 @@
 Each benchmark dataset is a layout (``mucon.data.layouts``) that carries its tasks: the label
 column, the published split and where it comes from, the published item count of each split. A
 task built here runs the papers' protocol (SemiSupCon's downstream set-up): the frozen encoder
-embeds up to ``PROTOCOL_CHUNKS`` windows of a track, evenly spread, and a track is their mean;
+embeds up to ``MAX_CHUNKS`` windows of a track, evenly spread, and a track is their mean;
 linear and MLP probes train on the train split with early stopping on the valid split; each task
 is scored with its own metrics (see ``tasks.score_predictions``).
 
@@ -25,9 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mucon.data.layouts import LAYOUTS, BenchmarkTask, Layout, LayoutOptions, Table
-from mucon.evaluation.tasks import SPLITS, Benchmark, Task
+from mucon.evaluation.tasks import MAX_CHUNKS, SPLITS, Benchmark, Task
 
-PROTOCOL_CHUNKS = 64  # SemiSupCon's downstream protocol: "embeddings of up to 64 chunks of a track averaged"
 ALL_SCENE_TASKS = None  # what ``hear`` asks for: the tasks its folders declare
 
 
@@ -91,7 +90,7 @@ def benchmark_task(layout: Layout, spec: BenchmarkTask, table: Table, folder: Pa
                 f"(e.g. {folder / missing[0][0]})")
     paths, splits, labels = zip(*rows)
     return Task(spec.name, spec.type, folder, paths, splits, labels, retrieval_split=spec.retrieval_split,
-                max_chunks=PROTOCOL_CHUNKS, average_chunks=True,
+                max_chunks=MAX_CHUNKS, average_chunks=True,
                 benchmark=Benchmark(layout.dataset, spec.source, dict(spec.counts), spec.metrics, note))
 
 
@@ -167,7 +166,7 @@ def describe_benchmarks() -> str:
             lines.append(f"  `{layout.name}` stands for: {', '.join(defaults)}")
         lines += [f"  `{group}` stands for: {', '.join(members)}" for group, members in layout.groups.items()]
         lines.append("")
-    lines.append(f"Protocol: frozen encoder; up to {PROTOCOL_CHUNKS} windows per track, evenly spread, averaged into "
+    lines.append(f"Protocol: frozen encoder; up to {MAX_CHUNKS} windows per track, evenly spread, averaged into "
                  "one embedding; linear and MLP probes with early stopping on the valid split (retrieval: cosine).")
     lines.append("Run: mucon evaluate --checkpoint CKPT --tasks NAME ... --data-root DATASET_FOLDER --out DIR")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""From audio files to embeddings: the windowing every evaluation shares, a streamed folder export,
-and a disk cache so a file is embedded once per (model, setting, corruption), whatever task asks.
+"""From audio files to embeddings: the windowing every evaluation shares, a folder export, and a
+disk cache so a file is embedded once per (model, setting, corruption), whatever task or command asks.
 
 Windows are ``encoder.input_samples`` long, the crop the encoder was trained on, so the network
 always sees the input size its statistics were learnt from. A clip shorter than a window, or the
@@ -16,8 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 import mucon
-from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, is_audio_path, load_audio
+from mucon.audio.io import AudioDecodeError, audio_info, load_audio, walk_audio_files
+from mucon.data.layouts.tables import labels_by_path
 from mucon.encoders import Encoder
+from mucon.evaluation.tasks import MAX_CHUNKS
+from mucon.files import cache_root, write_atomically
 from mucon.heap import keep_freed_heap
-from mucon.precision import checked_device
+from mucon.precision import checked_device, resolve_precision
 
 CACHE_FORMAT = 2  # bump when what is cached, or how it is computed, changes
 
@@ -149,16 +151,6 @@ class WindowBatcher:
         return list(zip([key for key, _ in pending], embeddings.cpu().split([len(windows) for _, windows in pending])))
 
 
-def iter_clip_embeddings(
-    encoder: Encoder, clips: Iterable[tuple[Any, Tensor]], hop: int, batch_size: int = 64
-) -> Iterator[tuple[Any, Tensor]]:
-    """``(key, waveform [T])`` -> ``(key, window embeddings [K, D])`` on the CPU, in input order."""
-    batcher = WindowBatcher(encoder, hop, batch_size)
-    for key, waveform in clips:
-        yield from batcher.add(key, waveform)
-    yield from batcher.flush()
-
-
 def hop_samples(encoder: Encoder, hop_seconds: float | None, default_fraction: float) -> int:
     """A hop in samples: ``hop_seconds`` if given, else ``default_fraction`` of the encoder's window."""
     hop = encoder.input_samples * default_fraction if hop_seconds is None else hop_seconds * encoder.sample_rate
@@ -167,46 +159,17 @@ def hop_samples(encoder: Encoder, hop_seconds: float | None, default_fraction: f
     return int(round(hop))
 
 
-# --- streamed export of a folder ---------------------------------------------------------------------
-
-
-class _GrowingNpy:
-    """A float32 ``[rows, dim]`` .npy file that rows are appended to, valid after every ``flush``.
-
-    The header is written with a fixed size and rewritten in place with the row count, so neither
-    the rows nor their number need to be known in advance, and an interrupted run leaves a
-    readable file of everything embedded so far.
-    """
-
-    HEADER_BYTES = 128  # a multiple of 64, as the .npy format recommends for memory mapping
-
-    def __init__(self, path: Path, dim: int):
-        self.dim, self.rows = dim, 0
-        self.file = open(path, "wb")
-        self._write_header()
-
-    def _write_header(self) -> None:
-        text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({self.rows}, {self.dim}), }}"
-        magic = b"\x93NUMPY\x01\x00"
-        body = self.HEADER_BYTES - len(magic) - 2
-        self.file.seek(0)
-        self.file.write(magic + struct.pack("<H", body) + text.ljust(body - 1).encode("latin1") + b"\n")
-        self.file.seek(0, os.SEEK_END)
-
-    def append(self, row: np.ndarray) -> None:
-        self.file.write(np.ascontiguousarray(row, dtype="<f4").tobytes())
-        self.rows += 1
-
-    def flush(self) -> None:
-        self._write_header()
-        self.file.flush()
-
-    def close(self) -> None:
-        self.flush()
-        self.file.close()
+# --- export of a folder ------------------------------------------------------------------------------
 
 
 FOLDER_OUTPUTS = ("embeddings.npy", "index.csv", "failed.csv", "embeddings.json")  # what embed_folder writes
+INDEX_COLUMNS = ("row", "path", "seconds", "windows")
+
+
+def embedding_cache_dir() -> Path:
+    """The cache ``embed`` and ``evaluate`` share by default: a file embedded by one is not embedded again
+    by the other under the same model and settings."""
+    return cache_root() / "embeddings"
 
 
 @dataclasses.dataclass
@@ -226,85 +189,90 @@ def embed_folder(
     out_dir: str | os.PathLike,
     *,
     hop_seconds: float | None = None,
+    max_windows: int | None = MAX_CHUNKS,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-    flush_every: int = 256,
+    precision: str = "auto",
+    metadata: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     overwrite: bool = False,
 ) -> FolderEmbeddings:
-    """The clip embedding of every audio file under ``audio_dir`` (recursive), streamed to ``out_dir``.
+    """The clip embedding of every audio file under ``audio_dir`` (links followed), written to ``out_dir``.
 
     Writes ``embeddings.npy`` (float32 ``[files, D]``, open it with ``np.load(..., mmap_mode='r')``),
-    ``index.csv`` (row, path relative to audio_dir, seconds, windows), ``failed.csv`` (path, reason,
-    detail) and ``embeddings.json`` (model, sample rate, window, hop). Each file's embedding is the
-    mean over windows of ``encoder.input_samples`` every ``hop_seconds`` (default: half a window).
-    Files are written as they go, so memory does not grow with the folder; a file that cannot be
-    decoded is listed in failed.csv and skipped. Earlier results in ``out_dir`` are replaced only
-    with ``overwrite``: a mistyped folder must not cost a finished export.
+    ``index.csv`` (row, path relative to audio_dir, seconds, windows, then the label columns of the
+    folder's metadata table: ``metadata``, default AUDIO_DIR/metadata.csv, the table ``prepare``
+    reads), ``failed.csv`` (path, reason) and ``embeddings.json`` (model, sample rate, window, hop).
+    A file's embedding is the mean of its window embeddings: windows of ``encoder.input_samples``
+    every ``hop_seconds`` (default: a full window), at most ``max_windows`` of them evenly spread,
+    as ``evaluate`` embeds a custom task's tracks. The windows go through the same cache as
+    evaluate's (``cache_dir``, default ``$MUCON_CACHE/embeddings``), so a file embedded once with a
+    model and these settings is not embedded again by either command; the folder's window
+    embeddings are held in memory meanwhile. A file that cannot be decoded is listed in failed.csv.
+    Earlier results in ``out_dir`` are replaced only with ``overwrite``: a mistyped folder must not
+    cost a finished export.
     """
-    if batch_size < 1 or flush_every < 1 or (hop_seconds is not None and hop_seconds <= 0):
-        raise ValueError(f"batch size and flush interval must be at least 1 and the hop positive; got batch size "
-                         f"{batch_size}, flush_every {flush_every}, hop {hop_seconds} s")
+    if batch_size < 1 or (hop_seconds is not None and hop_seconds <= 0):
+        raise ValueError(f"batch size must be at least 1 and the hop positive; got batch size {batch_size}, "
+                         f"hop {hop_seconds} s")
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     earlier = [name for name in FOLDER_OUTPUTS if (out_dir / name).exists()]
     if earlier and not overwrite:
         raise FileExistsError(f"{out_dir} already holds embeddings ({', '.join(earlier)}); "
                               "pass --overwrite (overwrite=True) to replace them, or choose another folder")
-    encoder = resolve_encoder(model, device)
     if not audio_dir.is_dir():
         raise NotADirectoryError(f"{audio_dir}: not a folder")
+    files, unreadable = walk_audio_files(audio_dir)
+    label_columns, labels = labels_by_path(audio_dir, Path(metadata) if metadata is not None else None)
+    clashing = sorted(set(label_columns) & set(INDEX_COLUMNS))
+    if clashing:
+        raise ValueError(f"{metadata or audio_dir / 'metadata.csv'}: label column(s) {clashing} clash with index.csv's "
+                         f"own columns {list(INDEX_COLUMNS)}; rename them")
+    encoder = resolve_encoder(model, device)
+    precision, _ = resolve_precision(precision, module_device(encoder).type)
+    hop = hop_samples(encoder, hop_seconds, default_fraction=1.0)
+    job = EmbeddingJob(encoder, files, fingerprint=model_fingerprint(model), max_windows=max_windows)
+    [embedded] = cached_embed_jobs([job], audio_dir, cache_dir if cache_dir is not None else embedding_cache_dir(),
+                                   hop_seconds=hop_seconds, batch_size=batch_size, precision=precision,
+                                   progress=progress, description=f"embedding {audio_dir.name}")
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    hop = hop_samples(encoder, hop_seconds, default_fraction=0.5)
-    files = sorted(path for path in audio_dir.rglob("*") if path.is_file() and is_audio_path(path))
+    write_atomically(out_dir / "embeddings.npy", lambda handle: np.save(handle, embedded.means().astype(np.float32)))
+    windows = np.diff(embedded.offsets)
+    no_labels = ("",) * len(label_columns)
 
-    result = FolderEmbeddings(out_dir / "embeddings.npy", out_dir / "index.csv", out_dir / "failed.csv", 0, 0)
-    (out_dir / "embeddings.json").write_text(
-        json.dumps(
-            {
-                "model": model if not isinstance(model, Encoder) else type(model).__name__,
-                "audio_dir": str(audio_dir),
-                "sample_rate": encoder.sample_rate,
-                "window_samples": encoder.input_samples,
-                "hop_samples": hop,
-                "dim": encoder.dim,
-                "pooling": "mean of window embeddings",
-            },
-            indent=2,
-            default=str,
-        )
-    )
-    bar = tqdm(total=len(files), desc=f"embedding {audio_dir.name}", unit="file", disable=not progress)
-    matrix = _GrowingNpy(result.embeddings, encoder.dim)
-    with open(result.index, "w", **PATH_CSV_OPTIONS) as index_file, open(result.failed, "w", **PATH_CSV_OPTIONS) as failed_file:
-        index_rows, failed_rows = csv.writer(index_file), csv.writer(failed_file)
-        index_rows.writerow(["row", "path", "seconds", "windows"])
-        failed_rows.writerow(["path", "reason", "detail"])
+    def write_index(handle) -> None:
+        rows = csv.writer(handle)
+        rows.writerow([*INDEX_COLUMNS, *label_columns])
+        for row, path in enumerate(embedded.paths):
+            header = audio_info(audio_dir / path)
+            seconds = header.frames / header.sample_rate
+            rows.writerow([row, path, f"{seconds:.3f}", windows[row], *labels.get(path, no_labels)])
 
-        def decoded() -> Iterator[tuple[tuple[str, float], np.ndarray]]:
-            for file in files:
-                relative = file.relative_to(audio_dir).as_posix()
-                try:
-                    audio = load_audio(file, encoder.sample_rate)
-                except AudioDecodeError as error:
-                    failed_rows.writerow([relative, error.reason, error.detail])
-                    result.n_failed += 1
-                    bar.update()
-                    continue
-                yield (relative, len(audio) / encoder.sample_rate), audio
+    def write_failed(handle) -> None:
+        rows = csv.writer(handle)
+        rows.writerow(["path", "reason"])
+        rows.writerows([(path, "unreadable") for path, _ in unreadable])
+        rows.writerows(embedded.failed.items())
 
-        try:
-            for (relative, seconds), windows in iter_clip_embeddings(encoder, decoded(), hop, batch_size):
-                matrix.append(windows.mean(dim=0).numpy())
-                index_rows.writerow([result.n_embedded, relative, f"{seconds:.3f}", len(windows)])
-                result.n_embedded += 1
-                bar.update()
-                if result.n_embedded % flush_every == 0:
-                    for handle in (matrix, index_file, failed_file):
-                        handle.flush()
-        finally:
-            matrix.close()
-            bar.close()
-    return result
+    write_atomically(out_dir / "index.csv", write_index, mode="w")
+    write_atomically(out_dir / "failed.csv", write_failed, mode="w")
+    settings = {
+        "model": model if not isinstance(model, Encoder) else type(model).__name__,
+        "audio_dir": str(audio_dir),
+        "sample_rate": encoder.sample_rate,
+        "window_samples": encoder.input_samples,
+        "hop_samples": hop,
+        "max_windows": max_windows,
+        "precision": precision,
+        "dim": encoder.dim,
+        "pooling": "mean of window embeddings",
+        "labels": list(label_columns),
+    }
+    (out_dir / "embeddings.json").write_text(json.dumps(settings, indent=2, default=str))
+    return FolderEmbeddings(out_dir / "embeddings.npy", out_dir / "index.csv", out_dir / "failed.csv",
+                            len(embedded.paths), len(unreadable) + len(embedded.failed))
 
 
 # --- cached embeddings of a task's files -------------------------------------------------------------

@@ -16,6 +16,15 @@ from torch import Tensor
 
 from mucon.evaluation.corruptions import CORRUPTIONS
 
+# Named selections of (corruptions, severities); None: all of them. ``quick``, evaluate's default, is the
+# chain pretraining applied and two everyday corruptions it never saw (a room, a low-bitrate codec), at
+# a clear and a harsh severity: 5 conditions, where ``full`` (the whole protocol) is 33 and costs a
+# pass of every model over the test files per condition.
+CORRUPTION_PRESETS = {
+    "quick": (("training-chain", "reverb", "mp3"), (1.0, 2.0)),
+    "full": (None, None),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
@@ -32,9 +41,17 @@ class Condition:
         return CORRUPTIONS[self.corruption].apply(x, self.severity, sample_rate, generator)
 
 
-def checked_corruptions(corruptions: Sequence[str] | None, severities: Sequence[float] | None) -> list[str]:
-    """The corruptions' names (default all), or a ValueError for an unknown name or for a severity
-    that none of them is tested at (it would drop them without a word)."""
+def checked_corruptions(
+    corruptions: str | Sequence[str] | None, severities: Sequence[float] | None
+) -> tuple[list[str], Sequence[float] | None]:
+    """The corruptions' names and severities, a preset of ``CORRUPTION_PRESETS`` expanded (its severities
+    unless ``severities`` are given; None: every corruption), or a ValueError for an unknown name or for a
+    severity that none of them is tested at (it would drop them without a word)."""
+    if isinstance(corruptions, str):
+        if corruptions not in CORRUPTION_PRESETS:
+            raise ValueError(f"unknown corruption preset {corruptions!r}; choose from {sorted(CORRUPTION_PRESETS)}")
+        corruptions, preset_severities = CORRUPTION_PRESETS[corruptions]
+        severities = preset_severities if severities is None else severities
     names = list(CORRUPTIONS) if corruptions is None else list(corruptions)
     unknown = sorted(set(names) - set(CORRUPTIONS))
     if unknown:
@@ -45,19 +62,20 @@ def checked_corruptions(corruptions: Sequence[str] | None, severities: Sequence[
         raise ValueError(f"severit{'y' if len(untested) == 1 else 'ies'} {', '.join(f'{s:g}' for s in untested)}: "
                          f"the corruptions are tested at {', '.join(f'{s:g}' for s in tested)} only (severity 0, "
                          "the clean test set, is always scored)")
-    return names
+    return names, severities
 
 
 def robustness_conditions(
-    sample_rate: int, corruptions: Sequence[str] | None = None, severities: Sequence[float] | None = None
+    sample_rate: int, corruptions: str | Sequence[str] | None = None, severities: Sequence[float] | None = None
 ) -> tuple[list[Condition], dict[str, str]]:
     """The conditions to test and the skipped corruptions with the reason (MP3 where libsndfile
     cannot encode it at this rate).
 
-    Default: every corruption at each of its severities; ``severities`` keeps only those levels
-    (a corruption with a single level, like reverse, keeps it), e.g. (1, 2) for a quick run.
+    ``corruptions``: names, a preset of ``CORRUPTION_PRESETS`` (its severities unless ``severities``
+    are given), or None for every corruption at each of its severities; ``severities`` keeps only
+    those levels (a corruption with a single level, like reverse, keeps it).
     """
-    names = checked_corruptions(corruptions, severities)
+    names, severities = checked_corruptions(corruptions, severities)
     conditions, skipped = [], {}
     for name in names:
         corruption = CORRUPTIONS[name]

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -37,7 +38,18 @@ from mucon.evaluation.bootstrap import (
     interval,
     resampled_scores,
 )
-from mucon.evaluation.embed import EmbeddingJob, FileEmbeddings, cached_embed_jobs, model_fingerprint, resolve_encoder
+from mucon.audio.io import AudioDecodeError, audio_info
+from mucon.evaluation.embed import (
+    EmbeddingJob,
+    FileEmbeddings,
+    cached_embed_jobs,
+    count_windows,
+    embed_windows,
+    embedding_cache_dir,
+    model_fingerprint,
+    resolve_encoder,
+    spread_windows,
+)
 from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
@@ -398,6 +410,75 @@ def _failed_files_warning(task: Task, failed: dict[str, str]) -> str:
     return f"{task.name}: {len(failed)} file(s) could not be decoded and were left out: {listed}{more}"
 
 
+PLAN_SAMPLED_FILES = 200  # files whose headers the plan reads per folder; more are extrapolated from them
+
+
+def _audio_seconds(root: Path, paths: Sequence[str]) -> dict[str, float]:
+    """Seconds of (at most PLAN_SAMPLED_FILES, evenly chosen of) ``paths`` from their headers; unreadable: 0."""
+    chosen = [paths[i] for i in spread_windows(len(paths), PLAN_SAMPLED_FILES)]
+    seconds = {}
+    for path in chosen:
+        try:
+            header = audio_info(root / path)
+            seconds[path] = header.frames / header.sample_rate
+        except AudioDecodeError:
+            seconds[path] = 0.0
+    return seconds
+
+
+def _windows(seconds: Mapping[str, float], n_files: int, encoder: Encoder, max_windows: int | None) -> int:
+    """The windows ``encoder`` embeds of ``n_files`` files, from the sampled files' durations."""
+    per_file = [len(spread_windows(count_windows(round(length * encoder.sample_rate), encoder.input_samples,
+                                                 encoder.input_samples), max_windows)) for length in seconds.values()]
+    return round(sum(per_file) * n_files / max(1, len(per_file)))
+
+
+def _seconds_per_window(encoder: Encoder, batch_size: int) -> float:
+    """One batch of silent windows through ``encoder`` (after a warm-up one), timed: this machine's cost."""
+    windows = torch.zeros(min(batch_size, 16), encoder.input_samples)
+    with torch.inference_mode():
+        embed_windows(encoder, windows[:1])
+        started = time.perf_counter()
+        embed_windows(encoder, windows)
+    return (time.perf_counter() - started) / len(windows)
+
+
+def evaluation_plan(folders: Sequence[_Folder], entries: Sequence[ModelEntry], conditions: Mapping[str, list],
+                    batch_size: int) -> str:
+    """What evaluate is about to do and about how long its embedding takes here, said before any of it:
+    models, tasks with their tracks per split, files and windows per folder, robustness conditions,
+    and minutes from a timed batch of each model (decoding and corrupting add to it; files the cache
+    holds are not embedded again)."""
+    cost = {entry.name: _seconds_per_window(entry.encoder, batch_size) for entry in entries}
+    lines = [f"plan: {len(entries)} model(s): " + ", ".join(f"{entry.name} ({entry.kind})" for entry in entries)]
+    total_seconds, total_windows = 0.0, 0
+    for folder in folders:
+        for task in folder.tasks:
+            counts = ", ".join(f"{split} {len(task.rows(split))}" for split in SPLITS if len(task.rows(split)))
+            classes = f"; {len(task.classes)} classes" if task.classes else ""
+            lines.append(f"  task {task.name} ({task.type}): {counts} tracks{classes}")
+        seconds = _audio_seconds(folder.root, folder.paths)
+        test_seconds = {path: seconds[path] for path in folder.test_paths if path in seconds} or seconds
+        cap = folder.tasks[0].max_chunks
+        lines.append(f"  folder {folder.root}: {len(folder.paths)} files, "
+                     f"{sum(seconds.values()) * len(folder.paths) / max(1, len(seconds)) / 60:.1f} min of audio, "
+                     + (f"at most {cap} windows per file" if cap else "every window of each file"))
+        for entry in entries:
+            windows = _windows(seconds, len(folder.paths), entry.encoder, cap)
+            corrupted = len(conditions.get(entry.name, ())) * _windows(test_seconds, len(folder.test_paths),
+                                                                         entry.encoder, cap)
+            total_windows += windows + corrupted
+            total_seconds += (windows + corrupted) * cost[entry.name]
+            robust = f" + {corrupted} under {len(conditions[entry.name])} conditions" if corrupted else ""
+            lines.append(f"    {entry.name}: {windows} windows{robust}")
+    named = sorted({condition.key for chosen in conditions.values() for condition in chosen})
+    lines.append(f"  robustness: {len(named)} condition(s)" + (f" ({', '.join(named)}) on the test files of the "
+                 "models under test" if named else ""))
+    lines.append(f"  embedding: {total_windows} windows, about {max(total_seconds / 60, 0.1):.1f} min of encoder "
+                 "time here (decoding and corrupting add to it; what the cache holds is not embedded again)")
+    return "\n".join(lines)
+
+
 def evaluate(
     models: Mapping[str, str | os.PathLike | Encoder],
     tasks: Sequence[Task | str | os.PathLike],
@@ -407,7 +488,7 @@ def evaluate(
     *,
     heads: Sequence[str] = ("linear", "mlp"),
     baselines: bool = True,
-    corruptions: Sequence[str] | None = None,
+    corruptions: str | Sequence[str] | None = "quick",
     severities: Sequence[float] | None = None,
     cache_dir: str | os.PathLike | None = None,
     device: str = "cpu",
@@ -427,17 +508,19 @@ def evaluate(
     Probe tasks get one probe per head (linear, MLP); retrieval tasks use cosine similarity.
     ``baselines`` adds random-init and MFCC+chroma rows. With ``robustness``, the first head of
     every probe task is also scored on corrupted test audio for the models given (not the
-    baselines): ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS``
-    (default all), ``severities`` a subset of their levels (default all). Embedding dominates the
-    cost, and robustness adds one pass of each model over the test files per condition (33 by
-    default). ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
+    baselines): ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS`` or a
+    preset of ``robustness.CORRUPTION_PRESETS`` (default ``quick``: 6 conditions; ``full``: 33),
+    ``severities`` a subset of their levels. Embedding dominates the cost, and robustness adds one
+    pass of each model over the test files per condition; the plan of it all (``evaluation_plan``)
+    is printed first, if ``verbose``. ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
     bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
     with groups), the same resamples for every model. ``precision`` is the encoders' (``auto``: bf16
     autocast where the device has bf16, as in training; ``32-true`` for float32), and ``progress``
     (default: ``verbose``) shows progress bars.
 
     Writes ``results.json``, ``results.md`` and ``figures/*.png`` to ``out_dir``; embeddings are
-    cached in ``cache_dir`` (default ``out_dir/cache``), so a re-run only trains probes. Returns
+    cached in ``cache_dir`` (default ``$MUCON_CACHE/embeddings``, which ``mucon embed`` shares), so
+    a re-run only trains probes. Returns
     the results dict (the content of results.json) and, if ``verbose``, prints the summary table.
     Warnings (undecodable files, a train split with one class) are printed and kept in the report.
     """
@@ -450,7 +533,7 @@ def evaluate(
     if robustness:
         checked_corruptions(corruptions, severities)  # before anything is loaded or embedded
     out_dir = Path(out_dir)
-    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    cache_dir = Path(cache_dir) if cache_dir is not None else embedding_cache_dir()
     precision, _ = resolve_precision(precision, checked_device(device).type)
     progress = verbose if progress is None else progress
     tasks = resolve_tasks(tasks, data_roots)
@@ -497,6 +580,8 @@ def evaluate(
             conditions[entry.name], skipped = robustness_conditions(entry.encoder.sample_rate, corruptions, severities)
             results["settings"]["skipped_corruptions"].update(skipped)
             results["robustness"][entry.name], results["robustness_intervals"][entry.name] = {}, {}
+    if verbose:
+        print(evaluation_plan(folders, entries, conditions, batch_size), flush=True)
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
     outcomes: dict[str, dict[str, TaskOutcome]] = {entry.name: {} for entry in entries}
     map_panels: dict[str, dict[str, tuple[np.ndarray, list]]] = {task.name: {} for task in tasks}

@@ -10,6 +10,7 @@ A user adds a task by writing two files, no code::
     label: genre              # the label column (retrieval: the group column)
     group: album              # optional: items of one album are resampled together (see below)
     max_chunks: 64            # optional: at most this many windows of a track, evenly spread
+                              # (default MAX_CHUNKS, as the benchmark tasks; null: every window)
     average_chunks: true      # optional: a track is the mean of its window embeddings (see below)
 
     # genre.csv
@@ -66,6 +67,10 @@ PRIMARY_METRIC = {
 PROBE_KIND = {"multilabel": "multilabel", "multiclass": "multiclass", "key": "multiclass", "regression": "regression"}
 SPLITS = ("train", "valid", "test")
 MULTILABEL_SEPARATOR = ";"
+# Windows of a track a task embeds, evenly spread: SemiSupCon's "up to 64 chunks of a track". The cost of
+# a task is then bounded by its track count, however long the tracks are, and `mucon embed` uses the same
+# cap so that its embeddings are the ones evaluate would make (and reuses from the cache).
+MAX_CHUNKS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +203,7 @@ def task_from_table(
     split_column: str = "split",
     retrieval_split: str = "test",
     group_column: str | None = None,
-    max_chunks: int | None = None,
+    max_chunks: int | None = MAX_CHUNKS,
     average_chunks: bool = False,
 ) -> Task:
     """A task from a CSV table; rows whose label cell is empty are left out."""
@@ -286,7 +291,7 @@ def load_task(header_path: str | Path) -> Task:
         split_column=header.get("split_column", "split"),
         retrieval_split=header.get("retrieval_split", "test"),
         group_column=header.get("group"),
-        max_chunks=header.get("max_chunks"),
+        max_chunks=header.get("max_chunks", MAX_CHUNKS),
         average_chunks=bool(header.get("average_chunks", False)),
     )
 

@@ -23,13 +23,15 @@ PROGRAM_PATTERN = ("train", "test", "valid", "train", "test", "train", "train", 
 family's test notes are not one instrument's)."""
 
 
-def assign(units: dict[str, str], seed: int, pattern: tuple[str, ...], kind: str) -> dict[str, str]:
+def assign(units: dict[str, str], seed: int, pattern: tuple[str, ...], kind: str,
+           per_class: bool | None = None) -> dict[str, str]:
     """unit -> split, for units given as unit -> class.
 
     Classes are visited in sorted order and their shuffled units dealt along one running pattern for
-    pieces (classes with few units still fill the pattern between them), or one pattern per class
-    for programs (every family needs unseen programs in test).
+    pieces (classes with few units still fill the pattern between them), or, ``per_class`` (the
+    default for programs: every family needs unseen programs in test), one pattern per class.
     """
+    per_class = kind == "program" if per_class is None else per_class
     by_class: dict[str, list[str]] = defaultdict(list)
     for unit, cls in sorted(units.items()):
         by_class[cls].append(unit)
@@ -38,7 +40,7 @@ def assign(units: dict[str, str], seed: int, pattern: tuple[str, ...], kind: str
     for cls in sorted(by_class):
         members = by_class[cls]
         order = item_rng(seed, "split", kind, cls).permutation(len(members))
-        if kind == "program":
+        if per_class:
             i = 0
         for j in order:
             out[members[j]] = pattern[i % len(pattern)]

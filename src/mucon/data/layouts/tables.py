@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,20 @@ def _read_csv_table(layout: str, table: Path, with_stems: bool) -> Table:
         stems = {source: [row[i]] for i, source in stem_columns if row[i].strip()}
         tracks.append(Track(row[path_column], stems_in_order(stems), tuple(row[i] for i in label_columns)))
     return Table(layout, tuple(header[i] for i in label_columns), tracks)
+
+
+def labels_by_path(folder: Path, metadata: Path | None = None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The label columns of the table ``prepare`` would read for ``folder`` (``metadata``, else its
+    metadata.csv) and each listed file's values by its normalised path (the first row of a file);
+    no columns and no rows without a table."""
+    table = _table_file(folder, LayoutOptions(metadata))
+    if table is None:
+        return (), {}
+    read = _read_csv_table("plain", table, with_stems=False)
+    labels: dict[str, tuple[str, ...]] = {}
+    for track in read.tracks:
+        labels.setdefault(posixpath.normpath(track.path), track.labels)
+    return read.label_columns, labels
 
 
 def _read_plain(folder: Path, options: LayoutOptions) -> Table:
