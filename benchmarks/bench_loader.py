@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_store import STORE_RATE, replicate_store, synthesize_multitrack  # noqa: E402
 
-from mucon.audio.store import prepare_store  # noqa: E402
+from mucon.audio.store_writer import prepare_store  # noqa: E402
 from mucon.config import DataConfig  # noqa: E402
 from mucon.data.datamodule import ClipDataset, StoreDataModule  # noqa: E402
 from mucon.data.request import DataRequest  # noqa: E402

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from mucon.audio.separation import separate_folder
-from mucon.audio.store import AudioStore, prepare_store
+from mucon.audio.store import AudioStore
+from mucon.audio.store_writer import prepare_store
 
 
 def main() -> None:

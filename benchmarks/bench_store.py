@@ -29,9 +29,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from mucon.audio import store as store_module
+from mucon.audio import store_writer
 from mucon.audio.io import load_audio
-from mucon.audio.store import AudioStore, prepare_store, to_float
+from mucon.audio.store import AudioStore
+from mucon.audio.store_format import to_float
+from mucon.audio.store_writer import prepare_store
 
 STORE_RATE = 22050
 FILE_RATE = 44100
@@ -127,7 +129,7 @@ def replicate_store(source: Path, target: Path, n_items: int) -> None:
     which = np.arange(n_items) % len(original)
     names = b"".join(b"item-%08d.flac" % i for i in range(n_items))
     name_offsets = np.arange(n_items + 1, dtype=np.int64) * len(b"item-00000000.flac")
-    store_module._write_index(
+    store_writer._write_index(
         target, original._shard[which], original._offset[which], original.lengths[which], original.has_source[which],
         np.frombuffer(names, np.uint8), name_offsets,
     )

@@ -33,7 +33,7 @@ RATE = 16000
 
 def tone_store(root: Path) -> Path:
     """12 three-second tones, prepared as a store (what the tests train on)."""
-    from mucon.audio.store import prepare_store
+    from mucon.audio.store_writer import prepare_store
 
     audio = root / "audio"
     audio.mkdir(parents=True)

@@ -73,7 +73,7 @@ def own_mucon_cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def tone_store(tmp_path_factory) -> Path:
     """A 16 kHz store of 12 three-second labelled tones, prepared once for the session."""
-    from mucon.audio.store import prepare_store
+    from mucon.audio.store_writer import prepare_store
 
     root = tmp_path_factory.mktemp("tones")
     audio_dir = write_tone_folder(root / "audio", 12, 16000, 3.0)

@@ -12,7 +12,7 @@ from mucon import __version__
 
 def _prepare(args: argparse.Namespace) -> int:
     from mucon.audio.io import AudioDecodeError
-    from mucon.audio.store import prepare_store
+    from mucon.audio.store_writer import prepare_store
 
     try:
         report = prepare_store(

@@ -88,7 +88,8 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     `presets` defaults to every CPU preset; `overrides` (key.sub=value) apply to every preset, after the
     demo's own settings.
     """
-    from mucon.audio.store import FORMAT_VERSION, prepare_store
+    from mucon.audio.store_format import FORMAT_VERSION
+    from mucon.audio.store_writer import prepare_store
     from mucon.data.corpus import build_corpus
     from mucon.data.corpus.build import FORMAT as CORPUS_FORMAT
     from mucon.evaluation import evaluate

@@ -1,4 +1,5 @@
-"""Synthetic audio folders: every format, rate and channel count mucon meets, plus every kind of bad file."""
+"""Synthetic audio folders: every format, rate and channel count mucon meets, plus every kind of bad file;
+the store they prepare to, shared by the writer's and the reader's tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from mucon.audio.store_writer import PrepareReport, prepare_store
 
 # name -> (sample rate, channels, seconds, soundfile format options); names sort in this order.
 GOOD_FILES = {
@@ -27,6 +30,7 @@ BAD_FILES = {
     "bad_text.wav": "not audio",
 }
 IGNORED_FILES = ("notes.txt", "nested/cover.jpg")
+SAMPLE_RATE = 16000  # of the stores the tests prepare
 
 
 def music_like(sample_rate: int, channels: int, seconds: float, seed: int) -> np.ndarray:
@@ -85,6 +89,19 @@ def build_mixed_folder(folder: Path) -> Path:
 def mixed_audio_dir(tmp_path_factory) -> Path:
     """Good files of every format next to bad ones; shared read-only by all tests."""
     return build_mixed_folder(tmp_path_factory.mktemp("mixed_audio"))
+
+
+def prepare(audio_dir, store_dir, **options) -> PrepareReport:
+    return prepare_store(audio_dir, store_dir, SAMPLE_RATE, num_workers=0, progress=False, **options)
+
+
+@pytest.fixture(scope="session")
+def reference_store(mixed_audio_dir, tmp_path_factory) -> Path:
+    """An uninterrupted run, small shards so items spread over several: what every other run must equal;
+    read-only (a test that damages it works on a copy)."""
+    store_dir = tmp_path_factory.mktemp("reference") / "store"
+    prepare(mixed_audio_dir, store_dir, shard_bytes=100_000)
+    return store_dir
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import pytest
 import soundfile as sf
 
 from mucon.audio.io import AudioDecodeError
-from mucon.audio.store import AudioStore, prepare_store
+from mucon.audio.store import AudioStore
+from mucon.audio.store_writer import prepare_store
 from mucon.cli import main
 from multitrack import MUSDB_RATE, write_musdb_track, write_pcm, write_slakh_track
 

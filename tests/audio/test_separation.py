@@ -13,7 +13,8 @@ import torch
 from mucon.audio import separation
 from mucon.audio.io import load_audio
 from mucon.audio.separation import HPSSSeparator, separate_folder
-from mucon.audio.store import AudioStore, prepare_store
+from mucon.audio.store import AudioStore
+from mucon.audio.store_writer import prepare_store
 from mucon.cli import main
 
 RATE = 16000

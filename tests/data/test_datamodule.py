@@ -8,7 +8,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from mucon.audio.store import AudioStore, prepare_store
+from mucon.audio.store import AudioStore
+from mucon.audio.store_writer import prepare_store
 from mucon.config import DataConfig
 from mucon.data.datamodule import ClipDataset, StoreDataModule, label_vocabulary, labelled_flags, multi_hot
 from mucon.data.request import DataRequest

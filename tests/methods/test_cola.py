@@ -4,7 +4,8 @@ import soundfile as sf
 import torch
 
 import mucon
-from mucon.audio.store import AudioStore, prepare_store
+from mucon.audio.store import AudioStore
+from mucon.audio.store_writer import prepare_store
 from mucon.config import load_config
 from mucon.data.datamodule import ClipDataset
 from mucon.data.sampler import PoolBatchSampler

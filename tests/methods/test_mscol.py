@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import mucon
-from mucon.audio.store import AudioStore, prepare_store
+from mucon.audio.store import AudioStore
+from mucon.audio.store_writer import prepare_store
 from mucon.cli import main
 from mucon.config import ConfigError, load_config
 from mucon.data.datamodule import ClipDataset

@@ -40,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mucon.audio.io import PATH_CSV_OPTIONS, AudioDecodeError, load_audio
+from mucon.audio.io import AudioDecodeError, load_audio
 from mucon.data.layouts import SOURCE_TYPES, read_table
 from mucon.data.layouts.tables import SEPARATED_JSON, STEM_COLUMNS
+from mucon.files import write_atomically
 from mucon.precision import checked_device
 
 FORMAT_NAME = "mucon-separated"
@@ -223,10 +224,8 @@ def _as_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Float WAV by rename, so a file that exists is whole (float keeps stems summing to the mixture)."""
-    partial = path.with_name(path.name + ".partial")
-    sf.write(os.fsencode(partial), audio, sample_rate, subtype="FLOAT", format="WAV")
-    os.replace(partial, path)
+    """Float WAV, atomically, so a file that exists is whole (float keeps stems summing to the mixture)."""
+    write_atomically(path, lambda handle: sf.write(handle, audio, sample_rate, subtype="FLOAT", format="WAV"))
 
 
 def _mono_at(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -351,10 +350,14 @@ def _write_tables(out_dir: Path, table, folders: dict[str, str], stem_types: dic
         if track.problem is None and (out_dir / folder / MIXTURE).exists():
             rows.append([f"{folder}/{MIXTURE}", track.path, *(track.labels[i] for i in kept_labels),
                          *(f"{folder}/{source}.wav" for source in stem_types)])
-    for name, header_row, body in (("metadata.csv", header, rows), ("skipped.csv", ["path", "reason", "detail"], failed)):
-        partial = out_dir / f"{name}.partial"
-        with open(partial, "w", **PATH_CSV_OPTIONS) as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header_row)
-            writer.writerows(body)
-        os.replace(partial, out_dir / name)
+    _write_csv(out_dir / "metadata.csv", header, rows)
+    _write_csv(out_dir / "skipped.csv", ["path", "reason", "detail"], failed)
+
+
+def _write_csv(path: Path, header: list[str], rows: Iterable[Iterable[str]]) -> None:
+    def write(handle) -> None:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+    write_atomically(path, write, mode="w")

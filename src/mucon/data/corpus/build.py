@@ -2,8 +2,8 @@
 
 Every step is a pure function of (size, seed, sample rate, soundfonts) and of the item it works on,
 so a build can stop anywhere and start again: parsed scores are cached as JSON, each version and
-each batch of notes writes its audio by temp file + rename and then a small JSON row, and an item
-whose row and files exist is never redone. The tables are assembled from those rows at the end.
+each batch of notes writes its audio atomically (``mucon.files.write_atomically``) and then a small
+JSON row, and an item whose row and files exist is never redone. The tables are assembled from those rows at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 import soundfile as sf
+
+from mucon.files import write_atomically
 
 from . import notes as N
 from .gm import family
@@ -115,26 +117,23 @@ class CorpusReport:
 
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomically(path, lambda handle: handle.write(json.dumps(obj, sort_keys=True)), mode="w")
 
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    write_atomically(path, lambda handle: sf.write(handle, audio, sample_rate, subtype="PCM_16", format="WAV"))
 
 
 def _write_csv(path: Path, columns: Iterable[str], rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+
+    def write(handle) -> None:
+        w = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
+
+    write_atomically(path, write, mode="w")
 
 
 def _complete(row_file: Path, root: Path) -> dict | None:
@@ -452,6 +451,5 @@ def build_corpus(out_dir: str | os.PathLike, size: str = "default", sample_rate:
 def _write_readme(out: Path, report: CorpusReport, spec: Size) -> None:
     from .readme import readme_text
 
-    tmp = out / "README.md.tmp"
-    tmp.write_text(readme_text(report, spec))
-    os.replace(tmp, out / "README.md")
+    text = readme_text(report, spec)
+    write_atomically(out / "README.md", lambda handle: handle.write(text), mode="w")
