@@ -226,3 +226,20 @@ def test_a_repeated_forward_reuses_the_freed_memory_of_the_last_one_instead_of_f
     result = subprocess.run([sys.executable, "-c", FAULTS_OF_A_REPEATED_FORWARD], capture_output=True, text=True,
                             check=True)
     assert int(result.stdout) < 50_000  # about 230,000 pages (900 MB) when the heap is given back
+
+
+@pytest.mark.parametrize("frontend, windows_differ", [("cola", True), ("cola_crop_level", False)])
+def test_an_item_level_encoder_embeds_a_tracks_windows_at_the_tracks_level_as_in_pretraining(frontend, windows_differ):
+    """A loud second and the same second 40 dB quieter in one track: at the track's level (COLA's and MSCOL's
+    pretraining) the quiet window stays quiet and embeds apart from the loud one; leveled window by window
+    (``cola_crop_level``) the two are one input. HEAR's windows follow the same rule."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        encoder = build_encoder("small_cnn", sample_rate=RATE, input_samples=RATE, frontend=frontend).eval()
+    loud = torch.from_numpy(tone(1.0, 220))
+    track = torch.cat([loud, 0.01 * loud])
+    batcher = embed.WindowBatcher(encoder, hop=RATE, batch_size=8)
+    [(_, windows)] = batcher.add("track", track) + batcher.flush()
+    hear_windows, _ = hear.get_timestamp_embeddings(track[None], hear.model_from_encoder(encoder, hop_seconds=1.0))
+    for embedded in (windows, hear_windows[0]):
+        assert (not torch.allclose(embedded[0], embedded[1], atol=1e-4)) == windows_differ

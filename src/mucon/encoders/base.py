@@ -49,9 +49,17 @@ class Encoder(nn.Module):
         """``[B, T, D]`` -> ``[B, D]`` with this encoder's pooling."""
         return pool_frames(frames, self.pooling)
 
-    def embed(self, waveform: Tensor) -> Tensor:
-        """One vector per clip: ``pool(forward(waveform))``."""
-        return self.pool(self(waveform))
+    @property
+    def scales_by_item_level(self) -> bool:
+        """Whether the frontend scales each input by its whole item's level (``waveform_level`` "item":
+        COLA's and MSCOL's), so that a caller must bring each clip's item RMS with it."""
+        return getattr(getattr(self, "frontend", None), "waveform_level", None) == "item"
+
+    def embed(self, waveform: Tensor, level: Tensor | None = None) -> Tensor:
+        """One vector per clip: ``pool(forward(waveform))``; ``level``: each clip's whole item's RMS,
+        for an encoder that scales by it (evaluation windows of a track are at the track's level, as
+        pretraining crops are at their item's)."""
+        return self.pool(self(waveform) if level is None else self(waveform, level))
 
     def check_input(self, waveform: Tensor) -> None:
         """Fail with a readable message instead of a shape error deep inside the network."""
@@ -89,9 +97,10 @@ class SpectrogramEncoder(Encoder):
     def forward_spectrogram(self, spec: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, waveform: Tensor) -> Tensor:
+    def forward(self, waveform: Tensor, level: Tensor | None = None) -> Tensor:
+        """``level``: each waveform's item RMS, for a frontend that scales by it (see ``scales_by_item_level``)."""
         self.check_input(waveform)
-        return self.forward_spectrogram(self.frontend(waveform))
+        return self.forward_spectrogram(self.frontend(waveform) if level is None else self.frontend(waveform, level))
 
     @property
     def min_input_samples(self) -> int:

@@ -34,7 +34,7 @@ from mucon.files import cache_root, write_atomically
 from mucon.heap import keep_freed_heap
 from mucon.precision import checked_device, resolve_precision
 
-CACHE_FORMAT = 2  # bump when what is cached, or how it is computed, changes
+CACHE_FORMAT = 3  # bump when what is cached, or how it is computed, changes
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -102,15 +102,28 @@ def frame_windows(audio: Tensor, window: int, hop: int) -> Tensor:
 
 
 @torch.no_grad()
-def embed_windows(encoder: Encoder, windows: Tensor, batch_size: int = 64) -> Tensor:
-    """``[N, window]`` -> ``[N, D]`` pooled window embeddings, at most ``batch_size`` windows per forward."""
+def embed_windows(encoder: Encoder, windows: Tensor, batch_size: int = 64, levels: Tensor | None = None) -> Tensor:
+    """``[N, window]`` -> ``[N, D]`` pooled window embeddings, at most ``batch_size`` windows per forward.
+    ``levels`` ``[N]``: the RMS of the track each window was cut from, for an encoder that scales by it
+    (``Encoder.scales_by_item_level``); without them such an encoder levels each window by itself."""
     keep_freed_heap()  # each forward's activations reuse the last one's memory
     device = module_device(encoder)
+    if not encoder.scales_by_item_level:
+        levels = None
     outputs = [
-        encoder.embed(windows[start : start + batch_size].to(device, torch.float32)).float()
+        encoder.embed(
+            windows[start : start + batch_size].to(device, torch.float32),
+            None if levels is None else levels[start : start + batch_size].to(device, torch.float32),
+        ).float()
         for start in range(0, windows.shape[0], batch_size)
     ]
     return torch.cat(outputs) if outputs else windows.new_zeros(0, encoder.dim)
+
+
+def track_level(audio: Tensor) -> Tensor:
+    """``[..., T]`` -> ``[...]``: the RMS of each whole track, the level an item-level frontend scales
+    its windows by (as ``measure_levels`` does for a store's items in pretraining)."""
+    return audio.double().square().mean(-1).sqrt().float()
 
 
 def spread_windows(n_windows: int, max_windows: int | None) -> np.ndarray:
@@ -136,9 +149,10 @@ class WindowBatcher:
 
     def add(self, key: Any, waveform: Tensor) -> list[tuple[Any, Tensor]]:
         """Queue a clip ``[T]``; returns the ``(key, window embeddings [K, D])`` that a full batch finished."""
-        windows = frame_windows(torch.as_tensor(waveform, dtype=torch.float32), self.encoder.input_samples, self.hop)
+        waveform = torch.as_tensor(waveform, dtype=torch.float32)
+        windows = frame_windows(waveform, self.encoder.input_samples, self.hop)
         windows = windows[torch.from_numpy(spread_windows(len(windows), self.max_windows))]
-        self.pending.append((key, windows))
+        self.pending.append((key, windows, track_level(waveform).expand(len(windows))))
         self.n_pending += len(windows)
         return self.flush() if self.n_pending >= self.batch_size else []
 
@@ -147,8 +161,9 @@ class WindowBatcher:
         if not self.pending:
             return []
         pending, self.pending, self.n_pending = self.pending, [], 0
-        embeddings = embed_windows(self.encoder, torch.cat([windows for _, windows in pending]), self.batch_size)
-        return list(zip([key for key, _ in pending], embeddings.cpu().split([len(windows) for _, windows in pending])))
+        embeddings = embed_windows(self.encoder, torch.cat([windows for _, windows, _ in pending]), self.batch_size,
+                                   torch.cat([levels for _, _, levels in pending]))
+        return list(zip([key for key, _, _ in pending], embeddings.cpu().split([len(w) for _, w, _ in pending])))
 
 
 def hop_samples(encoder: Encoder, hop_seconds: float | None, default_fraction: float) -> int:

@@ -82,9 +82,9 @@ class Method(L.LightningModule):
 
     @property
     def scales_by_item_level(self) -> bool:
-        """Whether the encoder's frontend scales each crop by its whole item's level (``waveform_level``
-        "item": COLA's and MSCOL's), so that the data must bring that level with the crop."""
-        return getattr(getattr(self.encoder, "frontend", None), "waveform_level", None) == "item"
+        """Whether the encoder scales each crop by its whole item's level, so that the data must bring
+        that level with the crop."""
+        return self.encoder.scales_by_item_level
 
     def item_level(self, batch: dict[str, torch.Tensor], key: str = "level") -> torch.Tensor | None:
         """The batch's item levels where the frontend scales by them (else None)."""
