@@ -163,7 +163,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None, corruptions=args.corruptions,
-             precision=args.precision, progress=not args.quiet, data_roots=args.data_root or ())
+             precision=args.precision, progress=not args.quiet, data_roots=args.data_root or (),
+             protocol=args.protocol)
     return 0
 
 
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.add_argument("--corruptions", nargs="+", help="robustness corruptions, e.g. training-chain reverb mp3 "
                             "(default: all)")
+    evaluation.add_argument("--protocol", default="mucon", help="the probe protocol: mucon (its own, the default), "
+                            "semisupcon, clmr or marble, as released (README: evaluation protocols)")
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")

@@ -238,7 +238,11 @@ def markdown_report(results: dict) -> str:
     models = [[name, info["kind"], info["source"]] for name, info in results["models"].items()]
     lines += [markdown_table(["model", "kind", "source"], models), ""]
     if settings.get("protocol"):
-        lines += [f"Protocol: {settings['protocol']}; heads: {', '.join(settings['heads'])}.", ""]
+        recipe = settings.get("protocol_recipe", {})
+        described = "; ".join(f"{key}: {value}" for key, value in recipe.items() if key != "protocol")
+        lines += [f"Protocol: `{settings['protocol']}`" + (f" ({described})" if described else "")
+                  + (f"; {settings['probing']}" if settings.get("probing") else "")
+                  + f"; heads: {', '.join(settings['heads'])}.", ""]
     lines += [
         f"## Summary ({settings['heads'][0]} probe; retrieval by cosine similarity)",
         "",

@@ -40,6 +40,7 @@ from mucon.evaluation.bootstrap import (
 from mucon.evaluation.embed import EmbeddingJob, FileEmbeddings, cached_embed_jobs, model_fingerprint, resolve_encoder
 from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
+from mucon.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, resolve_protocol
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
 from mucon.evaluation.robustness import robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
@@ -170,23 +171,32 @@ def _track_means(task: Task, rows: np.ndarray, embeddings: FileEmbeddings) -> np
     return embeddings.means()[[position[task.paths[row]] for row in rows]]
 
 
-def probe_task(task: Task, embeddings: FileEmbeddings, heads: Sequence[str], seed: int) -> TaskOutcome:
+def probe_task(
+    task: Task, embeddings: FileEmbeddings, heads: Sequence[str], seed: int, protocol: Protocol = PROTOCOLS["mucon"]
+) -> TaskOutcome:
     """Train each head on the train split (early stopping on valid, or on a carved 20 % of train)
-    and score it on the test split."""
+    and score it on the test split, as ``protocol`` says."""
     embedded = set(embeddings.paths)
     train_rows, valid_rows, test_rows = (_embedded_rows(task, split, embedded) for split in SPLITS)
     if len(valid_rows) == 0:
         keep, held_out = carve_validation(len(train_rows), seed=seed)
         train_rows, valid_rows = train_rows[keep], train_rows[held_out]
-    train, valid, test = (_chunks(task, rows, embeddings) for rows in (train_rows, valid_rows, test_rows))
+    train, valid = (protocol.select(_chunks(task, rows, embeddings), split, seed)
+                    for rows, split in ((train_rows, "train"), (valid_rows, "valid")))
+    test = _chunks(task, test_rows, embeddings)
     test_targets = task.targets(test_rows)
+    primary = PRIMARY_METRIC[task.type]
+
+    def monitor(targets: np.ndarray, predictions: np.ndarray) -> float:
+        return score_predictions(task.type, targets, predictions)[primary]
+
     outcome = TaskOutcome(scores={}, rows=test_rows)
     for head in heads:
         probe = fit_probe(
             PROBE_KIND[task.type], train, task.targets(train_rows), valid, task.targets(valid_rows),
-            len(task.classes), head=head, seed=seed,
+            len(task.classes), head=head, seed=seed, **protocol.fit_options(head, monitor),
         )
-        predictions = probe.predict(test)
+        predictions = protocol.predict(probe, test, seed)
         outcome.probes[head] = probe
         outcome.test_predictions[head] = predictions
         outcome.scores[head] = score_predictions(task.type, test_targets, predictions)
@@ -239,7 +249,7 @@ class TaskBootstrap:
 
 def _robustness_of(
     task: Task, outcome: TaskOutcome, head: str, conditions, corrupted: dict[str, FileEmbeddings],
-    bootstrap: TaskBootstrap,
+    bootstrap: TaskBootstrap, protocol: Protocol,
 ) -> tuple[dict, dict]:
     """The clean-trained probe's primary metric on each condition's embeddings of the test files:
     curves ``{corruption: {severity: score}}`` and their intervals ``{corruption: {severity: [low, high]}}``."""
@@ -254,7 +264,7 @@ def _robustness_of(
         under = corrupted[condition.key]
         embedded = set(under.paths)
         rows = np.array([row for row in outcome.rows if task.paths[row] in embedded], dtype=np.int64)
-        return point(rows, outcome.probes[head].predict(_chunks(task, rows, under)))
+        return point(rows, protocol.predict(outcome.probes[head], _chunks(task, rows, under)))
 
     curves = robustness_curves(point(outcome.rows, outcome.test_predictions[head]), conditions, score)
     scores = {name: {severity: value[0] for severity, value in curve.items()} for name, curve in curves.items()}
@@ -276,27 +286,31 @@ def _map_labels(task: Task, rows: np.ndarray) -> list:
 
 @dataclasses.dataclass
 class _Folder:
-    """The tasks that read one audio folder with one embedding protocol (window cap, averaging),
-    and the files to embed there (clean, and corrupted)."""
+    """The tasks that read one audio folder with one embedding setting (window cap, averaging: the
+    protocol's, see ``Protocol.embedding_of``), and the files to embed there (clean, and corrupted)."""
 
     root: Path
     tasks: list[Task]
     paths: list[str]
     test_paths: list[str]
+    max_windows: int | None
+    average: bool
 
     @classmethod
-    def group(cls, tasks: Sequence[Task]) -> list[_Folder]:
+    def group(cls, tasks: Sequence[Task], protocol: Protocol) -> list[_Folder]:
         by_root: dict[tuple, list[Task]] = {}
         for task in tasks:
-            by_root.setdefault((task.audio_root.resolve(), task.max_chunks, task.average_chunks), []).append(task)
+            by_root.setdefault((task.audio_root.resolve(), *protocol.embedding_of(task)), []).append(task)
         return [
             cls(
                 root,
                 group,
                 sorted({path for task in group for path in task.paths}),
                 sorted({task.paths[row] for task in group if task.type != "retrieval" for row in task.rows("test")}),
+                max_windows,
+                average,
             )
-            for (root, _, _), group in by_root.items()
+            for (root, max_windows, average), group in by_root.items()
         ]
 
     def embed(self, entries, conditions, cache_dir, seed, batch_size, precision, progress) -> tuple[dict, dict]:
@@ -304,7 +318,7 @@ class _Folder:
         the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
         One pass over the files for all of them (see ``embed.embed_jobs``); the cache keeps each
         file's embedding, so a later run of any of these tasks costs no encoding."""
-        protocol = {"max_windows": self.tasks[0].max_chunks, "average": self.tasks[0].average_chunks}
+        protocol = {"max_windows": self.max_windows, "average": self.average}
         jobs, owners = [], []
         for entry in entries:
             jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint, **protocol))
@@ -384,7 +398,8 @@ def evaluate(
     robustness: bool = True,
     seed: int = 0,
     *,
-    heads: Sequence[str] = ("linear", "mlp"),
+    heads: Sequence[str] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
     baselines: bool = True,
     corruptions: Sequence[str] | None = None,
     severities: Sequence[float] | None = None,
@@ -403,7 +418,9 @@ def evaluate(
     of built-in benchmark tasks (``mucon tasks``) read from the dataset folders ``data_roots``; the
     report gives a benchmark task's protocol, split and counts, and marks it not comparable with
     published results where the counts it used differ from the published ones.
-    Probe tasks get one probe per head (linear, MLP); retrieval tasks use cosine similarity.
+    Probe tasks get one probe per head (default: the protocol's, mucon's linear and MLP); ``protocol``
+    (``protocols.PROTOCOLS``: mucon, semisupcon, clmr, marble) sets what a probe trains on, its heads,
+    optimiser and stopping and how a track is predicted; retrieval tasks use cosine similarity.
     ``baselines`` adds random-init and MFCC+chroma rows. With ``robustness``, the first head of
     every probe task is also scored on corrupted test audio for the models given (not the
     baselines): ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS``
@@ -429,14 +446,18 @@ def evaluate(
     precision, _ = resolve_precision(precision, torch.device(device).type)
     progress = verbose if progress is None else progress
     tasks = resolve_tasks(tasks, data_roots)
-    folders = _Folder.group(tasks)
+    recipe = resolve_protocol(protocol)
+    folders = _Folder.group(tasks, recipe)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
-    heads = list(heads)
+    heads = list(heads or recipe.heads)
+    for head in heads:
+        recipe.fit_options(head, None)  # an unknown head fails before anything is embedded
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     results: dict = {
-        "settings": {"seed": seed, "heads": heads, "protocol": PROBE_PROTOCOL,
+        "settings": {"seed": seed, "heads": heads, "protocol": recipe.name, "probing": PROBE_PROTOCOL,
+                     "protocol_recipe": recipe.describe(),
                      "robustness": robustness, "corruptions": corruptions,
                      "severities": severities, "device": str(device), "precision": precision,
                      "skipped_corruptions": {},
@@ -486,7 +507,7 @@ def evaluate(
                 if task.type == "retrieval":
                     outcome = retrieval_task(task, clean[entry.name])
                 else:
-                    outcome = probe_task(task, clean[entry.name], heads, seed)
+                    outcome = probe_task(task, clean[entry.name], heads, seed, recipe)
                 outcomes[entry.name][task.name] = outcome
                 results["scores"][entry.name][task.name] = outcome.scores
                 map_panels[task.name][entry.name] = (
@@ -494,7 +515,7 @@ def evaluate(
                 )
                 if entry.name in conditions and task.type != "retrieval":
                     curves, bands = _robustness_of(task, outcome, heads[0], conditions[entry.name],
-                                                   corrupted[entry.name], bootstraps[task.name])
+                                                   corrupted[entry.name], bootstraps[task.name], recipe)
                     results["robustness"][entry.name][task.name] = curves
                     results["robustness_intervals"][entry.name][task.name] = bands
 
@@ -522,7 +543,7 @@ def evaluate(
             "classes": len(task.classes),
             "failed": failed[task.name],
             "bootstrap": {"unit": task.group_column or "item", "units": bootstraps[task.name].resamples.n_units},
-            "chunks": {"max": task.max_chunks, "average": task.average_chunks},
+            "chunks": dict(zip(("max", "average"), recipe.embedding_of(task))),
         }
         if task.benchmark is not None:
             results["tasks"][task.name]["benchmark"] = _benchmark_record(task, scored)
