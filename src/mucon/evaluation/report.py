@@ -186,7 +186,8 @@ def _task_table(results: dict, task: str) -> tuple[list[str], list[list[str]]]:
 def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[str]]]:
     per_model = {model: tasks[task] for model, tasks in results["robustness"].items() if task in tasks}
     severities = sorted({s for curves in per_model.values() for curve in curves.values() for s in curve}, key=float)
-    header = ["model", "corruption"] + severities
+    header = ["model", "corruption", "pretraining"] + severities
+    exposure = results.get("robustness_exposure", {})
 
     def cell(model: str, corruption: str, severity: str) -> str:
         value = per_model[model][corruption].get(severity)
@@ -198,7 +199,11 @@ def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[st
             return _format(value)
         return f"{value:.2f} ±{(high - low) / 2:.2f}"
 
-    rows = [[model, corruption] + [cell(model, corruption, s) for s in severities]
+    def seen(model: str, corruption: str) -> str:
+        status = exposure.get(model, {}).get(corruption, "unseen")
+        return "" if status == "unseen" else status
+
+    rows = [[model, corruption, seen(model, corruption)] + [cell(model, corruption, s) for s in severities]
             for model, curves in per_model.items() for corruption in curves]
     return header, rows
 
@@ -272,7 +277,9 @@ def markdown_report(results: dict) -> str:
             "## Robustness",
             "",
             f"Primary metric of the {settings['heads'][0]} probe (trained on clean audio) on corrupted test "
-            "audio, ± half its 95 % interval; severity 0 is the clean test set.",
+            "audio, ± half its 95 % interval; severity 0 is the clean test set. `pretraining`: the model's own "
+            "pretraining chain applied every effect of the corruption (seen) or some of them (partly seen); "
+            "a `tier-N` stacks the corruptions before it, as SemiSupCon's tiers.",
             "",
         ]
         skipped = settings.get("skipped_corruptions") or {}

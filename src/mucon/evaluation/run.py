@@ -42,7 +42,7 @@ from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieva
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
 from mucon.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, resolve_protocol
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
-from mucon.evaluation.robustness import robustness_conditions, robustness_curves
+from mucon.evaluation.robustness import exposure, pretraining_augmentations, robustness_conditions, robustness_curves
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
 from mucon.precision import resolve_precision
 
@@ -66,10 +66,11 @@ class ModelEntry:
     run: str | None = None  # a checkpoint's run (its run_dir's name) and training step: several
     step: int | None = None  # checkpoints of one run draw the probe score against steps
     pretraining_labels: str | None = None  # the label column a checkpoint's run took positives from
+    pretraining_augmentations: frozenset[str] = frozenset()  # the effects its pretraining chain applies
 
     @property
     def compared(self) -> bool:
-        """Models under test (not baselines): compared with the baselines, and tested for robustness."""
+        """Models under test (not baselines): compared with the baselines."""
         return self.kind in ("pretrained", "encoder")
 
 
@@ -124,6 +125,7 @@ def resolve_models(
         if "global_step" in checkpoint:  # saved by training (a hand-made checkpoint may lack it)
             entry.run, entry.step = Path(config["run_dir"]).name, int(checkpoint["global_step"])
         entry.pretraining_labels = _pretraining_labels(config)
+        entry.pretraining_augmentations = pretraining_augmentations(config)
         entries.append(entry)
         # the encoder's settings and the run's one sample rate make an architecture
         architecture_of[name] = json.dumps([config["encoder"], config["data"]["sample_rate"]], sort_keys=True)
@@ -422,11 +424,12 @@ def evaluate(
     (``protocols.PROTOCOLS``: mucon, semisupcon, clmr, marble) sets what a probe trains on, its heads,
     optimiser and stopping and how a track is predicted; retrieval tasks use cosine similarity.
     ``baselines`` adds random-init and MFCC+chroma rows. With ``robustness``, the first head of
-    every probe task is also scored on corrupted test audio for the models given (not the
-    baselines): ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS``
-    (default all), ``severities`` a subset of their levels (default all). Embedding dominates the
-    cost, and robustness adds one pass of each model over the test files per condition (33 by
-    default). ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
+    every probe task is also scored on corrupted test audio for every model, baselines included:
+    ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS`` (default all),
+    ``severities`` a subset of their levels (default all); each model's rows say which conditions
+    its own pretraining chain applied (``robustness_exposure``: seen, partly seen). Embedding
+    dominates the cost, and robustness adds one pass of each model over the test files per
+    condition (43 by default). ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
     bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
     with groups), the same resamples for every model. ``precision`` is the encoders' (``auto``: bf16
     autocast where the device has bf16, as in training; ``32-true`` for float32), and ``progress``
@@ -466,7 +469,9 @@ def evaluate(
             entry.name: {"kind": entry.kind, "source": entry.source, "sample_rate": entry.encoder.sample_rate,
                          "window_samples": entry.encoder.input_samples, "dim": entry.encoder.dim,
                          **({"random_init_twin": entry.twin} if entry.twin else {}),
-                         **({"run": entry.run, "step": entry.step} if entry.run else {})}
+                         **({"run": entry.run, "step": entry.step} if entry.run else {}),
+                         **({"pretraining_augmentations": sorted(entry.pretraining_augmentations)}
+                            if entry.kind == "pretrained" else {})}
             for entry in entries
         },
         "tasks": {},
@@ -475,6 +480,7 @@ def evaluate(
         "comparisons": {},
         "robustness": {},
         "robustness_intervals": {},
+        "robustness_exposure": {},
         "warnings": [],
         "figures": [],
     }
@@ -486,10 +492,13 @@ def evaluate(
         _warn(warnings, message)
     conditions = {}
     for entry in entries:
-        if robustness and entry.compared:
+        if robustness:
             conditions[entry.name], skipped = robustness_conditions(entry.encoder.sample_rate, corruptions, severities)
             results["settings"]["skipped_corruptions"].update(skipped)
             results["robustness"][entry.name], results["robustness_intervals"][entry.name] = {}, {}
+            results["robustness_exposure"][entry.name] = {
+                name: exposure(name, entry.pretraining_augmentations)
+                for name in dict.fromkeys(condition.corruption for condition in conditions[entry.name])}
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
     outcomes: dict[str, dict[str, TaskOutcome]] = {entry.name: {} for entry in entries}
     map_panels: dict[str, dict[str, tuple[np.ndarray, list]]] = {task.name: {} for task in tasks}
@@ -611,7 +620,8 @@ def _draw_figures(tasks, entries, outcomes, map_panels, results, head, figures_d
         if curves:
             bands = {model: results["robustness_intervals"][model][task.name] for model in curves}
             paths.append(plots.robustness_curves(
-                task.name, PRIMARY_METRIC[task.type], curves, figures_dir / f"robustness-{slug}.png", bands=bands
+                task.name, PRIMARY_METRIC[task.type], curves, figures_dir / f"robustness-{slug}.png", bands=bands,
+                exposure={model: results["robustness_exposure"].get(model, {}) for model in curves},
             ))
     logs = {entry.name: entry.training_log for entry in entries if entry.training_log is not None}
     if logs:
