@@ -23,8 +23,9 @@ from mucon.config import load_config, preset_names
 CORPUS_SAMPLE_RATE = 22050
 # Pretraining minutes (all CPU presets together, on 2 CPU cores) that the presets' max_steps are sized for.
 DEMO_BUDGET_MINUTES = 16.0
-# The robustness conditions the demo's report shows: the chain pretraining applied, and two everyday
-# corruptions it never saw (a room, a low-bitrate codec), at a clear and at a harsh severity. The
+# The robustness conditions the demo's report shows: SemiSupCon's pretraining chain and two everyday
+# corruptions (a room, which CLMR and PEMR pretrain with and the report marks seen for them, and a
+# low-bitrate codec, which no preset saw), at a clear and at a harsh severity. The
 # full protocol (`mucon evaluate`) runs every corruption; here it would cost more than pretraining.
 DEMO_CORRUPTIONS = ("training-chain", "reverb", "mp3")
 DEMO_SEVERITIES = (1.0, 2.0)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import mucon.evaluation.run as run
+from mucon.cli import main
 from mucon.evaluation import evaluate
 from mucon.evaluation.baselines import HandcraftedFeatures
 from mucon.evaluation.probes import ChunkFeatures, Probe
@@ -115,6 +116,16 @@ def test_one_chunk_per_epoch_trains_each_epoch_on_one_chunk_of_every_track(monke
     assert draws[1::2] == [list(range(3))] * 3  # valid likewise
 
 
-def test_an_unknown_protocol_or_a_head_it_lacks_is_refused_before_embedding(tmp_path):
-    with pytest.raises(ValueError, match="unknown protocol 'hear'"):
-        evaluate({"mfcc": HandcraftedFeatures(16000, WINDOW)}, [], tmp_path, protocol="hear")
+def test_an_unknown_protocol_is_one_line_on_stderr_and_exit_status_two(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "last.ckpt"), "--tasks", "unused",
+                 "--out", str(tmp_path / "out"), "--protocol", "hear"]) == 2
+    assert capsys.readouterr().err == ("mucon evaluate: unknown protocol 'hear'; choose from mucon, semisupcon, "
+                                       "clmr, marble\n")
+
+
+def test_a_head_the_protocol_lacks_is_refused_before_anything_is_embedded(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "cached_embed_jobs", lambda *args, **kwargs: pytest.fail("embedded"))
+    root = folders.write_gtzan(tmp_path / "gtzan")
+    with pytest.raises(ValueError, match="protocol marble has the heads \\['mlp', 'linear'\\], not 'svm'"):
+        evaluate({"mfcc": HandcraftedFeatures(16000, WINDOW)}, ["gtzan-genre"], tmp_path / "out", heads=["svm"],
+                 protocol="marble", data_roots=[root], verbose=False)

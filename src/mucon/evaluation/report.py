@@ -208,12 +208,15 @@ def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[st
     return header, rows
 
 
-def _chunks_line(info: dict) -> str:
-    """How a track became probe input: which windows, and whether embeddings or predictions were averaged."""
+def _chunks_line(info: dict, protocol: str = "mucon") -> str:
+    """How a track became probe input: which windows, and whether embeddings or predictions were averaged
+    (a protocol other than mucon's says which chunks train and how a track is predicted)."""
     chunks = info.get("chunks", {})
     spread = f"up to {chunks['max']} windows per track, evenly spread" if chunks.get("max") else "every window"
     if chunks.get("average"):
         return f"{spread}, averaged into one embedding per track"
+    if protocol != "mucon":
+        return f"{spread} embedded, probed as the `{protocol}` protocol says"
     return f"{spread}, each probed, predictions averaged per track"
 
 
@@ -263,7 +266,7 @@ def markdown_report(results: dict) -> str:
         counts = ", ".join(f"{split} {n}" for split, n in info["tracks"].items())
         lines += [f"### {task}", "",
                   f"{info['type']}, primary metric {info['primary_metric']}; tracks scored: {counts}; "
-                  f"{_bootstrap_line(info)}; {_chunks_line(info)}", ""]
+                  f"{_bootstrap_line(info)}; {_chunks_line(info, settings.get('protocol', 'mucon'))}", ""]
         if "benchmark" in info:
             lines += [*_benchmark_lines(info["benchmark"]), ""]
         lines += [markdown_table(*_task_table(results, task)), ""]

@@ -440,6 +440,7 @@ def evaluate(
     the results dict (the content of results.json) and, if ``verbose``, prints the summary table.
     Warnings (undecodable files, a train split with one class) are printed and kept in the report.
     """
+    recipe = resolve_protocol(protocol)
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if resamples < 1:
@@ -449,7 +450,6 @@ def evaluate(
     precision, _ = resolve_precision(precision, torch.device(device).type)
     progress = verbose if progress is None else progress
     tasks = resolve_tasks(tasks, data_roots)
-    recipe = resolve_protocol(protocol)
     folders = _Folder.group(tasks, recipe)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
     heads = list(heads or recipe.heads)
