@@ -261,7 +261,7 @@ _TESTED = tuple(s for s in SEMISUPCON_SEVERITIES if s > 0)
 # SemiSupCon's tiers (severity_experiments/new_augmentations/with/Tier N.yaml): each adds these to the last.
 _TIER_ADDS = {5: ("training-chain", "time-stretch"), 6: ("splice-out",), 7: ("reverb", "chorus"), 8: ("distortion",),
               9: ("compression", "reverse"), 10: ("bitcrush", "mp3")}
-TIER_SEVERITY = 2.0  # the release's tiers: the chain at severity modifier 2, the effects at settings mucon's s = 2 gives
+TIER_SEVERITY = 2.0  # the release's tiers: its chain at severity modifier 2, its effects at what mucon's s = 2 gives
 
 
 def _tiers() -> list[Corruption]:

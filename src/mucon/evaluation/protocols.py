@@ -98,8 +98,9 @@ class Protocol:
             keep &= rank < self.test_max_windows
         kept = ChunkFeatures(chunks.features[keep], chunks.track[keep], chunks.n_tracks)
         if split != "test" and self.train_examples == "one-chunk-drawn-once":
-            rank, counts = _rank_within_track(kept.track, kept.n_tracks), np.bincount(kept.track, minlength=kept.n_tracks)
-            draw = (np.random.default_rng([seed, 2, split == "valid"]).random(kept.n_tracks) * counts).astype(np.int64)
+            rank = _rank_within_track(kept.track, kept.n_tracks)
+            counts = np.bincount(kept.track, minlength=kept.n_tracks)
+            draw = (np.random.default_rng([seed, 2, int(split == "valid")]).random(kept.n_tracks) * counts).astype(np.int64)
             chosen = rank == draw[kept.track]
             kept = ChunkFeatures(kept.features[chosen], kept.track[chosen], kept.n_tracks)
         return kept
@@ -119,9 +120,9 @@ class Protocol:
             "plateau": self.plateau, "restore_best": self.restore_best,
         }
 
-    def predict(self, probe: Probe, chunks: ChunkFeatures, seed: int = 0) -> np.ndarray:
+    def predict(self, probe: Probe, chunks: ChunkFeatures) -> np.ndarray:
         """Track predictions of the test chunks ``chunks`` (all of a track's windows, as embedded)."""
-        test = self.select(chunks, "test", seed)
+        test = self.select(chunks, "test", seed=0)  # test chunks are chosen, never drawn: the seed is unused
         return probe.predict(test) if self.test_aggregation == "mean-prediction" else probe.predict_mean_embedding(test)
 
     def describe(self) -> dict[str, str]:
@@ -130,8 +131,9 @@ class Protocol:
                    "every-window": "every window", "track-mean": "the mean of every window"}[self.embedding]
         if self.drop_last_window:
             windows += ", the last (padded) one dropped"
-        train = {"every-chunk": "the track's mean" if self.embedding == "track-mean" else "every chunk", "one-chunk-per-epoch": "one random chunk per track, "
-                 "drawn again each epoch", "one-chunk-drawn-once": "one random chunk per track, drawn once"}
+        train = {"every-chunk": "the track's mean" if self.embedding == "track-mean" else "every chunk",
+                 "one-chunk-per-epoch": "one random chunk per track, drawn again each epoch",
+                 "one-chunk-drawn-once": "one random chunk per track, drawn once"}
         test = {"mean-prediction": "mean of the chunks' predictions",
                 "mean-embedding": "head on the mean of the chunks' embeddings"}[self.test_aggregation]
         if self.test_max_windows:

@@ -3,9 +3,9 @@ audio corrupted (i) by the pretraining chain at severities 0, .5, 1, 1.5, 2, (ii
 SemiSupCon's pretraining never applied, one at a time, and (iii) by tiers stacking them. Severity 0
 is the clean test score, shared by every curve. What is unseen for SemiSupCon may be seen by
 another model (CLMR and PEMR pretrain with reverb): ``exposure`` says, for each model's own
-pretraining chain (``pretraining_augmentations``), which conditions it saw. The corruption's random parameters are drawn per file from (seed, corruption, severity,
-path), so every model hears the same corrupted test set (at its own sample rate), whatever the
-order or batching.
+pretraining chain (``pretraining_augmentations``), which conditions it saw. The corruption's
+random parameters are drawn per file from (seed, corruption, severity, path), so every model hears
+the same corrupted test set (at its own sample rate), whatever the order or batching.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def probe_task(
             PROBE_KIND[task.type], train, task.targets(train_rows), valid, task.targets(valid_rows),
             len(task.classes), head=head, seed=seed, **protocol.fit_options(head, monitor),
         )
-        predictions = protocol.predict(probe, test, seed)
+        predictions = protocol.predict(probe, test)
         outcome.probes[head] = probe
         outcome.test_predictions[head] = predictions
         outcome.scores[head] = score_predictions(task.type, test_targets, predictions)
@@ -317,17 +317,17 @@ class _Folder:
 
     def embed(self, entries, conditions, cache_dir, seed, batch_size, precision, progress) -> tuple[dict, dict]:
         """Every model's clean embeddings of the folder, and the corrupted ones of its test files for
-        the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
+        every model (robustness): ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
         One pass over the files for all of them (see ``embed.embed_jobs``); the cache keeps each
         file's embedding, so a later run of any of these tasks costs no encoding."""
-        protocol = {"max_windows": self.max_windows, "average": self.average}
+        setting = {"max_windows": self.max_windows, "average": self.average}
         jobs, owners = [], []
         for entry in entries:
-            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint, **protocol))
+            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint, **setting))
             owners.append((entry.name, None))
             if self.test_paths:
                 for condition in conditions.get(entry.name, ()):
-                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint, **protocol))
+                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint, **setting))
                     owners.append((entry.name, condition.key))
         embedded = cached_embed_jobs(jobs, self.root, cache_dir, seed=seed, batch_size=batch_size,
                                      precision=precision, progress=progress, description=f"embedding {self.root.name}")
@@ -429,8 +429,8 @@ def evaluate(
     ``severities`` a subset of their levels (default all); each model's rows say which conditions
     its own pretraining chain applied (``robustness_exposure``: seen, partly seen). Embedding
     dominates the cost, and robustness adds one pass of each model over the test files per
-    condition (43 by default). ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
-    bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
+    condition (43 by default). ``batch_size`` windows go through an encoder at once. Every score
+    gets a 95 % bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
     with groups), the same resamples for every model. ``precision`` is the encoders' (``auto``: bf16
     autocast where the device has bf16, as in training; ``32-true`` for float32), and ``progress``
     (default: ``verbose``) shows progress bars.
@@ -441,6 +441,9 @@ def evaluate(
     Warnings (undecodable files, a train split with one class) are printed and kept in the report.
     """
     recipe = resolve_protocol(protocol)
+    heads = list(heads or recipe.heads)
+    for head in heads:
+        recipe.fit_options(head, None)  # an unknown head fails before anything is read or embedded
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if resamples < 1:
@@ -452,9 +455,6 @@ def evaluate(
     tasks = resolve_tasks(tasks, data_roots)
     folders = _Folder.group(tasks, recipe)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
-    heads = list(heads or recipe.heads)
-    for head in heads:
-        recipe.fit_options(head, None)  # an unknown head fails before anything is embedded
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
 
