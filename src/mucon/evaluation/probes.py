@@ -132,14 +132,17 @@ DEFAULT_LEARNING_RATES = {"linear": 1e-2, "mlp": 1e-3}
 SAMPLINGS = ("every-chunk", "one-chunk-per-epoch")  # what an epoch trains on (validates on, too)
 
 
-def _epoch_chunks(chunks: ChunkFeatures, sampling: str, rng: np.random.Generator) -> np.ndarray:
-    """The chunk rows of an epoch: all of them, or one drawn at random per track."""
-    if sampling == "every-chunk":
-        return np.arange(len(chunks.track))
+def random_chunk_per_track(chunks: ChunkFeatures, rng: np.random.Generator) -> np.ndarray:
+    """The rows of one chunk per track, each drawn uniformly among its track's chunks, in track order."""
     order = np.argsort(chunks.track, kind="stable")
     counts = np.bincount(chunks.track, minlength=chunks.n_tracks)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     return order[starts + (rng.random(chunks.n_tracks) * counts).astype(np.int64)]
+
+
+def _epoch_chunks(chunks: ChunkFeatures, sampling: str, rng: np.random.Generator) -> np.ndarray:
+    """The chunk rows of an epoch: all of them, or one drawn at random per track."""
+    return np.arange(len(chunks.track)) if sampling == "every-chunk" else random_chunk_per_track(chunks, rng)
 
 
 def fit_probe(

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from mucon.evaluation.probes import ChunkFeatures, Probe
+from mucon.evaluation.probes import ChunkFeatures, Probe, random_chunk_per_track
 from mucon.evaluation.report import markdown_table
 
 EMBEDDINGS = ("task", "every-window", "track-mean")  # which window embeddings of a track are kept
@@ -98,11 +98,8 @@ class Protocol:
             keep &= rank < self.test_max_windows
         kept = ChunkFeatures(chunks.features[keep], chunks.track[keep], chunks.n_tracks)
         if split != "test" and self.train_examples == "one-chunk-drawn-once":
-            rank = _rank_within_track(kept.track, kept.n_tracks)
-            counts = np.bincount(kept.track, minlength=kept.n_tracks)
-            draw = (np.random.default_rng([seed, 2, int(split == "valid")]).random(kept.n_tracks) * counts).astype(np.int64)
-            chosen = rank == draw[kept.track]
-            kept = ChunkFeatures(kept.features[chosen], kept.track[chosen], kept.n_tracks)
+            rows = random_chunk_per_track(kept, np.random.default_rng([seed, 2, int(split == "valid")]))
+            kept = ChunkFeatures(kept.features[rows], kept.track[rows], kept.n_tracks)
         return kept
 
     def fit_options(self, head: str, monitor: Callable[[np.ndarray, np.ndarray], float]) -> dict:
