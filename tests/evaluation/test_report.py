@@ -81,6 +81,8 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
     assert stored["robustness"]["clmr"]["register"].keys() == {"reverse", "bitcrush"}
     assert stored["robustness"]["scratch"]["register"]["bitcrush"].keys() == {"0", "2"}
     assert stored["robustness"].keys() == set(expected_rows)  # the baselines' curves too, to compare with
+    assert stored["robustness_exposure"]["scratch"] == {"reverse": "unknown", "bitcrush": "unknown"}  # no chain
+    assert stored["robustness_exposure"]["clmr"] == {"reverse": "unseen", "bitcrush": "unseen"}
 
     header, rows = summary_table(stored)
     assert header == ["task", "metric", *expected_rows]

@@ -123,7 +123,8 @@ def robustness_curves(
 ) -> Path:
     """One panel per corruption, metric against severity, a line per model, and its 95 % interval
     as a shaded band of the line's colour. A model's line is dashed where ``exposure``
-    (``{model: {corruption: "seen" | "partly seen" | "unseen"}}``) says its pretraining saw the corruption.
+    (``{model: {corruption: "seen" | "partly seen" | "unseen" | "unknown"}}``) says its pretraining saw
+    the corruption, wholly or partly.
 
     ``curves`` is ``{model: {corruption: {severity: value}}}`` and ``bands`` the same with
     ``[low, high]`` values. The panels share their y axis, so a small wobble is not drawn as large
@@ -137,7 +138,7 @@ def robustness_curves(
             points = sorted((float(severity), value) for severity, value in per_model.get(corruption, {}).items())
             if not points:
                 continue
-            seen = (exposure or {}).get(model, {}).get(corruption, "unseen") != "unseen"
+            seen = (exposure or {}).get(model, {}).get(corruption) in ("seen", "partly seen")
             (line,) = axis.plot(*zip(*points), marker="o", label=model, linestyle="--" if seen else "-")
             band = bands.get(model, {}).get(corruption, {})
             spans = sorted((float(severity), *bounds) for severity, bounds in band.items()

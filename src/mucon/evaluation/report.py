@@ -281,7 +281,8 @@ def markdown_report(results: dict) -> str:
             "",
             f"Primary metric of the {settings['heads'][0]} probe (trained on clean audio) on corrupted test "
             "audio, ± half its 95 % interval; severity 0 is the clean test set. `pretraining`: the model's own "
-            "pretraining chain applied every effect of the corruption (seen) or some of them (partly seen); "
+            "pretraining chain applied every effect of the corruption (seen) or some of them (partly seen), "
+            "or the model came without its chain (unknown); "
             "a `tier-N` stacks the corruptions before it, as SemiSupCon's tiers.",
             "",
         ]

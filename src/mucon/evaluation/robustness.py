@@ -18,7 +18,7 @@ from torch import Tensor
 
 from mucon.evaluation.corruptions import CORRUPTIONS, _leaf_augmentations
 
-SEEN, PARTLY_SEEN, UNSEEN = "seen", "partly seen", "unseen"
+SEEN, PARTLY_SEEN, UNSEEN, UNKNOWN = "seen", "partly seen", "unseen", "unknown"
 
 
 def pretraining_augmentations(config: Mapping) -> frozenset[str]:

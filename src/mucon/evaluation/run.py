@@ -42,7 +42,13 @@ from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieva
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
 from mucon.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, resolve_protocol
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
-from mucon.evaluation.robustness import exposure, pretraining_augmentations, robustness_conditions, robustness_curves
+from mucon.evaluation.robustness import (
+    UNKNOWN,
+    exposure,
+    pretraining_augmentations,
+    robustness_conditions,
+    robustness_curves,
+)
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
 from mucon.precision import resolve_precision
 
@@ -427,7 +433,8 @@ def evaluate(
     every probe task is also scored on corrupted test audio for every model, baselines included:
     ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS`` (default all),
     ``severities`` a subset of their levels (default all); each model's rows say which conditions
-    its own pretraining chain applied (``robustness_exposure``: seen, partly seen). Embedding
+    its own pretraining chain applied (``robustness_exposure``: seen, partly seen; unknown for an
+    ``Encoder`` object, which carries no chain). Embedding
     dominates the cost, and robustness adds one pass of each model over the test files per
     condition (43 by default). ``batch_size`` windows go through an encoder at once. Every score
     gets a 95 % bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
@@ -496,8 +503,8 @@ def evaluate(
             conditions[entry.name], skipped = robustness_conditions(entry.encoder.sample_rate, corruptions, severities)
             results["settings"]["skipped_corruptions"].update(skipped)
             results["robustness"][entry.name], results["robustness_intervals"][entry.name] = {}, {}
-            results["robustness_exposure"][entry.name] = {
-                name: exposure(name, entry.pretraining_augmentations)
+            results["robustness_exposure"][entry.name] = {  # an Encoder object carries no pretraining chain
+                name: UNKNOWN if entry.kind == "encoder" else exposure(name, entry.pretraining_augmentations)
                 for name in dict.fromkeys(condition.corruption for condition in conditions[entry.name])}
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
     outcomes: dict[str, dict[str, TaskOutcome]] = {entry.name: {} for entry in entries}
