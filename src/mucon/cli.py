@@ -174,7 +174,8 @@ def _evaluate(args: argparse.Namespace) -> int:
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None,
              corruptions=args.corruptions[0] if preset else args.corruptions, cache_dir=args.cache,
-             precision=args.precision, progress=not args.quiet, data_roots=args.data_root or ())
+             precision=args.precision, progress=not args.quiet, data_roots=args.data_root or (),
+             protocol=args.protocol)
     return 0
 
 
@@ -314,8 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.add_argument("--corruptions", nargs="+", default=["quick"], help="robustness corruptions: quick "
                             "(training-chain, reverb, mp3 at severities 1 and 2; the default), full (every "
-                            "corruption at every severity: 33 conditions) or names, e.g. reverb mp3")
+                            "corruption at every severity: 43 conditions) or names, e.g. reverb mp3")
     evaluation.add_argument("--cache", type=Path, help=CACHE_HELP)
+    evaluation.add_argument("--protocol", default="mucon", help="the probe protocol: mucon (its own, the default), "
+                            "semisupcon, clmr or marble, as released (README: evaluation protocols)")
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")

@@ -24,7 +24,9 @@ CORPUS_SAMPLE_RATE = 22050
 # Pretraining minutes (all CPU presets together, on 2 CPU cores) that the presets' max_steps are sized for.
 DEMO_BUDGET_MINUTES = 16.0
 # The robustness conditions the demo's report shows: evaluate's quick preset (see
-# robustness.CORRUPTION_PRESETS); the full protocol would cost more than pretraining here.
+# robustness.CORRUPTION_PRESETS): SemiSupCon's pretraining chain and two everyday corruptions (a room,
+# which CLMR and PEMR pretrain with and the report marks seen for them, and a low-bitrate codec, which
+# no preset saw), at a clear and at a harsh severity; the full list would cost more than pretraining here.
 DEMO_CORRUPTIONS = "quick"
 
 

@@ -1,9 +1,18 @@
 import pytest
 import torch
 
+from mucon.config import load_config
 from mucon.evaluation import corruptions
 from mucon.evaluation.corruptions import CORRUPTIONS
-from mucon.evaluation.robustness import Condition, robustness_conditions, robustness_curves
+from mucon.evaluation.robustness import (
+    Condition,
+    exposure,
+    pretraining_augmentations,
+    robustness_conditions,
+    robustness_curves,
+)
+
+from conftest import CONFIGS
 
 RATE = 16000
 
@@ -21,7 +30,10 @@ def run(name: str, x: torch.Tensor, severity: float, seed: int) -> torch.Tensor:
     return CORRUPTIONS[name].apply(x, severity, RATE, torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+MIDDLE_TIERS = ("tier-6", "tier-7", "tier-8", "tier-9")  # stacks of what tier-5 and tier-10 already run
+
+
+@pytest.mark.parametrize("name", sorted(set(CORRUPTIONS) - set(MIDDLE_TIERS)))
 def test_every_corruption_keeps_shape_and_is_seeded(name):
     if not CORRUPTIONS[name].available(RATE):
         pytest.skip(f"{name} cannot be encoded here")
@@ -107,3 +119,44 @@ def test_robustness_curves_start_from_the_clean_score_at_severity_zero():
     conditions = [Condition("reverb", 1.0), Condition("reverb", 2.0), Condition("reverse", 1.0)]
     curves = robustness_curves(0.9, conditions, lambda condition: 1.0 - condition.severity / 10)
     assert curves == {"reverb": {"0": 0.9, "1": 0.9, "2": 0.8}, "reverse": {"0": 0.9, "1": 0.9}}
+
+
+@pytest.mark.parametrize(("preset", "seen"), [
+    ("clmr-cpu", {"reverb": "seen", "training-chain": "partly seen", "tier-7": "partly seen"}),
+    ("pemr-cpu", {"reverb": "seen", "training-chain": "partly seen", "tier-7": "partly seen"}),
+    ("semisupcon-cpu", {"reverb": "unseen", "training-chain": "seen", "tier-5": "partly seen"}),
+    ("cola-cpu", {"reverb": "unseen", "training-chain": "unseen", "tier-10": "unseen"}),
+])
+def test_what_a_model_saw_comes_from_its_own_pretraining_chain(preset, seen):
+    augmentations = pretraining_augmentations(load_config(CONFIGS / f"{preset}.yaml").to_dict())
+    assert {name: exposure(name, augmentations) for name in seen} == seen
+    assert all(exposure(name, augmentations) == "unseen" for name in ("chorus", "mp3", "time-stretch", "reverse"))
+
+
+def test_tiers_stack_the_unseen_corruptions_on_the_chain_cumulatively_as_semisupcons_tiers():
+    tiers = {name: corruption.members for name, corruption in CORRUPTIONS.items() if corruption.members}
+    assert list(tiers) == [f"tier-{n}" for n in range(5, 11)]
+    assert tiers["tier-5"] == ("training-chain", "time-stretch")
+    assert tiers["tier-7"] == (*tiers["tier-6"], "reverb", "chorus")
+    assert tiers["tier-10"][-2:] == ("bitcrush", "mp3")
+    assert all(set(tiers[f"tier-{n}"]) < set(tiers[f"tier-{n + 1}"]) for n in range(5, 10))
+    x = music()
+    generator = torch.Generator().manual_seed(4)
+    expected = CORRUPTIONS["time-stretch"].apply(CORRUPTIONS["training-chain"].apply(x, 2.0, RATE, generator),
+                                                 2.0, RATE, generator)
+    torch.testing.assert_close(run("tier-5", x, 2.0, seed=4), expected)
+
+
+def test_chorus_mixes_in_a_copy_delayed_by_a_swinging_few_milliseconds():
+    t = torch.arange(RATE) / RATE
+    impulses = torch.zeros(1, RATE)
+    impulses[0, 1700::1700] = 1.0  # eight clicks: at s = 2 (mix 1) each is heard 7 ms +- up to 7 ms later
+    chorused = corruptions.chorus(impulses, 2.0, RATE, torch.Generator().manual_seed(0))
+    delays = []
+    for click in range(1700, RATE - 1700, 1700):
+        after = chorused[0, click : click + 1700].square()
+        assert after[: int(0.0145 * RATE)].sum() > 0.999 * after.sum()  # within the swing, nothing later
+        delays.append(int(after.argmax()))
+    assert len(set(delays)) > 3  # the delay swings
+    tone = torch.sin(2 * torch.pi * 440 * t).unsqueeze(0)
+    assert torch.allclose(corruptions.rms(corruptions.chorus(tone, 1.0, RATE, torch.Generator())), corruptions.rms(tone))

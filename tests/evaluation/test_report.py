@@ -10,7 +10,7 @@ import torch
 import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
-from mucon.evaluation import evaluate
+from mucon.evaluation import evaluate, plots
 from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table, write_report
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
@@ -80,7 +80,9 @@ def test_evaluate_writes_json_markdown_and_figures_with_a_row_per_model_and_base
     assert stored["tasks"]["register"]["failed"] == {"broken.wav": "not audio", "missing.wav": "unreadable"}
     assert stored["robustness"]["clmr"]["register"].keys() == {"reverse", "bitcrush"}
     assert stored["robustness"]["scratch"]["register"]["bitcrush"].keys() == {"0", "2"}
-    assert "small_cnn random-init" not in stored["robustness"]  # robustness is for the models given
+    assert stored["robustness"].keys() == set(expected_rows)  # the baselines' curves too, to compare with
+    assert stored["robustness_exposure"]["scratch"] == {"reverse": "unknown", "bitcrush": "unknown"}  # no chain
+    assert stored["robustness_exposure"]["clmr"] == {"reverse": "unseen", "bitcrush": "unseen"}
 
     header, rows = summary_table(stored)
     assert header == ["task", "metric", *expected_rows, "chance"]
@@ -327,3 +329,38 @@ def test_the_tables_show_each_tasks_chance_level_beside_the_models():
     results["tasks"]["genre"].update(primary_metric="accuracy", tracks={"test": 8}, failed={})
     results.update(figures=[], robustness={}, models={model: {"kind": "", "source": ""} for model in results["models"]})
     assert "| chance | 0.250 |" in markdown_report(results)
+
+
+def test_baselines_get_curves_and_seen_conditions_are_marked_in_tables_and_dashed_in_plots(
+        tmp_path, checkpoint, monkeypatch):
+    styles = []
+    draw = plots.robustness_curves
+
+    def recording(title, metric, curves, path, bands=None, exposure=None):
+        from matplotlib.axes import Axes
+
+        plot = Axes.plot
+
+        def plotted(self, *args, **kwargs):
+            styles.append((kwargs["label"], kwargs["linestyle"]))
+            return plot(self, *args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Axes, "plot", plotted)
+            return draw(title, metric, curves, path, bands=bands, exposure=exposure)
+
+    monkeypatch.setattr(plots, "robustness_curves", recording)
+    register = tone_tasks(tmp_path / "audio")[0]
+    results = evaluate({"clmr": checkpoint}, [register], tmp_path / "report", heads=("linear",), verbose=False,
+                       resamples=10, corruptions=["reverb", "chorus"], severities=[2.0])
+    assert results["robustness"].keys() == {"clmr", "small_cnn random-init", "mfcc-chroma"}
+    assert results["robustness_exposure"] == {"clmr": {"reverb": "seen", "chorus": "unseen"},
+                                              "small_cnn random-init": {"reverb": "unseen", "chorus": "unseen"},
+                                              "mfcc-chroma": {"reverb": "unseen", "chorus": "unseen"}}
+    assert "Reverb" in json.loads((tmp_path / "report" / "results.json").read_text())["models"]["clmr"][
+        "pretraining_augmentations"]
+    markdown = (tmp_path / "report" / "results.md").read_text()
+    assert "| clmr | reverb | seen |" in markdown and "| clmr | chorus |  |" in markdown
+    assert "| mfcc-chroma | reverb |  |" in markdown
+    models = ["clmr", "small_cnn random-init", "mfcc-chroma"]
+    assert styles == [*zip(models, ["--", "-", "-"]), *zip(models, ["-", "-", "-"])]  # panels: reverb, chorus

@@ -2,10 +2,11 @@
 
 Each benchmark dataset is a layout (``mucon.data.layouts``) that carries its tasks: the label
 column, the published split and where it comes from, the published item count of each split. A
-task built here runs the papers' protocol (SemiSupCon's downstream set-up): the frozen encoder
-embeds up to ``MAX_CHUNKS`` windows of a track, evenly spread, and a track is their mean;
-linear and MLP probes train on the train split with early stopping on the valid split; each task
-is scored with its own metrics (see ``tasks.score_predictions``).
+task built here runs mucon's own protocol (``protocols.PROTOCOLS["mucon"]``; ``--protocol`` gives the
+releases' own, SemiSupCon's among them): the frozen encoder embeds up to ``MAX_CHUNKS`` windows of
+a track, evenly spread, and a track is their mean; linear and MLP probes train on the train split
+with early stopping on the valid split; each task is scored with its own metrics (see
+``tasks.score_predictions``).
 
 Names: a task's name (``mtat-top50``), a dataset's name for its default tasks (``mtat``: top-50 and
 all tags; tasks ``on_request`` are left out), a layout's group (``gtzan-10fold``), and ``hear`` for
@@ -166,7 +167,8 @@ def describe_benchmarks() -> str:
             lines.append(f"  `{layout.name}` stands for: {', '.join(defaults)}")
         lines += [f"  `{group}` stands for: {', '.join(members)}" for group, members in layout.groups.items()]
         lines.append("")
-    lines.append(f"Protocol: frozen encoder; up to {MAX_CHUNKS} windows per track, evenly spread, averaged into "
-                 "one embedding; linear and MLP probes with early stopping on the valid split (retrieval: cosine).")
+    lines.append(f"Protocol (mucon's own, the default): frozen encoder; up to {MAX_CHUNKS} windows per track, "
+                 "evenly spread, averaged into one embedding; linear and MLP probes with early stopping on the valid "
+                 "split (retrieval: cosine). --protocol semisupcon|clmr|marble: the releases' own.")
     lines.append("Run: mucon evaluate --checkpoint CKPT --tasks NAME ... --data-root DATASET_FOLDER --out DIR")
     return "\n".join(lines)

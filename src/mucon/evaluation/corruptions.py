@@ -6,8 +6,12 @@ Shape is kept (a length-changing effect is cut or zero-padded at the end, as aud
 severity 0 is never called (it is the clean audio, shared by every curve). Severity 1 is a clearly
 audible but musical setting; 2 is harsh (e.g. 4-bit, 8 kbit/s MP3).
 
-The training chain is SemiSupCon's; the others were never applied during pretraining, which is
-the point of SemiSupCon's "unseen corruptions" test.
+The training chain is SemiSupCon's; the others are SemiSupCon's "unseen corruptions", applied one
+at a time, and its tiers stack them on the chain cumulatively (``tier-5`` .. ``tier-10``, as the
+release's ``Tier N.yaml``). "Unseen" holds for a model whose pretraining chain applied none of a
+corruption's effects: CLMR and PEMR pretrain with reverb, for instance. Each corruption names the
+pretraining augmentations (``mucon.audio.augment`` classes) that produce it, and
+``robustness.exposure`` says, from a checkpoint's own chain, whether it saw it.
 """
 
 from __future__ import annotations
@@ -112,6 +116,23 @@ def splice_out(x: Tensor, severity: float, sample_rate: int, generator: torch.Ge
     return joined * (torch.arange(length).unsqueeze(0) < n_kept)
 
 
+def chorus(x: Tensor, severity: float, sample_rate: int, generator: torch.Generator) -> Tensor:
+    """A chorus: the clip mixed with a copy whose delay swings around 7 ms at 5 Hz (pedalboard's
+    ``Chorus`` centre and SemiSupCon's rate), depth and mix 0.5 s each, capped at 1 (s = 2: the
+    release's depth 1, mix 1); each row starts its swing at a random phase. Loudness kept."""
+    depth, mix = min(1.0, 0.5 * severity), min(1.0, 0.5 * severity)
+    centre = 0.007 * sample_rate
+    phase = 2 * math.pi * torch.rand(x.shape[0], 1, generator=generator, dtype=x.dtype)
+    t = torch.arange(x.shape[-1], dtype=x.dtype) / sample_rate
+    delay = centre * (1.0 + depth * torch.sin(2 * math.pi * 5.0 * t + phase))  # samples, >= 0
+    position = (torch.arange(x.shape[-1], dtype=x.dtype) - delay).clamp(min=0.0)
+    left = position.floor().long()
+    fraction = position - left
+    right = (left + 1).clamp(max=x.shape[-1] - 1)
+    delayed = (1 - fraction) * x.gather(1, left) + fraction * x.gather(1, right)  # linear interpolation
+    return _match_rms((1 - mix) * x + mix * delayed, x)
+
+
 def reverb(x: Tensor, severity: float, sample_rate: int, generator: torch.Generator) -> Tensor:
     """A synthetic room with RT60 0.5 s .. s seconds and a wet mix growing with s."""
     room = Reverb(
@@ -201,32 +222,69 @@ def mp3(x: Tensor, severity: float, sample_rate: int, generator: torch.Generator
     return torch.from_numpy(np.stack(rows)).to(x)
 
 
+def _leaf_augmentations(chain) -> frozenset[str]:
+    """The class names of the effects a chain applies (its ``Compose`` and ``OneOf`` opened)."""
+    from mucon.audio.augment import Augmentation, Compose, OneOf
+
+    return frozenset(type(module).__name__ for module in chain.modules()
+                     if isinstance(module, Augmentation) and not isinstance(module, (Compose, OneOf)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Corruption:
-    """A named corruption, the severities it is tested at, and whether pretraining saw it."""
+    """A named corruption, the severities it is tested at, the pretraining augmentations that
+    produce it (``produced_by``), and for a tier the corruptions it stacks, in order (``members``)."""
 
     name: str
     apply: CorruptionFn
     severities: tuple[float, ...]
-    seen_in_training: bool = False
+    produced_by: frozenset[str] = frozenset()
+    members: tuple[str, ...] = ()
 
     def available(self, sample_rate: int) -> bool:
+        if self.members:
+            return all(CORRUPTIONS[member].available(sample_rate) for member in self.members)
         return self.apply is not mp3 or mp3_supported(sample_rate)
 
 
+def _stacked(members: tuple[str, ...]) -> CorruptionFn:
+    """The members applied one after the other, each at the tier's severity, from one generator."""
+    def apply(x: Tensor, severity: float, sample_rate: int, generator: torch.Generator) -> Tensor:
+        for member in members:
+            x = CORRUPTIONS[member].apply(x, severity, sample_rate, generator)
+        return x
+
+    return apply
+
+
 _TESTED = tuple(s for s in SEMISUPCON_SEVERITIES if s > 0)
+# SemiSupCon's tiers (severity_experiments/new_augmentations/with/Tier N.yaml): each adds these to the last.
+_TIER_ADDS = {5: ("training-chain", "time-stretch"), 6: ("splice-out",), 7: ("reverb", "chorus"), 8: ("distortion",),
+              9: ("compression", "reverse"), 10: ("bitcrush", "mp3")}
+TIER_SEVERITY = 2.0  # the release's tiers: its chain at severity modifier 2, its effects at what mucon's s = 2 gives
+
+
+def _tiers() -> list[Corruption]:
+    tiers, stacked = [], ()
+    for number, added in _TIER_ADDS.items():
+        stacked += added
+        tiers.append(Corruption(f"tier-{number}", _stacked(stacked), (TIER_SEVERITY,), members=stacked))
+    return tiers
+
 
 CORRUPTIONS: dict[str, Corruption] = {
     corruption.name: corruption
     for corruption in (
-        Corruption("training-chain", training_chain, _TESTED, seen_in_training=True),
+        Corruption("training-chain", training_chain, _TESTED, _leaf_augmentations(semisupcon_chain())),
         Corruption("time-stretch", time_stretch, _TESTED),
         Corruption("reverse", reverse, (1.0,)),
         Corruption("splice-out", splice_out, _TESTED),
-        Corruption("reverb", reverb, _TESTED),
+        Corruption("reverb", reverb, _TESTED, frozenset({"Reverb"})),
+        Corruption("chorus", chorus, _TESTED),
         Corruption("distortion", distortion, _TESTED),
         Corruption("compression", compression, _TESTED),
         Corruption("bitcrush", bitcrush, _TESTED),
         Corruption("mp3", mp3, _TESTED),
+        *_tiers(),
     )
 }

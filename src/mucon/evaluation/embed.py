@@ -329,7 +329,7 @@ class EmbeddingJob:
     without repeats), clean or under a ``robustness.Condition``. ``fingerprint`` (see
     ``model_fingerprint``) identifies the encoder in the cache. ``max_windows`` caps a file's
     windows (see ``spread_windows``); with ``average`` a file keeps only the mean of its windows
-    (one row): the track embedding of the papers' protocol, which also keeps memory and cache small."""
+    (one row): the track embedding of mucon's benchmark protocol, which also keeps memory and cache small."""
 
     encoder: Encoder
     paths: Sequence[str]

@@ -170,9 +170,12 @@ def robustness_curves(
     curves: Mapping[str, Mapping[str, Mapping[str, float]]],
     path: Path,
     bands: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]] | None = None,
+    exposure: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """One panel per corruption, metric against severity, a line per model, and its 95 % interval
-    as a shaded band of the line's colour.
+    as a shaded band of the line's colour. A model's line is dashed where ``exposure``
+    (``{model: {corruption: "seen" | "partly seen" | "unseen" | "unknown"}}``) says its pretraining saw
+    the corruption, wholly or partly.
 
     ``curves`` is ``{model: {corruption: {severity: value}}}`` and ``bands`` the same with
     ``[low, high]`` values. The panels share their y axis, so a small wobble is not drawn as large
@@ -186,7 +189,8 @@ def robustness_curves(
             points = sorted((float(severity), value) for severity, value in per_model.get(corruption, {}).items())
             if not points:
                 continue
-            (line,) = axis.plot(*zip(*points), marker="o", label=model)
+            seen = (exposure or {}).get(model, {}).get(corruption) in ("seen", "partly seen")
+            (line,) = axis.plot(*zip(*points), marker="o", label=model, linestyle="--" if seen else "-")
             band = bands.get(model, {}).get(corruption, {})
             spans = sorted((float(severity), *bounds) for severity, bounds in band.items()
                            if None not in bounds and np.isfinite(bounds).all())
@@ -195,7 +199,7 @@ def robustness_curves(
                 axis.fill_between(severities, lows, highs, color=line.get_color(), alpha=0.2, linewidth=0)
         _label_panel(axis, corruption, "severity", metric)
     return _save_panels(figure, axes, f"{title}: {metric} on corrupted test audio, 95 % interval shaded "
-                                      "(probe trained on clean audio)", path)
+                                      "(probe trained on clean audio; dashed: seen in pretraining)", path)
 
 
 def score_against_steps(

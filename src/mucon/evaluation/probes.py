@@ -3,16 +3,20 @@
 Chunks in, tracks out: a track contributes one training example per chunk (window), each with the
 track's label, which multiplies the examples of a small dataset; a track's prediction is the mean
 of its chunks' predictions (probabilities, or values for regression). With one chunk per track
-this is plain track-level probing. Features are standardised with the training chunks' mean and
-standard deviation. Training is Adam on minibatches with early stopping on the validation loss;
-the head of the best validation epoch is the one returned. Everything random (initialisation,
-shuffling, a carved validation split) comes from ``seed``, so a probe is reproducible.
+this is plain track-level probing. By default (mucon's own recipe) features are standardised with
+the training chunks' mean and standard deviation, training is Adam on minibatches over every chunk,
+with early stopping on the validation loss, and the head of the best validation epoch is the one
+returned; ``fit_probe``'s options give the published recipes of ``protocols`` (one random chunk
+per track per epoch, a plateau schedule, stopping on a validation metric, the last head).
+Everything random (initialisation, shuffling, chunk draws, a carved validation split) comes from
+``seed``, so a probe is reproducible.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -51,12 +55,17 @@ class ChunkFeatures:
         return ChunkFeatures(self.features[keep], new_index[self.track[keep]], len(tracks))
 
 
-def build_head(head: str, in_dim: int, out_dim: int, hidden_dim: int = 512) -> nn.Module:
-    """Linear, or SemiSupCon's MLP (in -> 512 -> ReLU -> out)."""
+def build_head(
+    head: str, in_dim: int, out_dim: int, hidden_dim: int | None = 512, *, bias: bool = True, dropout: float = 0.0
+) -> nn.Module:
+    """Linear, or an MLP in -> hidden (``None``: in_dim) -> ReLU -> out; ``dropout`` after the hidden
+    layer's linear map (MARBLE's order: linear, dropout, ReLU)."""
     if head == "linear":
-        return nn.Linear(in_dim, out_dim)
+        return nn.Linear(in_dim, out_dim, bias=bias)
     if head == "mlp":
-        return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim))
+        hidden_dim = hidden_dim or in_dim
+        hidden = [nn.Linear(in_dim, hidden_dim, bias=bias), *([nn.Dropout(dropout)] if dropout else []), nn.ReLU()]
+        return nn.Sequential(*hidden, nn.Linear(hidden_dim, out_dim, bias=bias))
     raise ValueError(f"head must be one of {HEADS}, got {head!r}")
 
 
@@ -66,6 +75,21 @@ def _loss(kind: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     if kind == "multilabel":
         return F.binary_cross_entropy_with_logits(outputs, targets)
     return F.mse_loss(outputs, targets)
+
+
+def _predictions(kind: str, outputs: torch.Tensor) -> np.ndarray:
+    """Class probabilities, tag probabilities, or (standardised) values."""
+    if kind == "multiclass":
+        return outputs.softmax(dim=1).numpy()
+    if kind == "multilabel":
+        return outputs.sigmoid().numpy()
+    return outputs.numpy()
+
+
+def _track_means(values: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:
+    sums = np.zeros((n_tracks, values.shape[1]))
+    np.add.at(sums, track, values)
+    return sums / np.bincount(track, minlength=n_tracks)[:, None]
 
 
 @dataclasses.dataclass
@@ -85,19 +109,16 @@ class Probe:
     def predict_chunks(self, features: np.ndarray) -> np.ndarray:
         """Per chunk: class probabilities, tag probabilities, or values in the target's units."""
         inputs = torch.from_numpy((np.asarray(features, np.float32) - self.feature_mean) / self.feature_std)
-        outputs = self.head.eval()(inputs)
-        if self.kind == "multiclass":
-            return outputs.softmax(dim=1).numpy()
-        if self.kind == "multilabel":
-            return outputs.sigmoid().numpy()
-        return outputs.numpy() * self.target_std + self.target_mean
+        predictions = _predictions(self.kind, self.head.eval()(inputs))
+        return predictions * self.target_std + self.target_mean if self.kind == "regression" else predictions
 
     def predict(self, chunks: ChunkFeatures) -> np.ndarray:
         """Per track: the mean of its chunks' predictions."""
-        per_chunk = self.predict_chunks(chunks.features)
-        sums = np.zeros((chunks.n_tracks, per_chunk.shape[1]))
-        np.add.at(sums, chunks.track, per_chunk)
-        return sums / np.bincount(chunks.track, minlength=chunks.n_tracks)[:, None]
+        return _track_means(self.predict_chunks(chunks.features), chunks.track, chunks.n_tracks)
+
+    def predict_mean_embedding(self, chunks: ChunkFeatures) -> np.ndarray:
+        """Per track: the head on the mean of its chunks' embeddings (SemiSupCon's test)."""
+        return self.predict_chunks(_track_means(chunks.features, chunks.track, chunks.n_tracks))
 
 
 def carve_validation(n_tracks: int, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +129,20 @@ def carve_validation(n_tracks: int, fraction: float = 0.2, seed: int = 0) -> tup
 
 
 DEFAULT_LEARNING_RATES = {"linear": 1e-2, "mlp": 1e-3}
+SAMPLINGS = ("every-chunk", "one-chunk-per-epoch")  # what an epoch trains on (validates on, too)
+
+
+def random_chunk_per_track(chunks: ChunkFeatures, rng: np.random.Generator) -> np.ndarray:
+    """The rows of one chunk per track, each drawn uniformly among its track's chunks, in track order."""
+    order = np.argsort(chunks.track, kind="stable")
+    counts = np.bincount(chunks.track, minlength=chunks.n_tracks)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return order[starts + (rng.random(chunks.n_tracks) * counts).astype(np.int64)]
+
+
+def _epoch_chunks(chunks: ChunkFeatures, sampling: str, rng: np.random.Generator) -> np.ndarray:
+    """The chunk rows of an epoch: all of them, or one drawn at random per track."""
+    return np.arange(len(chunks.track)) if sampling == "every-chunk" else random_chunk_per_track(chunks, rng)
 
 
 def fit_probe(
@@ -126,20 +161,35 @@ def fit_probe(
     max_epochs: int = 300,
     patience: int = 20,
     min_improvement: float = 1e-4,
+    hidden_dim: int | None = 512,
+    bias: bool = True,
+    dropout: float = 0.0,
+    standardise: bool = True,
+    sampling: str = "every-chunk",
+    monitor: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    plateau: tuple[float, int] | None = None,
+    restore_best: bool = True,
 ) -> Probe:
     """Train a head on chunks; stop once the validation loss has not improved by ``min_improvement``
     for ``patience`` epochs (on separable data the loss creeps down forever without that margin).
 
     ``*_targets`` are per track: class indices (multiclass), multi-hot rows (multilabel) or values
     (regression, one column or several). ``learning_rate`` defaults to 1e-2 for a linear head and
-    1e-3 for the MLP; the default batch makes a small task full-batch.
+    1e-3 for the MLP; the default batch makes a small task full-batch. The other options make the
+    published recipes (``protocols``): the MLP's ``hidden_dim`` (None: the input's), ``bias`` and
+    ``dropout``; ``standardise`` the features; ``sampling`` one chunk per track per epoch (train and
+    valid); ``monitor(valid targets, valid track predictions)``, higher is better, stops on a metric
+    instead of the loss; ``plateau`` = (factor, patience) scales the learning rate when the monitored
+    figure stalls; ``restore_best=False`` returns the last epoch's head.
     """
     if kind not in PROBE_KINDS:
         raise ValueError(f"kind must be one of {PROBE_KINDS}, got {kind!r}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if valid.n_tracks == 0:
         raise ValueError("early stopping needs validation tracks (see carve_validation)")
-    feature_mean = train.features.mean(axis=0)
-    feature_std = train.features.std(axis=0) + 1e-6
+    feature_mean = train.features.mean(axis=0) if standardise else np.zeros(train.features.shape[1], np.float32)
+    feature_std = train.features.std(axis=0) + 1e-6 if standardise else np.ones(train.features.shape[1], np.float32)
     train_targets, valid_targets = np.asarray(train_targets), np.asarray(valid_targets)
     if kind == "regression":
         train_targets = train_targets.reshape(len(train_targets), -1).astype(np.float32)
@@ -158,31 +208,46 @@ def fit_probe(
 
     (train_x, train_y), (valid_x, valid_y) = tensors(train, train_targets), tensors(valid, valid_targets)
     generator = torch.Generator().manual_seed(seed)
+    draws = np.random.default_rng([seed, 1])  # the chunk of each track an epoch trains and validates on
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_head(head, train_x.shape[1], n_outputs)
+        model = build_head(head, train_x.shape[1], n_outputs, hidden_dim, bias=bias, dropout=dropout)
     optimiser = torch.optim.Adam(
         model.parameters(), lr=learning_rate or DEFAULT_LEARNING_RATES[head], weight_decay=weight_decay
     )
+    schedule = None if plateau is None else torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, mode="min", factor=plateau[0], patience=plateau[1])
+
+    def valid_figure(rows: np.ndarray) -> float:
+        """What stopping watches, lower is better: the loss, or minus the monitored metric."""
+        with torch.no_grad():
+            outputs = model(valid_x[rows])
+            if monitor is None:
+                return _loss(kind, outputs, valid_y[rows]).item()
+            predictions = _track_means(_predictions(kind, outputs), valid.track[rows], valid.n_tracks)
+        return -float(monitor(valid_targets, predictions))
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # heads this small only lose time to thread hand-offs
     try:
-        best_loss, best_state, best_epoch, epoch = float("inf"), copy.deepcopy(model.state_dict()), 0, 0
+        best_figure, best_state, best_epoch, epoch = float("inf"), copy.deepcopy(model.state_dict()), 0, 0
         for epoch in range(1, max_epochs + 1):
             model.train()
-            for batch in torch.randperm(len(train_x), generator=generator).split(batch_size):
+            rows = torch.from_numpy(_epoch_chunks(train, sampling, draws))
+            for batch in rows[torch.randperm(len(rows), generator=generator)].split(batch_size):
                 optimiser.zero_grad()
                 _loss(kind, model(train_x[batch]), train_y[batch]).backward()
                 optimiser.step()
             model.eval()
-            with torch.no_grad():
-                valid_loss = _loss(kind, model(valid_x), valid_y).item()
-            if valid_loss < best_loss - min_improvement:
-                best_loss, best_state, best_epoch = valid_loss, copy.deepcopy(model.state_dict()), epoch
+            figure = valid_figure(_epoch_chunks(valid, sampling, draws))
+            if schedule is not None:
+                schedule.step(figure)
+            if figure < best_figure - min_improvement:
+                best_figure, best_state, best_epoch = figure, copy.deepcopy(model.state_dict()), epoch
             elif epoch - best_epoch >= patience:
                 break
     finally:
         torch.set_num_threads(threads)
-    model.load_state_dict(best_state)
+    if restore_best:
+        model.load_state_dict(best_state)
     return Probe(kind, model.eval(), feature_mean, feature_std, target_mean, target_std, best_epoch, epoch)

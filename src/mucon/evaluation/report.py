@@ -206,7 +206,8 @@ def _task_table(results: dict, task: str) -> tuple[list[str], list[list[str]]]:
 def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[str]]]:
     per_model = {model: tasks[task] for model, tasks in results["robustness"].items() if task in tasks}
     severities = sorted({s for curves in per_model.values() for curve in curves.values() for s in curve}, key=float)
-    header = ["model", "corruption"] + severities
+    header = ["model", "corruption", "pretraining"] + severities
+    exposure = results.get("robustness_exposure", {})
 
     def cell(model: str, corruption: str, severity: str) -> str:
         value = per_model[model][corruption].get(severity)
@@ -218,17 +219,24 @@ def _robustness_table(results: dict, task: str) -> tuple[list[str], list[list[st
             return "n/a"
         return f"{value:.2f} " + _interval_text(low, high, 2, bracket=False)
 
-    rows = [[model, corruption] + [cell(model, corruption, s) for s in severities]
+    def seen(model: str, corruption: str) -> str:
+        status = exposure.get(model, {}).get(corruption, "unseen")
+        return "" if status == "unseen" else status
+
+    rows = [[model, corruption, seen(model, corruption)] + [cell(model, corruption, s) for s in severities]
             for model, curves in per_model.items() for corruption in curves]
     return header, rows
 
 
-def _chunks_line(info: dict) -> str:
-    """How a track became probe input: which windows, and whether embeddings or predictions were averaged."""
+def _chunks_line(info: dict, protocol: str = "mucon") -> str:
+    """How a track became probe input: which windows, and whether embeddings or predictions were averaged
+    (a protocol other than mucon's says which chunks train and how a track is predicted)."""
     chunks = info.get("chunks", {})
     spread = f"up to {chunks['max']} windows per track, evenly spread" if chunks.get("max") else "every window"
     if chunks.get("average"):
         return f"{spread}, averaged into one embedding per track"
+    if protocol != "mucon":
+        return f"{spread} embedded, probed as the `{protocol}` protocol says"
     return f"{spread}, each probed, predictions averaged per track"
 
 
@@ -258,7 +266,11 @@ def markdown_report(results: dict) -> str:
     models = [[name, info["kind"], info["source"]] for name, info in results["models"].items()]
     lines += [markdown_table(["model", "kind", "source"], models), ""]
     if settings.get("protocol"):
-        lines += [f"Protocol: {settings['protocol']}; heads: {', '.join(settings['heads'])}.", ""]
+        recipe = settings.get("protocol_recipe", {})
+        described = "; ".join(f"{key}: {value}" for key, value in recipe.items() if key != "protocol")
+        lines += [f"Protocol: `{settings['protocol']}`" + (f" ({described})" if described else "")
+                  + (f"; {settings['probing']}" if settings.get("probing") else "")
+                  + f"; heads: {', '.join(settings['heads'])}.", ""]
     lines += [
         f"## Summary ({settings['heads'][0]} probe; retrieval by cosine similarity)",
         "",
@@ -274,7 +286,7 @@ def markdown_report(results: dict) -> str:
         counts = ", ".join(f"{split} {n}" for split, n in info["tracks"].items())
         lines += [f"### {task}", "",
                   f"{info['type']}, primary metric {info['primary_metric']}; tracks scored: {counts}; "
-                  f"{_bootstrap_line(info)}; {_chunks_line(info)}", ""]
+                  f"{_bootstrap_line(info)}; {_chunks_line(info, settings.get('protocol', 'mucon'))}", ""]
         if "benchmark" in info:
             lines += [*_benchmark_lines(info["benchmark"]), ""]
         lines += [markdown_table(*_task_table(results, task)), ""]
@@ -288,7 +300,10 @@ def markdown_report(results: dict) -> str:
             "## Robustness",
             "",
             f"Primary metric of the {settings['heads'][0]} probe (trained on clean audio) on corrupted test "
-            "audio, ± half its 95 % interval; severity 0 is the clean test set.",
+            "audio, ± half its 95 % interval; severity 0 is the clean test set. `pretraining`: the model's own "
+            "pretraining chain applied every effect of the corruption (seen) or some of them (partly seen), "
+            "or the model came without its chain (unknown); "
+            "a `tier-N` stacks the corruptions before it, as SemiSupCon's tiers.",
             "",
         ]
         skipped = settings.get("skipped_corruptions") or {}

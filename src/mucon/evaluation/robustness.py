@@ -1,25 +1,53 @@
 """SemiSupCon's robustness protocol: a probe trained on CLEAN train embeddings is scored on test
-audio corrupted (i) by the pretraining chain at severities 0, .5, 1, 1.5, 2 and (ii) by corruptions
-pretraining never applied, one at a time. Severity 0 is the clean test score, shared by every
-curve. The corruption's random parameters are drawn per file from (seed, corruption, severity,
-path), so every model hears the same corrupted test set (at its own sample rate), whatever the
-order or batching.
+audio corrupted (i) by the pretraining chain at severities 0, .5, 1, 1.5, 2, (ii) by corruptions
+SemiSupCon's pretraining never applied, one at a time, and (iii) by tiers stacking them. Severity 0
+is the clean test score, shared by every curve. What is unseen for SemiSupCon may be seen by
+another model (CLMR and PEMR pretrain with reverb): ``exposure`` says, for each model's own
+pretraining chain (``pretraining_augmentations``), which conditions it saw. The corruption's
+random parameters are drawn per file from (seed, corruption, severity, path), so every model hears
+the same corrupted test set (at its own sample rate), whatever the order or batching.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from mucon.evaluation.corruptions import CORRUPTIONS
+from mucon.evaluation.corruptions import CORRUPTIONS, _leaf_augmentations
 
-# Named selections of (corruptions, severities); None: all of them. ``quick``, evaluate's default, is the
-# chain pretraining applied and two everyday corruptions it never saw (a room, a low-bitrate codec), at
-# a clear and a harsh severity: 5 conditions, where ``full`` (the whole protocol) is 33 and costs a
-# pass of every model over the test files per condition.
+SEEN, PARTLY_SEEN, UNSEEN, UNKNOWN = "seen", "partly seen", "unseen", "unknown"
+
+
+def pretraining_augmentations(config: Mapping) -> frozenset[str]:
+    """The effects a run's pretraining chain applies (``augment`` class names), from its checkpoint's
+    config: the method is built and its ``augment`` chain opened, so this follows the method's own
+    code (COLA and MSCOL have no chain: an empty set)."""
+    from mucon.config import RunConfig, from_dict
+    from mucon.methods import method_class
+
+    run_config = from_dict(RunConfig, config)
+    with torch.random.fork_rng(devices=[]):
+        method = method_class(run_config.method_name)(run_config)
+    chain = getattr(method, "augment", None)
+    return _leaf_augmentations(chain) if chain is not None else frozenset()
+
+
+def exposure(corruption: str, augmentations: frozenset[str]) -> str:
+    """Whether a model pretrained with ``augmentations`` saw ``corruption``: every effect that makes
+    it (a tier: each of its members), some of them, or none."""
+    members = CORRUPTIONS[corruption].members or (corruption,)
+    each = [CORRUPTIONS[member].produced_by for member in members]
+    if all(produced and produced <= augmentations for produced in each):
+        return SEEN
+    return PARTLY_SEEN if any(produced & augmentations for produced in each) else UNSEEN
+
+# Named selections of (corruptions, severities); None: all of them. ``quick``, evaluate's default, is
+# SemiSupCon's pretraining chain and two everyday corruptions (a room, which CLMR and PEMR pretrain with,
+# and a low-bitrate codec no preset saw), at a clear and a harsh severity: 6 conditions, where ``full``
+# (the whole protocol) is 43 and costs a pass of every model over the test files per condition.
 CORRUPTION_PRESETS = {
     "quick": (("training-chain", "reverb", "mp3"), (1.0, 2.0)),
     "full": (None, None),

@@ -52,8 +52,16 @@ from mucon.evaluation.embed import (
 )
 from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
+from mucon.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, resolve_protocol
 from mucon.evaluation.report import MAX_FAILED_LISTED, RETRIEVAL_HEAD, summary_text, write_report
-from mucon.evaluation.robustness import checked_corruptions, robustness_conditions, robustness_curves
+from mucon.evaluation.robustness import (
+    UNKNOWN,
+    checked_corruptions,
+    exposure,
+    pretraining_augmentations,
+    robustness_conditions,
+    robustness_curves,
+)
 from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
 from mucon.precision import EMBEDDING_PRECISIONS, checked_device, resolve_precision
 
@@ -77,10 +85,11 @@ class ModelEntry:
     run: str | None = None  # a checkpoint's run (its run_dir's name) and training step: several
     step: int | None = None  # checkpoints of one run draw the probe score against steps
     pretraining_labels: str | None = None  # the label column a checkpoint's run took positives from
+    pretraining_augmentations: frozenset[str] = frozenset()  # the effects its pretraining chain applies
 
     @property
     def compared(self) -> bool:
-        """Models under test (not baselines): compared with the baselines, and tested for robustness."""
+        """Models under test (not baselines): compared with the baselines."""
         return self.kind in ("pretrained", "encoder")
 
 
@@ -135,6 +144,7 @@ def resolve_models(
         if "global_step" in checkpoint:  # saved by training (a hand-made checkpoint may lack it)
             entry.run, entry.step = Path(config["run_dir"]).name, int(checkpoint["global_step"])
         entry.pretraining_labels = _pretraining_labels(config)
+        entry.pretraining_augmentations = pretraining_augmentations(config)
         entries.append(entry)
         # the encoder's settings and the run's one sample rate make an architecture
         architecture_of[name] = json.dumps([config["encoder"], config["data"]["sample_rate"]], sort_keys=True)
@@ -182,23 +192,32 @@ def _track_means(task: Task, rows: np.ndarray, embeddings: FileEmbeddings) -> np
     return embeddings.means()[[position[task.paths[row]] for row in rows]]
 
 
-def probe_task(task: Task, embeddings: FileEmbeddings, heads: Sequence[str], seed: int) -> TaskOutcome:
+def probe_task(
+    task: Task, embeddings: FileEmbeddings, heads: Sequence[str], seed: int, protocol: Protocol = PROTOCOLS["mucon"]
+) -> TaskOutcome:
     """Train each head on the train split (early stopping on valid, or on a carved 20 % of train)
-    and score it on the test split."""
+    and score it on the test split, as ``protocol`` says."""
     embedded = set(embeddings.paths)
     train_rows, valid_rows, test_rows = (_embedded_rows(task, split, embedded) for split in SPLITS)
     if len(valid_rows) == 0:
         keep, held_out = carve_validation(len(train_rows), seed=seed)
         train_rows, valid_rows = train_rows[keep], train_rows[held_out]
-    train, valid, test = (_chunks(task, rows, embeddings) for rows in (train_rows, valid_rows, test_rows))
+    train, valid = (protocol.select(_chunks(task, rows, embeddings), split, seed)
+                    for rows, split in ((train_rows, "train"), (valid_rows, "valid")))
+    test = _chunks(task, test_rows, embeddings)
     test_targets = task.targets(test_rows)
+    primary = PRIMARY_METRIC[task.type]
+
+    def monitor(targets: np.ndarray, predictions: np.ndarray) -> float:
+        return score_predictions(task.type, targets, predictions)[primary]
+
     outcome = TaskOutcome(scores={}, rows=test_rows)
     for head in heads:
         probe = fit_probe(
             PROBE_KIND[task.type], train, task.targets(train_rows), valid, task.targets(valid_rows),
-            len(task.classes), head=head, seed=seed,
+            len(task.classes), head=head, seed=seed, **protocol.fit_options(head, monitor),
         )
-        predictions = probe.predict(test)
+        predictions = protocol.predict(probe, test)
         outcome.probes[head] = probe
         outcome.test_predictions[head] = predictions
         outcome.scores[head] = score_predictions(task.type, test_targets, predictions)
@@ -251,7 +270,7 @@ class TaskBootstrap:
 
 def _robustness_of(
     task: Task, outcome: TaskOutcome, head: str, conditions, corrupted: dict[str, FileEmbeddings],
-    bootstrap: TaskBootstrap,
+    bootstrap: TaskBootstrap, protocol: Protocol,
 ) -> tuple[dict, dict]:
     """The clean-trained probe's primary metric on each condition's embeddings of the test files:
     curves ``{corruption: {severity: score}}`` and their intervals ``{corruption: {severity: [low, high]}}``."""
@@ -266,7 +285,7 @@ def _robustness_of(
         under = corrupted[condition.key]
         embedded = set(under.paths)
         rows = np.array([row for row in outcome.rows if task.paths[row] in embedded], dtype=np.int64)
-        return point(rows, outcome.probes[head].predict(_chunks(task, rows, under)))
+        return point(rows, protocol.predict(outcome.probes[head], _chunks(task, rows, under)))
 
     curves = robustness_curves(point(outcome.rows, outcome.test_predictions[head]), conditions, score)
     scores = {name: {severity: value[0] for severity, value in curve.items()} for name, curve in curves.items()}
@@ -288,42 +307,46 @@ def _map_labels(task: Task, rows: np.ndarray) -> list:
 
 @dataclasses.dataclass
 class _Folder:
-    """The tasks that read one audio folder with one embedding protocol (window cap, averaging),
-    and the files to embed there (clean, and corrupted)."""
+    """The tasks that read one audio folder with one embedding setting (window cap, averaging: the
+    protocol's, see ``Protocol.embedding_of``), and the files to embed there (clean, and corrupted)."""
 
     root: Path
     tasks: list[Task]
     paths: list[str]
     test_paths: list[str]
+    max_windows: int | None
+    average: bool
 
     @classmethod
-    def group(cls, tasks: Sequence[Task]) -> list[_Folder]:
+    def group(cls, tasks: Sequence[Task], protocol: Protocol) -> list[_Folder]:
         by_root: dict[tuple, list[Task]] = {}
         for task in tasks:
-            by_root.setdefault((task.audio_root.resolve(), task.max_chunks, task.average_chunks), []).append(task)
+            by_root.setdefault((task.audio_root.resolve(), *protocol.embedding_of(task)), []).append(task)
         return [
             cls(
                 root,
                 group,
                 sorted({path for task in group for path in task.paths}),
                 sorted({task.paths[row] for task in group if task.type != "retrieval" for row in task.rows("test")}),
+                max_windows,
+                average,
             )
-            for (root, _, _), group in by_root.items()
+            for (root, max_windows, average), group in by_root.items()
         ]
 
     def embed(self, entries, conditions, cache_dir, seed, batch_size, precision, progress) -> tuple[dict, dict]:
         """Every model's clean embeddings of the folder, and the corrupted ones of its test files for
-        the models under test: ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
+        every model (robustness): ``{model: FileEmbeddings}``, ``{model: {condition key: FileEmbeddings}}``.
         One pass over the files for all of them (see ``embed.embed_jobs``); the cache keeps each
         file's embedding, so a later run of any of these tasks costs no encoding."""
-        protocol = {"max_windows": self.tasks[0].max_chunks, "average": self.tasks[0].average_chunks}
+        setting = {"max_windows": self.max_windows, "average": self.average}
         jobs, owners = [], []
         for entry in entries:
-            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint, **protocol))
+            jobs.append(EmbeddingJob(entry.encoder, self.paths, None, entry.fingerprint, **setting))
             owners.append((entry.name, None))
             if self.test_paths:
                 for condition in conditions.get(entry.name, ()):
-                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint, **protocol))
+                    jobs.append(EmbeddingJob(entry.encoder, self.test_paths, condition, entry.fingerprint, **setting))
                     owners.append((entry.name, condition.key))
         embedded = cached_embed_jobs(jobs, self.root, cache_dir, seed=seed, batch_size=batch_size,
                                      precision=precision, progress=progress, description=f"embedding {self.root.name}")
@@ -486,7 +509,8 @@ def evaluate(
     robustness: bool = True,
     seed: int = 0,
     *,
-    heads: Sequence[str] = ("linear", "mlp"),
+    heads: Sequence[str] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
     baselines: bool = True,
     corruptions: str | Sequence[str] | None = "quick",
     severities: Sequence[float] | None = None,
@@ -505,15 +529,19 @@ def evaluate(
     of built-in benchmark tasks (``mucon tasks``) read from the dataset folders ``data_roots``; the
     report gives a benchmark task's protocol, split and counts, and marks it not comparable with
     published results where the counts it used differ from the published ones.
-    Probe tasks get one probe per head (linear, MLP); retrieval tasks use cosine similarity.
+    Probe tasks get one probe per head (default: the protocol's, mucon's linear and MLP); ``protocol``
+    (``protocols.PROTOCOLS``: mucon, semisupcon, clmr, marble) sets what a probe trains on, its heads,
+    optimiser and stopping and how a track is predicted; retrieval tasks use cosine similarity.
     ``baselines`` adds random-init and MFCC+chroma rows. With ``robustness``, the first head of
-    every probe task is also scored on corrupted test audio for the models given (not the
-    baselines): ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS`` or a
-    preset of ``robustness.CORRUPTION_PRESETS`` (default ``quick``: 6 conditions; ``full``: 33),
-    ``severities`` a subset of their levels. Embedding dominates the cost, and robustness adds one
+    every probe task is also scored on corrupted test audio for every model, baselines included:
+    ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS`` or a preset of
+    ``robustness.CORRUPTION_PRESETS`` (default ``quick``: 6 conditions; ``full``: every corruption at
+    every severity), ``severities`` a subset of their levels; each model's rows say which conditions
+    its own pretraining chain applied (``robustness_exposure``: seen, partly seen; unknown for an
+    ``Encoder`` object, which carries no chain). Embedding dominates the cost, and robustness adds one
     pass of each model over the test files per condition; the plan of it all (``evaluation_plan``)
-    is printed first, if ``verbose``. ``batch_size`` windows go through an encoder at once. Every score gets a 95 %
-    bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
+    is printed first, if ``verbose``. ``batch_size`` windows go through an encoder at once. Every score
+    gets a 95 % bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
     with groups), the same resamples for every model. ``precision`` is the encoders' (``auto``: bf16
     autocast where the device has bf16, as in training; ``32-true`` for float32), and ``progress``
     (default: ``verbose``) shows progress bars.
@@ -524,6 +552,10 @@ def evaluate(
     the results dict (the content of results.json) and, if ``verbose``, prints the summary table.
     Warnings (undecodable files, a train split with one class) are printed and kept in the report.
     """
+    recipe = resolve_protocol(protocol)
+    heads = list(heads or recipe.heads)
+    for head in heads:
+        recipe.fit_options(head, None)  # an unknown head fails before anything is read or embedded
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if resamples < 1:
@@ -537,14 +569,14 @@ def evaluate(
     precision, _ = resolve_precision(precision, checked_device(device).type)
     progress = verbose if progress is None else progress
     tasks = resolve_tasks(tasks, data_roots)
-    folders = _Folder.group(tasks)
+    folders = _Folder.group(tasks, recipe)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
-    heads = list(heads)
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     results: dict = {
-        "settings": {"seed": seed, "heads": heads, "protocol": PROBE_PROTOCOL,
+        "settings": {"seed": seed, "heads": heads, "protocol": recipe.name, "probing": PROBE_PROTOCOL,
+                     "protocol_recipe": recipe.describe(),
                      "robustness": robustness, "corruptions": corruptions,
                      "severities": severities, "device": str(device), "precision": precision,
                      "skipped_corruptions": {},
@@ -553,7 +585,9 @@ def evaluate(
             entry.name: {"kind": entry.kind, "source": entry.source, "sample_rate": entry.encoder.sample_rate,
                          "window_samples": entry.encoder.input_samples, "dim": entry.encoder.dim,
                          **({"random_init_twin": entry.twin} if entry.twin else {}),
-                         **({"run": entry.run, "step": entry.step} if entry.run else {})}
+                         **({"run": entry.run, "step": entry.step} if entry.run else {}),
+                         **({"pretraining_augmentations": sorted(entry.pretraining_augmentations)}
+                            if entry.kind == "pretrained" else {})}
             for entry in entries
         },
         "tasks": {},
@@ -563,6 +597,7 @@ def evaluate(
         "chance": {},
         "robustness": {},
         "robustness_intervals": {},
+        "robustness_exposure": {},
         "warnings": [],
         "figures": [],
     }
@@ -576,10 +611,13 @@ def evaluate(
         _warn(warnings, message)
     conditions = {}
     for entry in entries:
-        if robustness and entry.compared:
+        if robustness:
             conditions[entry.name], skipped = robustness_conditions(entry.encoder.sample_rate, corruptions, severities)
             results["settings"]["skipped_corruptions"].update(skipped)
             results["robustness"][entry.name], results["robustness_intervals"][entry.name] = {}, {}
+            results["robustness_exposure"][entry.name] = {  # an Encoder object carries no pretraining chain
+                name: UNKNOWN if entry.kind == "encoder" else exposure(name, entry.pretraining_augmentations)
+                for name in dict.fromkeys(condition.corruption for condition in conditions[entry.name])}
     if verbose:
         print(evaluation_plan(folders, entries, conditions, batch_size), flush=True)
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
@@ -599,7 +637,7 @@ def evaluate(
                 if task.type == "retrieval":
                     outcome = retrieval_task(task, clean[entry.name])
                 else:
-                    outcome = probe_task(task, clean[entry.name], heads, seed)
+                    outcome = probe_task(task, clean[entry.name], heads, seed, recipe)
                 outcomes[entry.name][task.name] = outcome
                 results["scores"][entry.name][task.name] = outcome.scores
                 map_panels[task.name][entry.name] = (
@@ -607,7 +645,7 @@ def evaluate(
                 )
                 if entry.name in conditions and task.type != "retrieval":
                     curves, bands = _robustness_of(task, outcome, heads[0], conditions[entry.name],
-                                                   corrupted[entry.name], bootstraps[task.name])
+                                                   corrupted[entry.name], bootstraps[task.name], recipe)
                     results["robustness"][entry.name][task.name] = curves
                     results["robustness_intervals"][entry.name][task.name] = bands
 
@@ -638,7 +676,7 @@ def evaluate(
             "failed": failed[task.name],
             "also_in_train": overlaps[task.name],
             "bootstrap": {"unit": task.group_column or "item", "units": bootstraps[task.name].resamples.n_units},
-            "chunks": {"max": task.max_chunks, "average": task.average_chunks},
+            "chunks": dict(zip(("max", "average"), recipe.embedding_of(task))),
         }
         if task.benchmark is not None:
             results["tasks"][task.name]["benchmark"] = _benchmark_record(task, scored)
@@ -706,7 +744,8 @@ def _draw_figures(tasks, entries, outcomes, map_panels, results, head, figures_d
         if curves:
             bands = {model: results["robustness_intervals"][model][task.name] for model in curves}
             paths.append(plots.robustness_curves(
-                task.name, PRIMARY_METRIC[task.type], curves, figures_dir / f"robustness-{slug}.png", bands=bands
+                task.name, PRIMARY_METRIC[task.type], curves, figures_dir / f"robustness-{slug}.png", bands=bands,
+                exposure={model: results["robustness_exposure"].get(model, {}) for model in curves},
             ))
     logs = {entry.name: entry.training_log for entry in entries if entry.training_log is not None}
     if logs:

@@ -25,8 +25,8 @@ label are left out: a corpus may leave a group or a tag unset for some versions.
 A track is cut into windows of the encoder's input length. By default a probe trains on every
 window (each with the track's label) and averages its predictions over a track; with
 ``average_chunks`` a track is the mean of its window embeddings and the probe sees one example per
-track, the protocol of the papers' benchmark tables (SemiSupCon: "embeddings of up to 64 chunks of
-a track averaged"), which the built-in benchmark tasks use (``mucon.evaluation.benchmarks``).
+track, mucon's own protocol for the built-in benchmark tasks (``mucon.evaluation.benchmarks``); the
+releases' protocols (``mucon.evaluation.protocols``) choose their own windows.
 
 Scores carry bootstrap intervals over the test items (see ``bootstrap``). Items of one test split
 are often not independent (several versions of a piece, several tracks of an album): a ``group``
