@@ -44,6 +44,7 @@ def exposure(corruption: str, augmentations: frozenset[str]) -> str:
         return SEEN
     return PARTLY_SEEN if any(produced & augmentations for produced in each) else UNSEEN
 
+
 # Named selections of (corruptions, severities); None: all of them. ``quick``, evaluate's default, is
 # SemiSupCon's pretraining chain and two everyday corruptions (a room, which CLMR and PEMR pretrain with,
 # and a low-bitrate codec no preset saw), at a clear and a harsh severity: 6 conditions, where ``full``
