@@ -64,7 +64,7 @@ def test_a_custom_task_caps_its_windows_per_track_as_the_benchmark_tasks_do(task
     assert load_task(task_header).max_chunks == MAX_CHUNKS == BENCHMARK_CHUNKS == 64
 
 
-@pytest.mark.parametrize(("choice", "conditions"), [([], 6), (["--corruptions", "full"], 33)])
+@pytest.mark.parametrize(("choice", "conditions"), [([], 6), (["--corruptions", "full"], 43)])
 def test_evaluate_tests_the_quick_robustness_list_unless_told_full(choice, conditions, task_header, clmr_checkpoint,
                                                                    stop_before_embedding, tmp_path, capsys):
     with pytest.raises(StoppedBeforeEmbedding):

@@ -272,7 +272,7 @@ def test_an_undefined_interval_is_n_a_in_the_tables_and_null_in_results_json(tmp
                    figures=[], models={model: {"kind": "", "source": ""} for model in results["models"]})
     assert summary_table(results)[1][0][2] == "0.61 ±n/a"
     markdown = markdown_report(results)
-    assert "| ckpt | 0.612 [n/a] |" in markdown and "| ckpt | reverse | 0.61 ±n/a | 0.50 ±0.10 |" in markdown
+    assert "| ckpt | 0.612 [n/a] |" in markdown and "| ckpt | reverse |  | 0.61 ±n/a | 0.50 ±0.10 |" in markdown
     write_report(results, tmp_path)
     stored = json.loads((tmp_path / "results.json").read_text())
     assert stored["intervals"]["ckpt"]["genre"]["linear"]["accuracy"] == [None, None]
