@@ -397,7 +397,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
 def _fit(trainer: L.Trainer, method: Method, datamodule: StoreDataModule, checkpoint: Path | None) -> None:
     with warnings.catch_warnings():
         # Lightning cannot see that mucon's batches are a function of the global step, so it warns that a
-        # mid-epoch resume is inexact; it is exact (tests/methods/test_training.py pins it).
+        # mid-epoch resume is inexact; it is exact (tests/test_training.py pins it).
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
         # mucon logs by step across epochs: an epoch shorter than log_every_n_steps loses no log row
         warnings.filterwarnings("ignore", message=".*is smaller than the logging interval")
