@@ -1,5 +1,7 @@
 import csv
 import fcntl
+import importlib.util
+import logging
 import os
 import shlex
 import shutil
@@ -19,7 +21,7 @@ from mucon.checkpoint import AtomicCheckpointIO
 from mucon.cli import main
 from mucon.config import load_config
 from mucon.methods import CLMR
-from mucon.training import pretrain
+from mucon.training import build_trainer, lightning_quieted, pretrain
 
 from conftest import CONFIGS
 
@@ -399,3 +401,28 @@ def test_ctrl_c_saves_the_step_and_the_printed_command_resumes_from_another_fold
     resumed_state = torch.load(run_dir / LAST_CHECKPOINT, weights_only=True)["state_dict"]
     for name, value in straight_state.items():
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
+
+
+def _warning_and_logging_filters():
+    loggers = {name: logger for name, logger in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}
+    return list(warnings.filters), {name: (logger.level, list(logger.filters))
+                                    for name, logger in {"": logging.getLogger(), **loggers}.items()}
+
+
+def test_importing_mucon_training_leaves_the_warning_filters_and_the_loggers_as_they_were():
+    """Lightning's noise is hidden inside a run, not in every program that imports the module."""
+    before = _warning_and_logging_filters()
+    spec = importlib.util.spec_from_file_location("mucon_training_imported_afresh", mucon.training.__file__)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # the module's code run again, its imports cached
+    assert _warning_and_logging_filters() == before
+
+
+def test_the_cloud_logger_tip_is_hidden_inside_a_run_only(tmp_path, tone_store, caplog):
+    config = cpu_config(tmp_path, tone_store)
+    with caplog.at_level(logging.INFO):
+        with lightning_quieted():
+            build_trainer(config)
+        assert "litlogger" not in caplog.text
+        build_trainer(config)
+    assert "litlogger" in caplog.text
