@@ -380,6 +380,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
         check_resumable(checkpoint, config, method, last)
         resume_step = checkpoint["global_step"]
         del checkpoint  # Lightning reads the file again itself
+    method.check_composition(datamodule.composition(method.data_request))
     with contextlib.ExitStack() as run:
         run.enter_context(lightning_quieted())
         trainer = build_trainer(config, resume_step)
