@@ -426,3 +426,18 @@ def test_the_cloud_logger_tip_is_hidden_inside_a_run_only(tmp_path, tone_store, 
         assert "litlogger" not in caplog.text
         build_trainer(config)
     assert "litlogger" in caplog.text
+
+
+def test_a_run_with_gradient_accumulation_resumed_mid_epoch_equals_the_straight_run(tmp_path, tone_store):
+    """With two batches a step, a run stopped at step 1 has used batches 0 and 1 of the 3 of an epoch: the
+    resumed run goes on at batch 2, as the straight run does (its position is the step times the accumulation)."""
+    settings = [f"data.store={tone_store}", *FAST, "trainer.accumulate_grad_batches=2"]
+    straight = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'a'}",
+                                                                  "trainer.max_steps=2"]))
+    pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}", "trainer.max_steps=1"]))
+    resumed = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
+                                                                 "trainer.max_steps=2"]), resume=True)
+    straight_state = torch.load(straight, weights_only=True)["state_dict"]
+    resumed_state = torch.load(resumed, weights_only=True)["state_dict"]
+    for name, value in straight_state.items():
+        torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)

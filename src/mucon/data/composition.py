@@ -62,11 +62,6 @@ class BatchComposition:
             unlabelled = np.arange(len(labelled))  # the unlabelled share draws every item, labels unused
         return cls((kept, unlabelled), (n_labelled, batch_size - n_labelled), 0, description, False, most)
 
-    @property
-    def labelled_clips(self) -> int:
-        """Clips of each batch that carry their labels."""
-        return 0 if self.labelled_pool is None else self.counts[self.labelled_pool]
-
 
 def _why_unsupervised(request: DataRequest, batch_size: int, labelled: np.ndarray, has_label_column: bool,
                       kept: int) -> str:
