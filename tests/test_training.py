@@ -202,20 +202,33 @@ def test_the_same_command_trains_on_two_cpu_processes_with_ddp(tmp_path, tone_st
     assert checkpoint["mucon"]["config"]["trainer"]["devices"] == 2
 
 
-def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_step_run(tmp_path, tone_store):
-    """Mid-epoch (3 batches an epoch here): data order, crops, views, optimiser and the log's epoch column
-    continue exactly (the finished 5-step run's checkpoint once counted its cut epoch as done)."""
-    settings = [f"data.store={tone_store}", *FAST, "data.num_workers=1"]
+def assert_resumed_equals_straight(tmp_path: Path, settings: list[str], stopped_at: int, steps: int) -> None:
+    """A CLMR run of ``steps`` steps into tmp_path/a, and one stopped at ``stopped_at`` and resumed to ``steps``
+    into tmp_path/b, end with the same weights, bit for bit."""
     straight = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'a'}",
-                                                                  "trainer.max_steps=10"]))
-    pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}", "trainer.max_steps=5"]))
+                                                                  f"trainer.max_steps={steps}"]))
+    pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
+                                                     f"trainer.max_steps={stopped_at}"]))
     resumed = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
-                                                                 "trainer.max_steps=10"]), resume=True)
+                                                                 f"trainer.max_steps={steps}"]), resume=True)
     straight_state = torch.load(straight, weights_only=True)["state_dict"]
     resumed_state = torch.load(resumed, weights_only=True)["state_dict"]
     for name, value in straight_state.items():
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_step_run(tmp_path, tone_store):
+    """Mid-epoch (3 batches an epoch here): data order, crops, views, optimiser and the log's epoch column
+    continue exactly (the finished 5-step run's checkpoint once counted its cut epoch as done)."""
+    assert_resumed_equals_straight(tmp_path, [f"data.store={tone_store}", *FAST, "data.num_workers=1"], 5, 10)
     assert logged_epochs(tmp_path / "b") == logged_epochs(tmp_path / "a") == [(step // 3, step) for step in range(10)]
+
+
+def test_a_run_with_gradient_accumulation_resumed_mid_epoch_equals_the_straight_run(tmp_path, tone_store):
+    """With two batches a step, a run stopped at step 1 has used batches 0 and 1 of the 3 of an epoch: the
+    resumed run goes on at batch 2, as the straight run does (its position is the step times the accumulation)."""
+    assert_resumed_equals_straight(tmp_path, [f"data.store={tone_store}", *FAST, "trainer.accumulate_grad_batches=2"],
+                                   1, 2)
 
 
 def _other_labels(checkpoint):
@@ -427,17 +440,3 @@ def test_the_cloud_logger_tip_is_hidden_inside_a_run_only(tmp_path, tone_store, 
         build_trainer(config)
     assert "litlogger" in caplog.text
 
-
-def test_a_run_with_gradient_accumulation_resumed_mid_epoch_equals_the_straight_run(tmp_path, tone_store):
-    """With two batches a step, a run stopped at step 1 has used batches 0 and 1 of the 3 of an epoch: the
-    resumed run goes on at batch 2, as the straight run does (its position is the step times the accumulation)."""
-    settings = [f"data.store={tone_store}", *FAST, "trainer.accumulate_grad_batches=2"]
-    straight = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'a'}",
-                                                                  "trainer.max_steps=2"]))
-    pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}", "trainer.max_steps=1"]))
-    resumed = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
-                                                                 "trainer.max_steps=2"]), resume=True)
-    straight_state = torch.load(straight, weights_only=True)["state_dict"]
-    resumed_state = torch.load(resumed, weights_only=True)["state_dict"]
-    for name, value in straight_state.items():
-        torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
