@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from mucon.audio.augment import ClipGroups
