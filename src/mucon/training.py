@@ -43,12 +43,6 @@ from mucon.methods import Method, method_class
 from mucon.methods.base import NonFiniteLossError
 from mucon.precision import resolve_precision
 
-# Lightning's own noise in every run's output, nothing a mucon user can act on: an advertisement for a
-# cloud logger, and a torch-pytree deprecation inside Lightning 2.6 under torch 2.13.
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: "litlogger" not in record.getMessage())
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 METRICS_CSV = "logs/metrics.csv"
 LOCK_FILE = "run.lock"
@@ -336,6 +330,32 @@ def resume_command(run_dir: Path) -> str:
     return f"mucon pretrain --config {shlex.quote(str(run_dir / 'config.yaml'))} --resume"
 
 
+def _without_cloud_logger_tip(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def lightning_quieted() -> Iterator[None]:
+    """Hides, while a run builds its trainer and trains, Lightning's messages that no mucon user can act on;
+    inside a run only, so that importing this module leaves the process's warning and logging filters alone.
+
+    Hidden: an advertisement for a cloud logger; a torch-pytree deprecation inside Lightning 2.6 under torch
+    2.13; the warning that a mid-epoch resume is inexact (Lightning cannot see that mucon's batches are a
+    function of the global step: the resume is exact, tests/test_training.py pins it); and the one about
+    an epoch shorter than the logging interval (mucon logs by step across epochs: no log row is lost).
+    """
+    rank_zero_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    rank_zero_logger.addFilter(_without_cloud_logger_tip)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+            warnings.filterwarnings("ignore", message=".*is smaller than the logging interval")
+            yield
+    finally:
+        rank_zero_logger.removeFilter(_without_cloud_logger_tip)
+
+
 def pretrain(config: RunConfig, resume: bool = False) -> Path:
     """Train `config` and return the last checkpoint; `resume` continues from run_dir's last checkpoint.
 
@@ -360,9 +380,11 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
         check_resumable(checkpoint, config, method, last)
         resume_step = checkpoint["global_step"]
         del checkpoint  # Lightning reads the file again itself
-    trainer = build_trainer(config, resume_step)
-    (saver,) = [callback for callback in trainer.callbacks if isinstance(callback, RunCheckpoint)]
+    method.check_composition(datamodule.composition(method.data_request))
     with contextlib.ExitStack() as run:
+        run.enter_context(lightning_quieted())
+        trainer = build_trainer(config, resume_step)
+        (saver,) = [callback for callback in trainer.callbacks if isinstance(callback, RunCheckpoint)]
         if trainer.is_global_zero:
             run_dir.mkdir(parents=True, exist_ok=True)
             run.enter_context(locked_folder(run_dir, LOCK_FILE, "mucon run", "run_dir"))
@@ -376,7 +398,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
         run.enter_context(saver.catching_signals())
         started, first_step = time.monotonic(), resume_step or 0
         try:
-            _fit(trainer, method, datamodule, last if resume else None)
+            trainer.fit(method, datamodule=datamodule, ckpt_path=last if resume else None, weights_only=True)
         except NonFiniteLossError as error:
             kept = (f"{last} holds step {saver.non_finite_saved}, the last good one" if saver.non_finite_saved
                     else "no step finished, nothing saved")
@@ -392,16 +414,6 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
                    + (f" ({seconds / steps:.2f} s/step)" if steps else "")
                    + (f", final loss {float(loss):.4g}" if loss is not None else "") + f"; checkpoint: {last}")
     return last
-
-
-def _fit(trainer: L.Trainer, method: Method, datamodule: StoreDataModule, checkpoint: Path | None) -> None:
-    with warnings.catch_warnings():
-        # Lightning cannot see that mucon's batches are a function of the global step, so it warns that a
-        # mid-epoch resume is inexact; it is exact (tests/methods/test_training.py pins it).
-        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
-        # mucon logs by step across epochs: an epoch shorter than log_every_n_steps loses no log row
-        warnings.filterwarnings("ignore", message=".*is smaller than the logging interval")
-        trainer.fit(method, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
 
 
 def check_crop_fits(datamodule: StoreDataModule, method: Method) -> None:

@@ -78,8 +78,8 @@ def test_labelled_with_no_tag_is_not_the_same_as_unlabelled(labelled_store):
     assert not module.labelled[1]
     without_flag = data_module(labelled_store, label_column="tags", batch_size=8)
     assert not without_flag.labelled[0]  # without the flag an empty cell means unlabelled
-    pools, _, labelled_pool = module.pools(DataRequest(100, labels=True, labelled_share=0.5))
-    assert 0 in pools[labelled_pool]
+    composition = module.composition(DataRequest(100, labels=True, labelled_share=0.5))
+    assert 0 in composition.pools[composition.labelled_pool]
 
 
 def test_every_batch_holds_exactly_the_configured_number_of_labelled_clips(labelled_store):
@@ -93,8 +93,8 @@ def test_every_batch_holds_exactly_the_configured_number_of_labelled_clips(label
 def test_the_labelled_share_and_the_kept_fraction_round_down_as_in_the_release(labelled_store):
     # SemiSupCon's release: int(B * b_s) labelled clips, int(labelled * p_s) items keep their labels
     module = data_module(labelled_store, label_column="tags", labelled_column="labelled", batch_size=8)
-    pools, counts, labelled_pool = module.pools(DataRequest(100, labels=True, labelled_share=0.7))
-    assert counts[labelled_pool] == 5  # 5.6 rounds down, not to 6
+    composition = module.composition(DataRequest(100, labels=True, labelled_share=0.7))
+    assert composition.counts[composition.labelled_pool] == 5  # 5.6 rounds down, not to 6
     labelled = np.arange(10) < 5
     assert len(split_pools(labelled, 0.3, seed=0)[0]) == 1  # 1.5 rounds down, not to 2
     assert len(split_pools(np.ones(100, bool), 0.29, seed=0)[0]) == 29  # no float noise: 0.29 x 100 is 28.999...
@@ -172,25 +172,26 @@ def test_crops_per_item_lets_a_few_items_fill_batches_cutting_each_that_many_cli
 
 def test_pure_self_supervision_is_said_with_its_reason(labelled_store):
     request = DataRequest(100, labels=True, labelled_share=0.5)
-    assert "no data.label_column" in data_module(labelled_store, batch_size=4).describe_supervision(request)
+    assert "no data.label_column" in data_module(labelled_store, batch_size=4).composition(request).description
     labelled = data_module(labelled_store, label_column="tags", labelled_column="labelled", batch_size=4)
-    assert labelled.describe_supervision(request).startswith("semi-supervised: 2 of 4")
+    assert labelled.composition(request).description.startswith("semi-supervised: 2 of 4")
     no_share = DataRequest(100, labels=True, labelled_share=0.0)
-    assert "b_s) is 0" in labelled.describe_supervision(no_share)
+    assert "b_s) is 0" in labelled.composition(no_share).description
     no_keep = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.0)
-    assert "p_s) is 0" in labelled.describe_supervision(no_keep)
+    assert "p_s) is 0" in labelled.composition(no_keep).description
     keeps_none = DataRequest(100, labels=True, labelled_share=0.5, labelled_keep=0.01)
-    assert "p_s) 0.01 keeps none of the 20 labelled items" in labelled.describe_supervision(keeps_none)
+    assert "p_s) 0.01 keeps none of the 20 labelled items" in labelled.composition(keeps_none).description
     rounds_to_none = DataRequest(100, labels=True, labelled_share=0.1)
-    assert "b_s) 0.1 of a batch of 4 rounds down to 0 clips" in labelled.describe_supervision(rounds_to_none)
+    assert "b_s) 0.1 of a batch of 4 rounds down to 0 clips" in labelled.composition(rounds_to_none).description
 
 
 def test_with_every_item_labelled_and_kept_the_unlabelled_share_draws_every_item_without_labels(labelled_store):
     module = data_module(labelled_store, label_column="tags", labelled_column="labelled", batch_size=4)
     module.labelled[:] = True  # p_s = 1 on a fully labelled store: no item is left unlabelled
     request = DataRequest(100, labels=True, labelled_share=0.5)
-    pools, counts, labelled_pool = module.pools(request)
-    assert counts == [2, 2] and len(pools[labelled_pool]) == len(pools[1]) == 40
+    composition = module.composition(request)
+    assert composition.counts == (2, 2)
+    assert len(composition.pools[composition.labelled_pool]) == len(composition.pools[1]) == 40
     sampler = module.batch_sampler(request)
     assert all(sum(draw.labelled for draw in sampler.batch(step)) == 2 for step in range(50))
 

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from mucon.audio.store import AudioStore
 from mucon.config import DataConfig
+from mucon.data.composition import BatchComposition
 from mucon.data.request import ADJACENT, ANYWHERE, DataRequest
-from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng, share_of, split_pools
+from mucon.data.sampler import Draw, PoolBatchSampler, epoch_steps, keyed_rng
 
 # Present-only batches look for a segment where the batch's source sounds; tries per clip before
 # settling for the loudest segment seen (its presence flag then says the truth).
@@ -158,6 +159,7 @@ class StoreDataModule(L.LightningDataModule):
         self.vocabulary: list[str] = []
         self.label_rows: np.ndarray | None = None
         self.labelled = np.zeros(len(self.store), dtype=bool)
+        self._compositions: dict[DataRequest, BatchComposition] = {}
         if config.label_column:
             column = self._column(config.label_column)
             self.vocabulary = label_vocabulary(column, config.label_separator)
@@ -187,52 +189,21 @@ class StoreDataModule(L.LightningDataModule):
     def _fitting_batch_size(self, request: DataRequest, world_size: int) -> int:
         """The largest data.batch_size below the configured one whose batches fill an epoch (0: none)."""
         for batch in range(self.config.batch_size - 1, 1, -1):
-            pools, counts, _ = self.pools(request, batch)
-            if epoch_steps([np.tile(pool, self.config.crops_per_item) for pool in pools], counts, world_size)[0]:
+            composition = self._compose(request, batch)
+            pools = [np.tile(pool, self.config.crops_per_item) for pool in composition.pools]
+            if epoch_steps(pools, list(composition.counts), world_size)[0]:
                 return batch
         return 0
 
-    def pools(self, request: DataRequest, batch: int | None = None) -> tuple[list[np.ndarray], list[int], int | None]:
-        """(pools, clips per batch from each, index of the labelled pool) for one process's batch
-        (of data.batch_size clips unless ``batch`` is given)."""
-        batch = batch or self.config.batch_size
-        if request.labelled_share is None:
-            return [np.arange(len(self.store))], [batch], None
-        labelled, unlabelled = split_pools(self.labelled, request.labelled_keep, self.seed)
-        share = request.labelled_share if len(labelled) else 0.0
-        if request.labelled_share == 1.0 and not len(labelled):
-            raise ValueError(f"{self.config.store}: labelled_share 1 trains on labels only, but no item is labelled")
-        n_labelled = share_of(share, batch)
-        if n_labelled == 0:  # pure self-supervision: every item, labels unused
-            return [np.arange(len(self.store))], [batch], None
-        if n_labelled == batch:
-            return [labelled], [batch], 0
-        if not len(unlabelled):  # every item keeps its labels (p_s = 1 on a fully labelled store):
-            unlabelled = np.arange(len(self.store))  # the unlabelled share draws every item, labels unused
-        return [labelled, unlabelled], [n_labelled, batch - n_labelled], 0
+    def composition(self, request: DataRequest) -> BatchComposition:
+        """How one process's batch of data.batch_size clips mixes labelled and unlabelled items for
+        ``request``: worked out once, so that the batches, the run's log and the method read the same."""
+        if request not in self._compositions:
+            self._compositions[request] = self._compose(request, self.config.batch_size)
+        return self._compositions[request]
 
-    def describe_supervision(self, request: DataRequest) -> str:
-        """One line for the run's log: how many clips per batch carry labels, and from how many items."""
-        pools, counts, labelled_pool = self.pools(request)
-        if labelled_pool is None:
-            reasons = []
-            if not self.config.label_column:
-                reasons.append("no data.label_column")
-            elif not self.labelled.any():
-                reasons.append("no labelled item in the store")
-            if request.labelled_share == 0:
-                reasons.append("labelled_share (b_s) is 0")
-            if request.labelled_keep == 0:
-                reasons.append("labelled_keep (p_s) is 0")
-            elif self.labelled.any() and not len(split_pools(self.labelled, request.labelled_keep, self.seed)[0]):
-                reasons.append(f"labelled_keep (p_s) {request.labelled_keep} keeps none of the "
-                               f"{int(self.labelled.sum())} labelled items")
-            elif request.labelled_share and self.labelled.any():
-                reasons.append(f"labelled_share (b_s) {request.labelled_share} of a batch of "
-                               f"{self.config.batch_size} rounds down to 0 clips")
-            return "purely self-supervised: " + ("; ".join(reasons) or "no labelled share requested")
-        return (f"semi-supervised: {counts[labelled_pool]} of {self.config.batch_size} clips per batch labelled, "
-                f"drawn from {len(pools[labelled_pool])} labelled items (of {int(self.labelled.sum())})")
+    def _compose(self, request: DataRequest, batch_size: int) -> BatchComposition:
+        return BatchComposition.of(request, batch_size, self.labelled, self.label_rows, self.seed, self.config.store)
 
     def _check_sources(self, request: DataRequest) -> np.ndarray | None:
         """The store's has-stem table for the requested sources, or an error saying how to get them."""
@@ -251,21 +222,22 @@ class StoreDataModule(L.LightningDataModule):
 
     def batch_sampler(self, request: DataRequest, world_size: int = 1, rank: int = 0,
                       start_position=lambda: 0) -> PoolBatchSampler:
-        pools, counts, labelled_pool = self.pools(request)
+        composition = self.composition(request)
+        counts = list(composition.counts)
         if sum(counts) * world_size < 2:
             raise ValueError(
                 f"a global batch of {sum(counts) * world_size} clip leaves every anchor without a negative; "
                 "set data.batch_size to 2 or more"
             )
         # each item appears crops_per_item times in its pool: an epoch cuts that many clips of it
-        pools = [np.tile(pool, self.config.crops_per_item) for pool in pools]
+        pools = [np.tile(pool, self.config.crops_per_item) for pool in composition.pools]
         steps, main = epoch_steps(pools, counts, world_size)
         if steps < 1:
             raise self._too_small(len(pools[main]) // self.config.crops_per_item, counts[main] * world_size,
                                   self._fitting_batch_size(request, world_size))
         return PoolBatchSampler(
             pools, counts, request, self.seed, start_position, world_size, rank,
-            has_source=self._check_sources(request), labelled_pool=labelled_pool,
+            has_source=self._check_sources(request), labelled_pool=composition.labelled_pool,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -277,13 +249,13 @@ class StoreDataModule(L.LightningDataModule):
             start_position=lambda: trainer.global_step * trainer.accumulate_grad_batches,
         )
         if request.labels:
-            supervision = self.describe_supervision(request)
-            if request.labelled_share and self.pools(request)[2] is None:
+            composition = self.composition(request)
+            if composition.labels_unused:
                 # SemiSupCon's release trained pure self-supervision silently when labels were missing
-                rank_zero_warn(f"{supervision}, although the method asks for labelled_share (b_s) "
+                rank_zero_warn(f"{composition.description}, although the method asks for labelled_share (b_s) "
                                f"{request.labelled_share}")
             else:
-                rank_zero_info(supervision)
+                rank_zero_info(composition.description)
         return DataLoader(
             ClipDataset(self.store, request, self.label_rows),
             batch_sampler=sampler,

@@ -40,7 +40,8 @@ class DataRequest:
       the unlabelled pool; ``labelled_keep`` (p_s): the seeded fraction (rounded down) of labelled items that keep
       their labels (the rest join the unlabelled pool; when no item is left for it, as with p_s = 1
       on a fully labelled store, the unlabelled share draws every item without its labels).
-      ``labelled_share=None`` draws every item from one pool, as it comes.
+      ``labelled_share=None`` draws every item from one pool, as it comes. ``mucon.data.composition``
+      applies these rules, once per run.
     """
 
     crop_samples: int

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from mucon.data.composition import labelled_clips_per_batch
 from mucon.data.request import DataRequest
-from mucon.data.sampler import share_of
 
 
 def synthetic_batch(request: DataRequest, batch_size: int, n_classes: int = 10,
@@ -31,5 +31,5 @@ def synthetic_batch(request: DataRequest, batch_size: int, n_classes: int = 10,
         batch["source_index"] = torch.zeros(batch_size, dtype=torch.long)
     if request.labels:
         batch["labels"] = (torch.rand(batch_size, n_classes, generator=generator) < 0.2).to(torch.uint8)
-        batch["labelled"] = torch.arange(batch_size) < share_of(request.labelled_share or 0.0, batch_size)
+        batch["labelled"] = torch.arange(batch_size) < labelled_clips_per_batch(request, batch_size)
     return {key: value.to(device) for key, value in batch.items()}

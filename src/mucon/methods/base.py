@@ -16,6 +16,7 @@ from torch import nn
 
 import mucon
 from mucon.config import RunConfig, check_ranges, from_dict
+from mucon.data.composition import BatchComposition
 from mucon.data.request import DataRequest
 from mucon.encoders import build_head, build_run_encoder
 
@@ -52,6 +53,10 @@ class Method(L.LightningModule):
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss of one batch and any extra figures to log."""
         raise NotImplementedError
+
+    def check_composition(self, composition: BatchComposition) -> None:
+        """Handed, once before training, how the run's batches mix labelled and unlabelled items: a method
+        warns here about settings of its own that those batches make moot (by default nothing to check)."""
 
     def build_projector(self) -> nn.Module:
         return build_head(self.config.head.name, in_dim=self.encoder.dim, **self.config.head.params)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from mucon.audio.augment import ClipGroups
 from mucon.audio.chains import semisupcon_chain
+from mucon.data.composition import BatchComposition
 from mucon.data.request import ADJACENT, DataRequest
 from mucon.losses import ContrastiveLoss, nt_xent_ids
 from mucon.methods.base import Method, MethodParams
@@ -65,10 +65,9 @@ class SemiSupCon(Method):
             labelled_keep=self.params.labelled_keep,
         )
 
-    def on_fit_start(self) -> None:
+    def check_composition(self, composition: BatchComposition) -> None:
         """Warn when T exceeds every item's label count: labels would add no positive, silently."""
-        label_rows = self.trainer.datamodule.label_rows
-        most = int(label_rows.sum(1).max()) if label_rows is not None and len(label_rows) else 0
+        most = composition.most_labels_per_item
         if most and not self.params.weighted and most < self.params.min_shared_labels:
             rank_zero_warn(f"method.min_shared_labels (T) is {self.params.min_shared_labels} but no item has more than "
                            f"{most} label(s): labels add no positive, and the run is purely self-supervised")

@@ -1,5 +1,7 @@
 import csv
 import fcntl
+import importlib.util
+import logging
 import os
 import shlex
 import shutil
@@ -19,7 +21,7 @@ from mucon.checkpoint import AtomicCheckpointIO
 from mucon.cli import main
 from mucon.config import load_config
 from mucon.methods import CLMR
-from mucon.training import pretrain
+from mucon.training import build_trainer, lightning_quieted, pretrain
 
 from conftest import CONFIGS
 
@@ -200,20 +202,33 @@ def test_the_same_command_trains_on_two_cpu_processes_with_ddp(tmp_path, tone_st
     assert checkpoint["mucon"]["config"]["trainer"]["devices"] == 2
 
 
-def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_step_run(tmp_path, tone_store):
-    """Mid-epoch (3 batches an epoch here): data order, crops, views, optimiser and the log's epoch column
-    continue exactly (the finished 5-step run's checkpoint once counted its cut epoch as done)."""
-    settings = [f"data.store={tone_store}", *FAST, "data.num_workers=1"]
+def assert_resumed_equals_straight(tmp_path: Path, settings: list[str], stopped_at: int, steps: int) -> None:
+    """A CLMR run of ``steps`` steps into tmp_path/a, and one stopped at ``stopped_at`` and resumed to ``steps``
+    into tmp_path/b, end with the same weights, bit for bit."""
     straight = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'a'}",
-                                                                  "trainer.max_steps=10"]))
-    pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}", "trainer.max_steps=5"]))
+                                                                  f"trainer.max_steps={steps}"]))
+    pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
+                                                     f"trainer.max_steps={stopped_at}"]))
     resumed = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
-                                                                 "trainer.max_steps=10"]), resume=True)
+                                                                 f"trainer.max_steps={steps}"]), resume=True)
     straight_state = torch.load(straight, weights_only=True)["state_dict"]
     resumed_state = torch.load(resumed, weights_only=True)["state_dict"]
     for name, value in straight_state.items():
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_step_run(tmp_path, tone_store):
+    """Mid-epoch (3 batches an epoch here): data order, crops, views, optimiser and the log's epoch column
+    continue exactly (the finished 5-step run's checkpoint once counted its cut epoch as done)."""
+    assert_resumed_equals_straight(tmp_path, [f"data.store={tone_store}", *FAST, "data.num_workers=1"], 5, 10)
     assert logged_epochs(tmp_path / "b") == logged_epochs(tmp_path / "a") == [(step // 3, step) for step in range(10)]
+
+
+def test_a_run_with_gradient_accumulation_resumed_mid_epoch_equals_the_straight_run(tmp_path, tone_store):
+    """With two batches a step, a run stopped at step 1 has used batches 0 and 1 of the 3 of an epoch: the
+    resumed run goes on at batch 2, as the straight run does (its position is the step times the accumulation)."""
+    assert_resumed_equals_straight(tmp_path, [f"data.store={tone_store}", *FAST, "trainer.accumulate_grad_batches=2"],
+                                   1, 2)
 
 
 def _other_labels(checkpoint):
@@ -399,3 +414,29 @@ def test_ctrl_c_saves_the_step_and_the_printed_command_resumes_from_another_fold
     resumed_state = torch.load(run_dir / LAST_CHECKPOINT, weights_only=True)["state_dict"]
     for name, value in straight_state.items():
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
+
+
+def _warning_and_logging_filters():
+    loggers = {name: logger for name, logger in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}
+    return list(warnings.filters), {name: (logger.level, list(logger.filters))
+                                    for name, logger in {"": logging.getLogger(), **loggers}.items()}
+
+
+def test_importing_mucon_training_leaves_the_warning_filters_and_the_loggers_as_they_were():
+    """Lightning's noise is hidden inside a run, not in every program that imports the module."""
+    before = _warning_and_logging_filters()
+    spec = importlib.util.spec_from_file_location("mucon_training_imported_afresh", mucon.training.__file__)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # the module's code run again, its imports cached
+    assert _warning_and_logging_filters() == before
+
+
+def test_the_cloud_logger_tip_is_hidden_inside_a_run_only(tmp_path, tone_store, caplog):
+    config = cpu_config(tmp_path, tone_store)
+    with caplog.at_level(logging.INFO):
+        with lightning_quieted():
+            build_trainer(config)
+        assert "litlogger" not in caplog.text
+        build_trainer(config)
+    assert "litlogger" in caplog.text
+

@@ -1,4 +1,4 @@
-"""One rank of the two-process gloo check; run by test_distributed.py, writes its loss and gradients.
+"""One rank of the two-process gloo check; run by tests/test_distributed.py, writes its loss and gradients.
 
 ``objective`` names what the rank computes on its share of the batch: ``supcon`` (views and labels,
 ``ContrastiveLoss`` with T shared labels or Dice weights) or ``pemr``: each of PEMR's objectives over
