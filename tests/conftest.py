@@ -92,13 +92,19 @@ def assert_loads_back_as_trained(loaded, trained, waveforms: torch.Tensor) -> No
         torch.testing.assert_close(loaded.projector(embeddings), trained.projector(embeddings))
 
 
-def pretrain_tiny(preset: str, store: Path, run_dir: Path, steps: int) -> Path:
-    """A few training steps of a CPU preset on a test store, batch 4, no workers; the last checkpoint."""
+def tiny_run_config(preset: str, store: Path, run_dir: Path, steps: int):
+    """A few training steps of a CPU preset on a test store, batch 4, no workers."""
     from mucon.config import load_config
+
+    return load_config(preset, [f"data.store={store}", f"run_dir={run_dir}", "data.batch_size=4",
+                                "data.num_workers=0", f"trainer.max_steps={steps}", "trainer.progress_bar=false"])
+
+
+def pretrain_tiny(preset: str, store: Path, run_dir: Path, steps: int) -> Path:
+    """The last checkpoint of ``tiny_run_config``'s run."""
     from mucon.training import pretrain
 
-    return pretrain(load_config(preset, [f"data.store={store}", f"run_dir={run_dir}", "data.batch_size=4",
-                                         "data.num_workers=0", f"trainer.max_steps={steps}", "trainer.progress_bar=false"]))
+    return pretrain(tiny_run_config(preset, store, run_dir, steps))
 
 
 @pytest.fixture(scope="session")
