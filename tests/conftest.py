@@ -53,13 +53,58 @@ def losses_on_a_fixed_batch(method, batch: dict, steps: int = 12, lr: float = 3e
     return losses
 
 
-def pretrain_tiny(preset: str, store: Path, run_dir: Path, steps: int) -> Path:
-    """A few training steps of a CPU preset on a test store, batch 4, no workers; the last checkpoint."""
-    from mucon.config import load_config
+def recorded_outputs(monkeypatch, owner, name: str) -> list[torch.Tensor]:
+    """Wraps ``owner.name`` so that the output of each call, detached, is appended to the list returned."""
+    outputs = []
+    original = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        output = original(*args, **kwargs)
+        outputs.append(output.detach())
+        return output
+
+    monkeypatch.setattr(owner, name, recording)
+    return outputs
+
+
+def pretrain_keeping_the_model(config, monkeypatch):
+    """Train ``config``: (the method as training left it, in eval mode; the run's last checkpoint)."""
+    from mucon.methods import Method
     from mucon.training import pretrain
 
-    return pretrain(load_config(preset, [f"data.store={store}", f"run_dir={run_dir}", "data.batch_size=4",
-                                         "data.num_workers=0", f"trainer.max_steps={steps}", "trainer.progress_bar=false"]))
+    trained = []
+    monkeypatch.setattr(Method, "on_train_end", lambda method: trained.append(method), raising=False)
+    checkpoint = pretrain(config)
+    return trained[0].eval(), checkpoint
+
+
+def assert_loads_back_as_trained(loaded, trained, waveforms: torch.Tensor) -> None:
+    """The loaded method holds the trained one's every weight and buffer, and gives its embeddings and
+    projections of the same clips."""
+    assert type(loaded) is type(trained) and not loaded.training
+    expected_state = trained.state_dict()
+    assert list(loaded.state_dict()) == list(expected_state)
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, expected_state[name], rtol=0, atol=0, msg=name)
+    with torch.no_grad():
+        embeddings = loaded.encoder.embed(waveforms)
+        torch.testing.assert_close(embeddings, trained.encoder.embed(waveforms))
+        torch.testing.assert_close(loaded.projector(embeddings), trained.projector(embeddings))
+
+
+def tiny_run_config(preset: str, store: Path, run_dir: Path, steps: int):
+    """A few training steps of a CPU preset on a test store, batch 4, no workers."""
+    from mucon.config import load_config
+
+    return load_config(preset, [f"data.store={store}", f"run_dir={run_dir}", "data.batch_size=4",
+                                "data.num_workers=0", f"trainer.max_steps={steps}", "trainer.progress_bar=false"])
+
+
+def pretrain_tiny(preset: str, store: Path, run_dir: Path, steps: int) -> Path:
+    """The last checkpoint of ``tiny_run_config``'s run."""
+    from mucon.training import pretrain
+
+    return pretrain(tiny_run_config(preset, store, run_dir, steps))
 
 
 @pytest.fixture(autouse=True)

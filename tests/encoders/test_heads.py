@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from mucon.encoders import COLAHead, ProjectionHead, build_head
+from mucon.encoders import COLAHead, ProjectionHead, build_projection_head
 
 
 def test_projection_head_is_linear_relu_linear_without_bias_or_batch_norm_by_default():
@@ -33,6 +33,6 @@ def test_cola_head_outputs_are_bounded_layer_normed_projections():
     torch.testing.assert_close(out, torch.tanh(head.norm(head.linear(x))))
 
 
-def test_build_head_makes_heads_by_config_name():
-    assert isinstance(build_head("projection", in_dim=512, hidden_dim=512, out_dim=64), ProjectionHead)
-    assert isinstance(build_head("cola", in_dim=1280), COLAHead)
+def test_build_projection_head_makes_heads_by_config_name():
+    assert isinstance(build_projection_head("projection", in_dim=512, hidden_dim=512, out_dim=64), ProjectionHead)
+    assert isinstance(build_projection_head("cola", in_dim=1280), COLAHead)

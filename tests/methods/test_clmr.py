@@ -3,9 +3,11 @@ import torch
 
 from mucon.audio.augment import Compose
 from mucon.config import ConfigError, load_config
+from mucon.losses import nt_xent_ids
 from mucon.methods import CLMR, method_class
 
-from conftest import CONFIGS, losses_on_a_fixed_batch, sine_tones
+from conftest import CONFIGS, losses_on_a_fixed_batch, recorded_outputs, sine_tones
+from references import reference_supcon
 
 
 def tiny_clmr(*overrides):
@@ -57,6 +59,14 @@ def test_views_are_two_different_augmentations_of_each_crop(monkeypatch):
     views = seen[0]
     assert views.shape == (6, 8000)
     assert not torch.equal(views[:3], views[3:])
+
+
+def test_the_loss_is_nt_xent_of_the_views_projections_at_the_set_temperature(monkeypatch):
+    method = tiny_clmr("method.temperature=0.3")
+    projections = recorded_outputs(monkeypatch, method, "project")
+    loss, _ = method.compute_loss({"audio": sine_tones(8000)[:4, None]})
+    expected = reference_supcon(projections[0], nt_xent_ids(4, 2).tolist(), temperature=0.3)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_the_same_seed_makes_the_same_views():

@@ -11,9 +11,10 @@ from mucon.data.datamodule import ClipDataset
 from mucon.data.sampler import PoolBatchSampler
 from mucon.losses import BilinearLoss
 from mucon.methods import COLA, method_class
-from mucon.training import pretrain
 
-from conftest import CONFIGS, losses_on_a_fixed_batch
+from conftest import (CONFIGS, assert_loads_back_as_trained, losses_on_a_fixed_batch, pretrain_keeping_the_model,
+                      recorded_outputs)
+from references import reference_absence_aware
 
 
 def tiny_cola(*overrides):
@@ -66,6 +67,16 @@ def test_the_first_crop_is_the_anchor_and_the_second_its_positive(monkeypatch):
     assert seen["anchors"].shape == seen["positives"].shape == (3, 512)
 
 
+def test_the_loss_is_each_anchors_bilinear_softmax_over_every_positive_towards_its_own(monkeypatch):
+    method = tiny_cola("head.params.out_dim=16")
+    projections = recorded_outputs(monkeypatch, method, "project")
+    loss, _ = method.compute_loss(with_levels(tones(torch.tensor([110.0, 262.0, 523.0, 880.0, 1245.0]))))
+    anchors, positives = projections[0].chunk(2)
+    every_pair_present = [True] * 5  # the absence-aware loss with no absent pair is COLA's
+    expected = reference_absence_aware(anchors, positives, every_pair_present, method.loss.weight.detach())
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_w_is_learned_with_the_network():
     method = tiny_cola()
     assert any(parameter is method.loss.weight for parameter in method.parameters())
@@ -79,15 +90,14 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 
 
-def test_cpu_preset_trains_from_a_store_and_loads_back(tmp_path, tone_store):
+def test_cpu_preset_trains_from_a_store_and_loads_back_as_trained(tmp_path, tone_store, monkeypatch):
     config = load_config("cola-cpu", [f"data.store={tone_store}", f"run_dir={tmp_path / 'run'}", "data.batch_size=4",
                                       "data.num_workers=0", "trainer.max_steps=2", "trainer.progress_bar=false",
                                       "method.segment_samples=48000"])  # the store's tones last 3 s
-    model = mucon.load(pretrain(config))
-    assert isinstance(model, COLA) and not model.training
-    with torch.no_grad():
-        embedding = model.encoder.embed(torch.randn(2, 16000))
-    assert embedding.shape == (2, model.encoder.dim) and torch.isfinite(embedding).all()
+    trained, checkpoint = pretrain_keeping_the_model(config, monkeypatch)
+    model = mucon.load(checkpoint)
+    assert isinstance(model, COLA)
+    assert_loads_back_as_trained(model, trained, torch.randn(2, 16000))
 
 
 def test_a_crop_of_the_quiet_half_of_a_loud_then_quiet_item_stays_quiet(tmp_path):

@@ -8,7 +8,9 @@ from mucon.config import load_config
 from mucon.methods import CLMR, PEMR, method_class
 from mucon.methods.pemr import frame_tokens, lowest
 
-from conftest import CONFIGS, losses_on_a_fixed_batch, pretrain_tiny, write_tone_folder
+from conftest import (CONFIGS, assert_loads_back_as_trained, losses_on_a_fixed_batch, pretrain_keeping_the_model,
+                      recorded_outputs, tiny_run_config, write_tone_folder)
+from references import reference_cross_correlation, reference_hard_negative
 
 CROP = 8000  # 0.5 s at 16 kHz: 32 frames of the small CNN's front end, 3 of them masked
 
@@ -179,6 +181,23 @@ def test_frame_tokens_are_standardised_frames():
     assert torch.isfinite(frame_tokens(torch.full((1, 64, 30), -100.0))).all()  # silence
 
 
+@pytest.mark.parametrize("objective", ["cross_correlation", "contrastive"])
+def test_the_loss_is_the_objective_of_the_three_projections_plus_the_weighted_prediction_loss(monkeypatch, objective):
+    """Weights and temperature away from their defaults (and from 1), so that a swapped or inverted one shows."""
+    method = tiny_pemr(f"method.objective={objective}", "method.temperature=0.3", "method.off_diagonal_weight=0.02",
+                       "method.negative_weight=0.05", "method.prediction_weight=0.5")
+    projections = recorded_outputs(monkeypatch, method, "project_spectrogram")
+    loss, figures = method.compute_loss(tone_batch())
+    anchors, positives, negatives = projections
+    if objective == "contrastive":
+        expected = reference_hard_negative(anchors, positives, negatives, temperature=0.3)
+    else:
+        expected = reference_cross_correlation(anchors, positives, negatives, off_diagonal_weight=0.02,
+                                               negative_weight=0.05)
+    assert figures["objective"].item() == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx((figures["objective"] + 0.5 * figures["prediction"]).item(), rel=1e-6)
+
+
 def test_the_same_seed_makes_the_same_loss():
     losses = []
     for _ in range(2):
@@ -195,13 +214,23 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(objective):
 
 
 @pytest.fixture(scope="module")
-def pemr_checkpoint(tmp_path_factory, tone_store):
-    return pretrain_tiny("pemr-cpu", tone_store, tmp_path_factory.mktemp("pemr") / "run", steps=2)
+def pemr_run(tmp_path_factory, tone_store):
+    """(the method as two training steps left it, the run's last checkpoint)."""
+    config = tiny_run_config("pemr-cpu", tone_store, tmp_path_factory.mktemp("pemr") / "run", steps=2)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return pretrain_keeping_the_model(config, monkeypatch)
 
 
-def test_a_trained_checkpoint_loads_and_embeds(tmp_path, pemr_checkpoint, capsys):
+@pytest.fixture(scope="module")
+def pemr_checkpoint(pemr_run):
+    return pemr_run[1]
+
+
+def test_a_trained_checkpoint_loads_back_as_trained_and_embeds(tmp_path, pemr_run, capsys):
+    trained, pemr_checkpoint = pemr_run
     model = mucon.load(pemr_checkpoint)
-    assert isinstance(model, PEMR) and not model.training
+    assert isinstance(model, PEMR)
+    assert_loads_back_as_trained(model, trained, torch.randn(2, 32000))
     assert model.encoder.embed(torch.zeros(2, 32000)).shape == (2, 128)
     audio = write_tone_folder(tmp_path / "audio", 3, 16000, 2.0)
     assert main(["embed", str(audio), "--checkpoint", str(pemr_checkpoint), "--out", str(tmp_path / "out"), "--quiet"]) == 0

@@ -18,7 +18,7 @@ ENCODERS: dict[str, type[Encoder]] = {
     "small_cnn": SmallCNN,
 }
 
-HEADS: dict[str, type[nn.Module]] = {
+PROJECTION_HEADS: dict[str, type[nn.Module]] = {
     "projection": ProjectionHead,
     "cola": COLAHead,
 }
@@ -41,9 +41,11 @@ def build_run_encoder(config) -> Encoder:
     return build_encoder(config.encoder.name, sample_rate=config.data.sample_rate, **config.encoder.params)
 
 
-def build_head(name: str, **kwargs) -> nn.Module:
-    """Head by config name, e.g. ``build_head("projection", in_dim=512, hidden_dim=512, out_dim=128)``."""
-    return _lookup(HEADS, "head", name)(**kwargs)
+def build_projection_head(name: str, **kwargs) -> nn.Module:
+    """Projection head by config name (``head.name``), e.g.
+    ``build_projection_head("projection", in_dim=512, hidden_dim=512, out_dim=128)``; the probe heads of
+    evaluation are another thing (``mucon.evaluation.probes``)."""
+    return _lookup(PROJECTION_HEADS, "head", name)(**kwargs)
 
 
 __all__ = [
@@ -52,14 +54,14 @@ __all__ = [
     "EfficientNetB0Backbone",
     "ENCODERS",
     "Encoder",
-    "HEADS",
     "PEMRCNN",
+    "PROJECTION_HEADS",
     "ProjectionHead",
     "SampleCNN",
     "SmallCNN",
     "SpectrogramEncoder",
     "build_encoder",
-    "build_head",
+    "build_projection_head",
     "build_run_encoder",
     "pool_frames",
 ]

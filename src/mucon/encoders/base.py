@@ -102,6 +102,10 @@ class SpectrogramEncoder(Encoder):
         self.check_input(waveform)
         return self.forward_spectrogram(self.frontend(waveform) if level is None else self.frontend(waveform, level))
 
+    def embed_spectrogram(self, spec: Tensor) -> Tensor:
+        """One vector per clip from a frontend output: ``pool(forward_spectrogram(spec))``."""
+        return self.pool(self.forward_spectrogram(spec))
+
     @property
     def min_input_samples(self) -> int:
         """Shortest waveform whose spectrogram has ``min_frames`` frames.

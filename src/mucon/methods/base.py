@@ -18,7 +18,7 @@ import mucon
 from mucon.config import RunConfig, check_ranges, from_dict
 from mucon.data.composition import BatchComposition
 from mucon.data.request import DataRequest
-from mucon.encoders import build_head, build_run_encoder
+from mucon.encoders import build_projection_head, build_run_encoder
 
 
 class NonFiniteLossError(ValueError):
@@ -59,7 +59,7 @@ class Method(L.LightningModule):
         warns here about settings of its own that those batches make moot (by default nothing to check)."""
 
     def build_projector(self) -> nn.Module:
-        return build_head(self.config.head.name, in_dim=self.encoder.dim, **self.config.head.params)
+        return build_projection_head(self.config.head.name, in_dim=self.encoder.dim, **self.config.head.params)
 
     # --- shared pieces -----------------------------------------------------------------------------
     @property
@@ -82,8 +82,12 @@ class Method(L.LightningModule):
         """Projections of crops; ``level``: their items' RMS, for a frontend that scales by it."""
         if level is None:
             return self.projector(self.encoder.embed(waveforms))
-        frames = self.encoder.forward_spectrogram(self.spectrograms(waveforms, level))
-        return self.projector(self.encoder.pool(frames))
+        return self.project_spectrogram(self.spectrograms(waveforms, level))
+
+    def project_spectrogram(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """Projections of a spectrogram encoder's frontend output ``[B, n_mels, frames]``: for a method
+        that changes the spectrograms between frontend and backbone (MSCOL's absent sources, PEMR's masks)."""
+        return self.projector(self.encoder.embed_spectrogram(spectrogram))
 
     @property
     def scales_by_item_level(self) -> bool:

@@ -73,6 +73,6 @@ class MSCOL(Method):
         spectrograms = self.spectrograms(torch.cat([mixture, source]), level)
         zero_input = torch.cat([torch.zeros_like(present), ~present])
         spectrograms = spectrograms.masked_fill(zero_input[:, None, None], 0.0)
-        embeddings = self.projector(self.encoder.pool(self.encoder.forward_spectrogram(spectrograms)))
+        embeddings = self.project_spectrogram(spectrograms)
         anchors, positives = embeddings.chunk(2)
         return self.loss(anchors, positives, present), {"source_present": present.float().mean()}

@@ -242,9 +242,6 @@ class PEMR(Method):
         predicted = self.prediction_head(self.transformer(corrupted)[:, 1:])
         return F.huber_loss(predicted[picked], frames[picked], delta=self.params.huber_delta)
 
-    def project_spectrogram(self, spectrogram: Tensor) -> Tensor:
-        return self.projector(self.encoder.pool(self.encoder.forward_spectrogram(spectrogram)))
-
     def compute_loss(self, batch):
         crop_i, crop_j = two_view_crops(self.audio(batch))
         spectrogram_i = self.encoder.frontend(self.augment(crop_i, self.view_generator))
