@@ -80,9 +80,7 @@ class Method(L.LightningModule):
 
     def project(self, waveforms: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
         """Projections of crops; ``level``: their items' RMS, for a frontend that scales by it."""
-        if level is None:
-            return self.projector(self.encoder.embed(waveforms))
-        return self.project_spectrogram(self.spectrograms(waveforms, level))
+        return self.projector(self.encoder.embed(waveforms, level))
 
     def project_spectrogram(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """Projections of a spectrogram encoder's frontend output ``[B, n_mels, frames]``: for a method
