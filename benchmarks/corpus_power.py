@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mucon.evaluation.embed import count_windows
+from mucon.evaluation.windows import count_windows
 from mucon.evaluation.metrics import retrieval_metrics
 from mucon.evaluation.tasks import SPLITS, corpus_tasks
 

@@ -7,7 +7,7 @@ import pytest
 
 from mucon.audio.store import AudioStore
 from mucon.cli import main
-from mucon.evaluation import embed
+from mucon.evaluation import embedding_cache
 
 from conftest import write_tone_folder
 
@@ -77,8 +77,8 @@ def test_evaluate_takes_the_embeddings_embed_made_from_the_shared_cache(tmp_path
                         for i, row in enumerate(read_csv(audio / "metadata.csv"))])
     (tmp_path / "genre.yaml").write_text("name: genre\ntype: multiclass\nlabel: genre\naudio_root: audio\n")
     asked = []
-    real_embed_jobs = embed.embed_jobs
-    monkeypatch.setattr(embed, "embed_jobs", lambda jobs, *args, **kwargs: asked.append(
+    real_embed_jobs = embedding_cache.embed_jobs
+    monkeypatch.setattr(embedding_cache, "embed_jobs", lambda jobs, *args, **kwargs: asked.append(
         [list(job.paths) for job in jobs]) or real_embed_jobs(jobs, *args, **kwargs))
     assert main(["embed", str(audio), "--checkpoint", str(clmr_checkpoint), "--out", str(tmp_path / "out"),
                  "--cache", str(tmp_path / "shared"), "--quiet"]) == 0

@@ -28,15 +28,8 @@ from torch import Tensor, nn
 
 from mucon.audio.io import NON_FINITE
 from mucon.encoders import Encoder
-from mucon.evaluation.embed import (
-    embed_windows,
-    frame_windows,
-    hop_samples,
-    module_device,
-    resolve_encoder,
-    track_level,
-    window_centres,
-)
+from mucon.evaluation.models import module_device, resolve_encoder
+from mucon.evaluation.windows import embed_windows, frame_windows, hop_samples, track_level, window_centres
 
 
 class HearModel(nn.Module):

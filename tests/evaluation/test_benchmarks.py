@@ -172,9 +172,9 @@ def test_a_second_run_of_one_task_reuses_its_cached_embeddings(tmp_path, clmr_ch
     root = folders.write_mtat(tmp_path / "mtat")
     assert evaluate(clmr_checkpoint, "mtat", root, tmp_path / "report") == 0  # both tasks: each file embedded once
 
-    from mucon.evaluation import embed
+    from mucon.evaluation import embedding_cache
 
-    monkeypatch.setattr(embed, "embed_jobs", lambda *a, **k: pytest.fail("embedded again"))
+    monkeypatch.setattr(embedding_cache, "embed_jobs", lambda *a, **k: pytest.fail("embedded again"))
     assert evaluate(clmr_checkpoint, "mtat-all", root, tmp_path / "report") == 0
 
 

@@ -144,9 +144,9 @@ def test_a_second_evaluation_reuses_the_cached_embeddings(tmp_path, monkeypatch)
     first = evaluate({"scratch": encoder}, tasks, tmp_path / "a", robustness=False, heads=("linear",),
                      baselines=False, cache_dir=tmp_path / "cache", verbose=False)
 
-    from mucon.evaluation import embed
+    from mucon.evaluation import embedding_cache
 
-    monkeypatch.setattr(embed, "embed_files", lambda *a, **k: pytest.fail("embedded again"))
+    monkeypatch.setattr(embedding_cache, "embed_jobs", lambda *a, **k: pytest.fail("embedded again"))
     second = evaluate({"scratch": encoder}, tasks, tmp_path / "b", robustness=False, heads=("linear",),
                       baselines=False, cache_dir=tmp_path / "cache", verbose=False)
     assert second["scores"] == first["scores"]

@@ -39,17 +39,10 @@ from mucon.evaluation.bootstrap import (
     resampled_scores,
 )
 from mucon.audio.io import AudioDecodeError, audio_info
-from mucon.evaluation.embed import (
-    EmbeddingJob,
-    FileEmbeddings,
-    cached_embed_jobs,
-    count_windows,
-    embed_windows,
-    embedding_cache_dir,
-    model_fingerprint,
-    resolve_encoder,
-    spread_windows,
-)
+from mucon.evaluation.embed import EmbeddingJob, FileEmbeddings
+from mucon.evaluation.embedding_cache import cached_embed_jobs, embedding_cache_dir
+from mucon.evaluation.models import model_fingerprint, resolve_encoder
+from mucon.evaluation.windows import count_windows, embed_windows, spread_windows
 from mucon.evaluation.metrics import confusion_matrix, retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
 from mucon.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, resolve_protocol
