@@ -39,3 +39,22 @@ def test_only_write_atomically_renames_files_into_place():
         if lines:
             found[name] = lines
     assert found == {}, "write through mucon.files.write_atomically instead"
+
+
+# Still write their files over the old ones; to be moved onto write_atomically with their own restructuring.
+NOT_YET_WHOLE = {"evaluation/report.py", "evaluation/splitting.py"}
+
+
+def test_files_are_replaced_whole_never_truncated_and_rewritten_in_place():
+    """Path.write_text empties a file before it writes: a kill in between left a truncated config.yaml,
+    run info (mucon.json), embeddings.json or separated.json, which the next run could not read."""
+    found = {}
+    for path in sorted(SOURCE.rglob("*.py")):
+        name = path.relative_to(SOURCE).as_posix()
+        if name in {"files.py", *NOT_YET_WHOLE}:
+            continue
+        lines = [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "write_text"]
+        if lines:
+            found[name] = lines
+    assert found == {}, "write through mucon.files.write_atomically instead"

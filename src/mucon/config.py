@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from mucon.files import write_atomically
+
 
 PRESETS_DIR = Path(__file__).parent / "configs"
 RUN_INFO = "mucon.json"  # written into every run folder, next to the run's config.yaml
@@ -292,4 +294,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write ``path`` whole or not at all: a run killed mid-save must not leave a config that reads wrong."""
+    write_atomically(path, lambda handle: handle.write(yaml.safe_dump(config.to_dict(), sort_keys=False)), mode="w")

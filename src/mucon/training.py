@@ -391,10 +391,9 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
             _refuse_a_new_run_over(last, resume)  # again: a run that held the lock until now may have saved one
             remove_temporary_files(last.parent)  # left by saves that a kill interrupted
             save_config(config, run_dir / "config.yaml")
-            (run_dir / RUN_INFO).write_text(
-                json.dumps({"mucon_version": mucon.__version__, "method": config.method_name,
-                            "label_vocabulary": datamodule.vocabulary}, indent=2)
-            )
+            run_info = {"mucon_version": mucon.__version__, "method": config.method_name,
+                        "label_vocabulary": datamodule.vocabulary}
+            write_atomically(run_dir / RUN_INFO, lambda handle: handle.write(json.dumps(run_info, indent=2)), mode="w")
         run.enter_context(saver.catching_signals())
         started, first_step = time.monotonic(), resume_step or 0
         try:

@@ -256,7 +256,7 @@ def _start(out_dir: Path, description: dict) -> None:
                              f"({found.get('separator')}, {found.get('sample_rate')} Hz); choose another folder")
         return
     out_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(description, indent=2))
+    write_atomically(marker, lambda handle: handle.write(json.dumps(description, indent=2)), mode="w")
 
 
 def separate_folder(
