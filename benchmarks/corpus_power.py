@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mucon.evaluation.windows import count_windows
+from mucon.data.labels import SPLITS
 from mucon.evaluation.metrics import retrieval_metrics
-from mucon.evaluation.tasks import SPLITS, corpus_tasks
+from mucon.evaluation.tasks import corpus_tasks
+from mucon.evaluation.windows import count_windows
 
 UNIT_COLUMN = {"metadata.csv": "piece", "notes/metadata.csv": "program"}
 

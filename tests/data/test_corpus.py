@@ -15,7 +15,8 @@ pytest.importorskip("tinysoundfont")
 
 from mucon.data.corpus import SoundfontMissing, build_corpus  # noqa: E402
 from mucon.data.corpus import render  # noqa: E402
-from mucon.data.corpus.scores import PITCH_CLASS_NAMES, Part, Score  # noqa: E402
+from mucon.data.corpus.scores import Part, Score  # noqa: E402
+from mucon.data.labels import PITCH_CLASS_NAMES  # noqa: E402
 from mucon.data.corpus.tunes import tune_groups  # noqa: E402
 from mucon.data.corpus.versions import SOURCES  # noqa: E402
 

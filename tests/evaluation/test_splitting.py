@@ -5,8 +5,9 @@ import csv
 import pytest
 
 from mucon.cli import main
+from mucon.data.labels import SPLITS
 from mucon.evaluation.splitting import make_task
-from mucon.evaluation.tasks import SPLITS, load_task
+from mucon.evaluation.tasks import load_task
 
 
 @pytest.fixture

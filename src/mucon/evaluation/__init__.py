@@ -5,10 +5,11 @@ tasks -> results.json, results.md and figures). Tasks are data: ``load_task`` re
 with a YAML header, ``corpus_tasks`` derives the built-in tasks of a mucon corpus.
 """
 
+from mucon.evaluation.benchmarks import resolve_tasks
 from mucon.evaluation.embed import FileEmbeddings
 from mucon.evaluation.export import FolderEmbeddings, embed_folder
 from mucon.evaluation.run import evaluate
-from mucon.evaluation.tasks import Task, corpus_tasks, load_task, resolve_tasks
+from mucon.evaluation.tasks import Task, corpus_tasks, load_task
 
 __all__ = [
     "FileEmbeddings",

@@ -11,7 +11,8 @@ with early stopping on the valid split; each task is scored with its own metrics
 Names: a task's name (``mtat-top50``), a dataset's name for its default tasks (``mtat``: top-50 and
 all tags; tasks ``on_request`` are left out), a layout's group (``gtzan-10fold``), and ``hear`` for
 every scene task of the HEAR task folders found. A name is read from the first ``--data-root``
-folder that holds its dataset.
+folder that holds its dataset. ``resolve_tasks`` takes these names beside the tasks of
+``mucon.evaluation.tasks`` (task files, corpus folders), which knows nothing of benchmarks.
 
 A folder whose items differ from the published counts (missing files, another release) still
 runs: the difference is printed as a warning with the counts, and the report marks the task's
@@ -25,8 +26,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from mucon.data.labels import SPLITS
 from mucon.data.layouts import LAYOUTS, BenchmarkTask, Layout, LayoutOptions, Table
-from mucon.evaluation.tasks import MAX_CHUNKS, SPLITS, Benchmark, Task
+from mucon.evaluation.tasks import MAX_CHUNKS, Benchmark, Task, corpus_tasks, load_task
 
 ALL_SCENE_TASKS = None  # what ``hear`` asks for: the tasks its folders declare
 
@@ -92,7 +94,7 @@ def benchmark_task(layout: Layout, spec: BenchmarkTask, table: Table, folder: Pa
     paths, splits, labels = zip(*rows)
     return Task(spec.name, spec.type, folder, paths, splits, labels, retrieval_split=spec.retrieval_split,
                 max_chunks=MAX_CHUNKS, average_chunks=True,
-                benchmark=Benchmark(layout.dataset, spec.source, dict(spec.counts), spec.metrics, note))
+                benchmark=Benchmark(layout.dataset, spec, note))
 
 
 def benchmark_tasks(names: Sequence[str], data_roots: Sequence[Path]) -> list[list[Task]]:
@@ -139,6 +141,34 @@ def benchmark_tasks(names: Sequence[str], data_roots: Sequence[Path]) -> list[li
                              "with timestamped labels, are read for pretraining only)")
         expanded.append(tasks)
     return expanded
+
+
+def resolve_tasks(specs: Sequence[Task | str | Path], data_roots: Sequence[str | Path] = ()) -> list[Task]:
+    """Tasks from Task objects, header files, corpus folders (expanded to their built-in tasks) and
+    built-in benchmark task names (``mucon tasks``), read from the dataset folders ``data_roots``."""
+    resolved: list[Task | str] = []  # benchmark names wait, so that each dataset folder is read once
+    for spec in specs:
+        if isinstance(spec, Task):
+            resolved.append(spec)
+        elif data_roots and is_benchmark_name(str(spec)):
+            resolved.append(str(spec))
+        elif Path(spec).is_dir():
+            resolved.extend(corpus_tasks(spec))
+        elif Path(spec).is_file():
+            resolved.append(load_task(spec))
+        elif is_benchmark_name(str(spec)):
+            raise ValueError(f"{spec} is a built-in benchmark task: give its dataset folder with --data-root")
+        else:
+            raise FileNotFoundError(f"{spec}: not a task file, a corpus folder or a built-in task name "
+                                    "(`mucon tasks` lists them)")
+    names = [spec for spec in resolved if isinstance(spec, str)]
+    expanded = dict(zip(names, benchmark_tasks(names, [Path(root) for root in data_roots]))) if names else {}
+    tasks = [task for spec in resolved for task in (expanded[spec] if isinstance(spec, str) else [spec])]
+    names = [task.name for task in tasks]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"task names must be unique; repeated: {duplicates}")
+    return tasks
 
 
 def _counts(counts: dict[str, int]) -> str:

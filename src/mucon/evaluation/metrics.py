@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 
+from mucon.data.labels import PITCH_CLASS_NAMES
+
 # --- ranking helpers -------------------------------------------------------------------------------
 
 
@@ -136,7 +138,6 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 # --- musical key ---------------------------------------------------------------------------------------
 
-PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MODES = ("major", "minor")
 # Index = pitch class + 12 * mode: the probe's 24 classes, whatever keys the train split happens to hold.
 KEY_NAMES = tuple(f"{tonic} {mode}" for mode in MODES for tonic in PITCH_CLASS_NAMES)

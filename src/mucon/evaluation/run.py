@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from mucon.encoders import Encoder
 from mucon.evaluation.baselines import HandcraftedFeatures, chance_scores, random_init_encoder
+from mucon.evaluation.benchmarks import resolve_tasks
 from mucon.evaluation.bootstrap import (
     CONFIDENCE,
     LOWER_IS_BETTER,
@@ -55,7 +56,7 @@ from mucon.evaluation.robustness import (
     robustness_conditions,
     robustness_curves,
 )
-from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, resolve_tasks, score_predictions
+from mucon.evaluation.tasks import PRIMARY_METRIC, PROBE_KIND, SPLITS, Task, score_predictions
 from mucon.precision import EMBEDDING_PRECISIONS, checked_device, resolve_precision
 
 

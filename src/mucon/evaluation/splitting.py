@@ -22,8 +22,8 @@ import yaml
 
 from mucon.audio.io import PATH_CSV_OPTIONS
 from mucon.data.corpus.splits import assign
+from mucon.data.labels import SPLITS
 from mucon.data.layouts import read_table
-from mucon.evaluation.tasks import SPLITS
 
 TASK_PATTERN = ("train", "test", "valid", "train", "train")
 """Per class: 3 of 5 groups train, 1 valid, 1 test; test and valid early so three groups fill all three."""

@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from mucon.data.labels import SPLITS
+from mucon.data.layouts import BenchmarkTask
 from mucon.evaluation.metrics import (
     KEY_NAMES,
     accuracy,
@@ -65,7 +67,6 @@ PRIMARY_METRIC = {
 }
 # What a probe of each type is trained as (a key is one of 24 classes).
 PROBE_KIND = {"multilabel": "multilabel", "multiclass": "multiclass", "key": "multiclass", "regression": "regression"}
-SPLITS = ("train", "valid", "test")
 MULTILABEL_SEPARATOR = ";"
 # Windows of a track a task embeds, evenly spread: SemiSupCon's "up to 64 chunks of a track". The cost of
 # a task is then bounded by its track count, however long the tracks are, and `mucon embed` uses the same
@@ -75,15 +76,26 @@ MAX_CHUNKS = 64
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
-    """Where a built-in benchmark task comes from, for the report: the dataset, the source of its
-    split, the published item count of each split, the metrics the field reports, and what the
-    folder lacks against the published lists (found before embedding)."""
+    """Where a built-in benchmark task comes from, for the report: its dataset, the layout's published
+    task (the source of its split, the published item count of each split, the metrics the field
+    reports: kept there alone, read here), and what the folder lacks against the published lists
+    (found before embedding)."""
 
     dataset: str
-    source: str
-    published: Mapping[str, int]
-    metrics: str
+    published_task: BenchmarkTask
     missing: str = ""
+
+    @property
+    def source(self) -> str:
+        return self.published_task.source
+
+    @property
+    def published(self) -> Mapping[str, int]:
+        return self.published_task.counts
+
+    @property
+    def metrics(self) -> str:
+        return self.published_task.metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,34 +343,4 @@ def corpus_tasks(corpus_dir: str | Path) -> list[Task]:
             tasks.append(task_from_table(name, task_type, table, corpus_dir / root, column, retrieval_split=split))
     if not tasks:
         raise FileNotFoundError(f"{corpus_dir}: no metadata.csv or notes/metadata.csv with task columns")
-    return tasks
-
-
-def resolve_tasks(specs: Sequence[Task | str | Path], data_roots: Sequence[str | Path] = ()) -> list[Task]:
-    """Tasks from Task objects, header files, corpus folders (expanded to their built-in tasks) and
-    built-in benchmark task names (``mucon tasks``), read from the dataset folders ``data_roots``."""
-    from mucon.evaluation.benchmarks import benchmark_tasks, is_benchmark_name
-
-    resolved: list[Task | str] = []  # benchmark names wait, so that each dataset folder is read once
-    for spec in specs:
-        if isinstance(spec, Task):
-            resolved.append(spec)
-        elif data_roots and is_benchmark_name(str(spec)):
-            resolved.append(str(spec))
-        elif Path(spec).is_dir():
-            resolved.extend(corpus_tasks(spec))
-        elif Path(spec).is_file():
-            resolved.append(load_task(spec))
-        elif is_benchmark_name(str(spec)):
-            raise ValueError(f"{spec} is a built-in benchmark task: give its dataset folder with --data-root")
-        else:
-            raise FileNotFoundError(f"{spec}: not a task file, a corpus folder or a built-in task name "
-                                    "(`mucon tasks` lists them)")
-    names = [spec for spec in resolved if isinstance(spec, str)]
-    expanded = dict(zip(names, benchmark_tasks(names, [Path(root) for root in data_roots]))) if names else {}
-    tasks = [task for spec in resolved for task in (expanded[spec] if isinstance(spec, str) else [spec])]
-    names = [task.name for task in tasks]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"task names must be unique; repeated: {duplicates}")
     return tasks

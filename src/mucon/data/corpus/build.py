@@ -22,14 +22,15 @@ from typing import Callable, Iterable
 import numpy as np
 import soundfile as sf
 
+from mucon.data.labels import PITCH_CLASS_NAMES, SPLITS
 from mucon.files import write_atomically
 
 from . import notes as N
 from .gm import family
 from .render import find_soundfonts, render_version, soundfont_name
 from .rng import item_rng
-from .scores import COMPOSERS, PITCH_CLASS_NAMES, Candidate, Score, ScoreError, candidates, parse
-from .splits import PIECE_PATTERN, PROGRAM_PATTERN, SPLITS, assign
+from .scores import COMPOSERS, Candidate, Score, ScoreError, candidates, parse
+from .splits import PIECE_PATTERN, PROGRAM_PATTERN, assign
 from .tunes import tune_groups
 from .versions import SOURCES, VersionPlan, plan_versions
 

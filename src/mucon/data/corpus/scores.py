@@ -308,8 +308,6 @@ def excerpt_end(score: Score, max_ql: float) -> float:
     return bar_ends[-1] if bar_ends and bar_ends[-1] > 0 else end
 
 
-PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-"""One spelling per pitch class, so a key label is a class name, not an enharmonic choice."""
 
 
 def estimate_key(score: Score, end_ql: float) -> tuple[int, str]:

@@ -13,7 +13,6 @@ from collections import defaultdict
 
 from .rng import item_rng
 
-SPLITS = ("train", "valid", "test")
 PIECE_PATTERN = ("train", "test", "valid", "train", "test", "train", "train", "test", "train", "train")
 """60/10/30, with valid and test early so that tiny builds still have all three sides. Test is large
 because it is what the evaluation measures with: its size sets the width of every interval, while

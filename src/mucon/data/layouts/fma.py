@@ -23,7 +23,7 @@ TRACKS = "fma_metadata/tracks.csv"
 AUDIO = "fma_small"
 RELEASE = "FMA: fma_metadata.zip and fma_small.zip, unzipped side by side, https://github.com/mdeff/fma"
 SOURCE = "the official split: tracks.csv columns (set, split) of fma_metadata (Defferrard et al. 2017)"
-SPLITS = {"training": "train", "validation": "valid", "test": "test"}
+SPLIT_NAMES = {"training": "train", "validation": "valid", "test": "test"}  # tracks.csv's name -> mucon's
 COLUMNS = {("set", "subset"): "subset", ("set", "split"): "split", ("track", "genre_top"): "genre"}
 
 
@@ -45,7 +45,7 @@ def _read(folder: Path, options: LayoutOptions) -> Table:
         for row in rows:
             if not row or row[0] == "track_id" or row[position["subset"]] != "small":
                 continue
-            split = SPLITS.get(row[position["split"]], "")
+            split = SPLIT_NAMES.get(row[position["split"]], "")
             tracks.append(Track(audio_path(int(row[0])), labels=(split, row[position["genre"]])))
     return Table("fma-small", ("split", "genre"), tracks)
 

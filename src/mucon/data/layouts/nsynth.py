@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mucon.data.labels import SPLITS
+
 from . import BenchmarkTask, Layout, LayoutOptions, Table, Track, require_files
 
-SPLITS = ("train", "valid", "test")
 RELEASE = ("NSynth v2.2.3: nsynth-train, nsynth-valid and nsynth-test .jsonwav.tar.gz, unpacked, "
            "https://magenta.tensorflow.org/datasets/nsynth")
 SOURCE = "the release's own split (nsynth-train/valid/test, NSynth v2.2.3)"
