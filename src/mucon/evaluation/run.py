@@ -94,25 +94,12 @@ class _Options:
 
 
 def evaluate(
-    models: Mapping[str, str | os.PathLike | Encoder],
-    tasks: Sequence[Task | str | os.PathLike],
-    out_dir: str | os.PathLike,
-    robustness: bool = True,
-    seed: int = 0,
-    *,
-    heads: Sequence[str] | None = None,
-    protocol: str = DEFAULT_PROTOCOL,
-    baselines: bool = True,
-    corruptions: str | Sequence[str] | None = "quick",
-    severities: Sequence[float] | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    device: str = "cpu",
-    batch_size: int = 256,
-    resamples: int = N_RESAMPLES,
-    precision: str = "auto",
-    verbose: bool = True,
-    progress: bool | None = None,
-    data_roots: Sequence[str | os.PathLike] = (),
+    models: Mapping[str, str | os.PathLike | Encoder], tasks: Sequence[Task | str | os.PathLike],
+    out_dir: str | os.PathLike, robustness: bool = True, seed: int = 0, *, heads: Sequence[str] | None = None,
+    protocol: str = DEFAULT_PROTOCOL, baselines: bool = True, corruptions: str | Sequence[str] | None = "quick",
+    severities: Sequence[float] | None = None, cache_dir: str | os.PathLike | None = None, device: str = "cpu",
+    batch_size: int = 256, resamples: int = N_RESAMPLES, precision: str = "auto", verbose: bool = True,
+    progress: bool | None = None, data_roots: Sequence[str | os.PathLike] = (),
 ) -> dict:
     """Evaluate ``models`` ({name: checkpoint path or Encoder}) on ``tasks`` and write a report.
 
@@ -135,35 +122,25 @@ def evaluate(
     gets a 95 % bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
     with groups), the same resamples for every model. ``precision`` is the encoders' (``auto``: bf16
     autocast where the device has bf16, as in training; ``32-true`` for float32), and ``progress``
-    (default: ``verbose``) shows progress bars.
-
-    Writes ``results.json``, ``results.md`` and ``figures/*.png`` to ``out_dir``; embeddings are
-    cached in ``cache_dir`` (default ``$MUCON_CACHE/embeddings``, which ``mucon embed`` shares), so
-    a re-run only trains probes. Returns
-    the results dict (the content of results.json) and, if ``verbose``, prints the summary table.
-    Warnings (undecodable files, a train split with one class) are printed and kept in the report.
-    """
+    (default: ``verbose``) shows progress bars. Writes ``results.json``, ``results.md`` and
+    ``figures/*.png`` to ``out_dir``; embeddings are cached in ``cache_dir`` (default
+    ``$MUCON_CACHE/embeddings``, which ``mucon embed`` shares), so a re-run only trains probes. Returns the
+    content of results.json and, if ``verbose``, prints the summary table. Warnings (undecodable files, a
+    train split with one class) are printed and kept in the report."""
     options = _Options.checked(protocol, heads, seed, robustness, corruptions, severities, device, batch_size,
                                resamples, precision, cache_dir, verbose if progress is None else progress)
-    out_dir = Path(out_dir)
-    tasks = resolve_tasks(tasks, data_roots)
+    out_dir, tasks = Path(out_dir), resolve_tasks(tasks, data_roots)
     folders = Folder.group(tasks, options.recipe)
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
-    overlaps = {task.name: train_overlap(task) for task in tasks}
-    for message in warnings_before_embedding(tasks, entries, overlaps):
-        warn(warnings, message)
+    overlaps = _warn_before_embedding(tasks, entries, warnings)
     conditions, skipped, exposures = _robustness_plan(entries, options)
     if verbose:
         print(evaluation_plan(folders, entries, conditions, batch_size), flush=True)
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
     scored = _score_folders(folders, entries, tasks, options, conditions, bootstraps)
-    distributions = {entry.name: {task.name: bootstraps[task.name].resampled(task, scored.outcomes[entry.name][task.name])
-                                  for task in tasks} for entry in entries}
-    scores = {model: {task: with_intervals(outcome.scores, distributions[model][task])
-                      for task, outcome in per_model.items()} for model, per_model in scored.outcomes.items()}
-    compared = comparisons(entries, scores, distributions)
+    scores, compared = _intervals_and_comparisons(entries, tasks, scored, bootstraps)
     task_infos, chance = _task_records(tasks, scored, overlaps, bootstraps, options.recipe, warnings)
     results = Results(options.settings(skipped), {entry.name: entry.info() for entry in entries}, task_infos,
                       scores, compared, chance, scored.robustness, exposures, warnings, figures=[])
@@ -174,6 +151,15 @@ def evaluate(
     if verbose:
         print(summary_text(written))
     return written
+
+
+def _warn_before_embedding(tasks: Sequence[Task], entries: Sequence[ModelEntry], warnings: list[str]) -> dict:
+    """Warns (``checks.warnings_before_embedding``) before the long embedding; returns each task's rows whose
+    file is a train file too."""
+    overlaps = {task.name: train_overlap(task) for task in tasks}
+    for message in warnings_before_embedding(tasks, entries, overlaps):
+        warn(warnings, message)
+    return overlaps
 
 
 def _robustness_plan(entries: Sequence[ModelEntry], options: _Options) -> tuple[dict, dict, dict]:
@@ -228,6 +214,20 @@ def _score_folders(folders: Sequence[Folder], entries: Sequence[ModelEntry], tas
                         task, outcome, options.heads[0], conditions[entry.name], corrupted[entry.name],
                         bootstraps[task.name], options.recipe)
     return scored
+
+
+def _intervals_and_comparisons(entries: Sequence[ModelEntry], tasks: Sequence[Task], scored: _Scored,
+                               bootstraps: dict[str, TaskBootstrap]) -> tuple[dict, dict]:
+    """Every score with its interval over the task's shared resamples, and each model under test compared
+    with its baselines on those resamples."""
+    distributions = {
+        entry.name: {task.name: bootstraps[task.name].resampled(task, scored.outcomes[entry.name][task.name])
+                     for task in tasks}
+        for entry in entries
+    }
+    scores = {model: {task: with_intervals(outcome.scores, distributions[model][task])
+                      for task, outcome in per_model.items()} for model, per_model in scored.outcomes.items()}
+    return scores, comparisons(entries, scores, distributions)
 
 
 def _task_records(tasks: Sequence[Task], scored: _Scored, overlaps: dict, bootstraps: dict[str, TaskBootstrap],
