@@ -66,7 +66,8 @@ def _pretraining_labels(config: Mapping) -> str | None:
     return None
 
 
-def _entry(name: str, encoder: Encoder, fingerprint_of, kind: str, source: str, device) -> ModelEntry:
+def _entry(name: str, encoder: Encoder, fingerprint_of: Path | Encoder, kind: str, source: str, device) -> ModelEntry:
+    """``encoder`` on ``device`` in eval mode, cached under the fingerprint of its checkpoint file or its weights."""
     return ModelEntry(name, resolve_encoder(encoder, device), model_fingerprint(fingerprint_of), kind, source)
 
 
