@@ -7,8 +7,8 @@ versions of the code can be checked to give the same results.
     python benchmarks/bench_evaluate.py CORPUS_DIR --checkpoint CKPT --severities 1 2    # every corruption
 
 It only wraps functions by name (``load_audio``, ``Encoder.embed``, ``fit_probe``, ``Condition.apply``,
-``_draw_figures``), so it runs
-against an older checkout too: put that checkout's ``src`` first on PYTHONPATH.
+``draw_figures``, ``_draw_figures`` in older checkouts), so it runs against an older checkout too: put that
+checkout's ``src`` first on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -55,9 +55,14 @@ def main() -> None:
 
     embed.load_audio = timed("decode", embed.load_audio)
     Encoder.embed = timed("encoder forward", Encoder.embed)
-    run.fit_probe = timed("probe training", run.fit_probe)
+    try:  # evaluate's stages have modules of their own; an older checkout probes and draws in run
+        import mucon.evaluation.scoring as scoring
+    except ImportError:
+        scoring = run
+    scoring.fit_probe = timed("probe training", scoring.fit_probe)
     Condition.apply = timed("corrupt", Condition.apply)
-    run._draw_figures = timed("figures", run._draw_figures)
+    draw = "draw_figures" if hasattr(run, "draw_figures") else "_draw_figures"
+    setattr(run, draw, timed("figures", getattr(run, draw)))
 
     corruptions, severities = args.corruptions, args.severities
     if args.robustness == "demo":

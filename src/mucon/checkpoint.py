@@ -101,9 +101,14 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
 
     The method is rebuilt from the config stored in the checkpoint, so a checkpoint is all one needs.
     """
+    return method_from_checkpoint(read_checkpoint(path), path).to(device).eval()
+
+
+def method_from_checkpoint(checkpoint: dict, path: str | Path):
+    """The trained method of a checkpoint already read (``read_checkpoint``), on the CPU in eval mode:
+    a caller that also needs the checkpoint's config reads the file once."""
     from mucon.methods import method_class
 
-    checkpoint = read_checkpoint(path)
     broken = next((name for name, tensor in checkpoint["state_dict"].items()
                    if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
     if broken is not None:  # it embeds every clip to NaN; evaluate failed with "SVD did not converge"
@@ -112,4 +117,4 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     config = from_dict(RunConfig, checkpoint["mucon"]["config"])
     method = method_class(config.method_name)(config, label_vocabulary=checkpoint["mucon"]["label_vocabulary"])
     method.load_state_dict(checkpoint["state_dict"])
-    return method.to(device).eval()
+    return method.eval()

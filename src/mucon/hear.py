@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from mucon.audio.io import NON_FINITE
 from mucon.encoders import Encoder
-from mucon.evaluation.models import module_device, resolve_encoder
+from mucon.evaluation.model_identity import module_device, resolve_encoder
 from mucon.evaluation.windows import embed_windows, frame_windows, hop_samples, track_level, window_centres
 
 

@@ -37,15 +37,15 @@ def test_random_init_encoder_has_the_checkpoint_architecture_but_not_its_weights
     path = tmp_path / "last.ckpt"
     torch.save({"state_dict": method.state_dict(),
                 "mucon": {"version": mucon.__version__, "config": config.to_dict(), "label_vocabulary": []}}, path)
-    random = random_init_encoder(path, seed=0)
+    random = random_init_encoder(config.to_dict(), seed=0)
     trained = mucon.load(path).encoder
     assert type(random) is type(trained) and random.input_samples == trained.input_samples and random.dim == trained.dim
     assert not random.training
     assert not torch.allclose(random.to_frames.weight, trained.to_frames.weight)
-    again = random_init_encoder(path, seed=0)
+    again = random_init_encoder(config.to_dict(), seed=0)
     for a, b in zip(random.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
-    assert not np.allclose(random_init_encoder(path, seed=1).to_frames.weight.detach(), random.to_frames.weight.detach())
+    assert not np.allclose(random_init_encoder(config.to_dict(), seed=1).to_frames.weight.detach(), random.to_frames.weight.detach())
 
 
 @pytest.mark.parametrize("task_type, targets, n_classes, expected", [

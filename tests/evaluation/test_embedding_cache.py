@@ -6,7 +6,7 @@ from embedding_clips import RATE, tone
 from mucon.evaluation import embedding_cache
 from mucon.evaluation.embed import EmbeddingJob
 from mucon.evaluation.embedding_cache import cached_embed_jobs
-from mucon.evaluation.models import model_fingerprint
+from mucon.evaluation.model_identity import model_fingerprint
 from mucon.evaluation.robustness import Condition
 
 

@@ -8,7 +8,7 @@ import torch
 
 from mucon.cli import main
 from mucon.encoders import build_encoder
-from mucon.evaluation import evaluate, load_task, run
+from mucon.evaluation import evaluate, load_task, plan
 from mucon.evaluation.benchmarks import MAX_CHUNKS as BENCHMARK_CHUNKS
 from mucon.evaluation.tasks import MAX_CHUNKS
 
@@ -40,7 +40,7 @@ def stop_before_embedding(monkeypatch):
     def stop(*args, **kwargs):
         raise StoppedBeforeEmbedding
 
-    monkeypatch.setattr(run, "cached_embed_jobs", stop)
+    monkeypatch.setattr(plan, "cached_embed_jobs", stop)
 
 
 def test_evaluate_prints_models_tasks_files_windows_conditions_and_minutes_before_embedding(

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-import mucon.evaluation.run as run
+import mucon.evaluation.plan as plan
+import mucon.evaluation.scoring as scoring
 from mucon.cli import main
 from mucon.evaluation import evaluate
 from mucon.evaluation.baselines import HandcraftedFeatures
@@ -53,8 +54,8 @@ def test_a_benchmark_folder_evaluated_under_each_protocol_trains_and_names_it(na
         seen.append((np.bincount(train.track, minlength=train.n_tracks), options))
         return fit_probe(kind, train, train_targets, valid, valid_targets, n_outputs, **options)
 
-    fit_probe = run.fit_probe
-    monkeypatch.setattr(run, "fit_probe", spy)
+    fit_probe = scoring.fit_probe
+    monkeypatch.setattr(scoring, "fit_probe", spy)
     results = evaluate({"mfcc": HandcraftedFeatures(16000, WINDOW)}, ["gtzan-genre"], tmp_path / "out",
                        robustness=False, baselines=False, verbose=False, resamples=10, data_roots=[root],
                        protocol=name)
@@ -124,7 +125,7 @@ def test_an_unknown_protocol_is_one_line_on_stderr_and_exit_status_two(tmp_path,
 
 
 def test_a_head_the_protocol_lacks_is_refused_before_anything_is_embedded(tmp_path, monkeypatch):
-    monkeypatch.setattr(run, "cached_embed_jobs", lambda *args, **kwargs: pytest.fail("embedded"))
+    monkeypatch.setattr(plan, "cached_embed_jobs", lambda *args, **kwargs: pytest.fail("embedded"))
     root = folders.write_gtzan(tmp_path / "gtzan")
     with pytest.raises(ValueError, match="protocol marble has the heads \\['mlp', 'linear'\\], not 'svm'"):
         evaluate({"mfcc": HandcraftedFeatures(16000, WINDOW)}, ["gtzan-genre"], tmp_path / "out", heads=["svm"],

@@ -153,17 +153,17 @@ def test_a_second_evaluation_reuses_the_cached_embeddings(tmp_path, monkeypatch)
 
 
 def test_every_model_is_scored_on_the_same_resamples_of_each_task(tmp_path, monkeypatch):
-    from mucon.evaluation import run
+    from mucon.evaluation import run, scoring
 
     seen = {}
-    resampled = run.TaskBootstrap.resampled
+    resampled = scoring.TaskBootstrap.resampled
 
     def spy(self, task, outcome):
         seen.setdefault(task.name, []).append(self.counts(outcome.rows))
         return resampled(self, task, outcome)
 
-    monkeypatch.setattr(run.TaskBootstrap, "resampled", spy)
-    monkeypatch.setattr(run, "_draw_figures", lambda *args: [])  # not what is tested here, and slow
+    monkeypatch.setattr(scoring.TaskBootstrap, "resampled", spy)
+    monkeypatch.setattr(run, "draw_figures", lambda *args: [])  # not what is tested here, and slow
     tasks = tone_tasks(tmp_path / "audio")
     encoders = {name: build_encoder("small_cnn", sample_rate=RATE, input_samples=8000) for name in ("a", "b")}
     evaluate(encoders, tasks, tmp_path / "report", robustness=False, heads=("linear",), verbose=False)
@@ -192,7 +192,7 @@ def test_test_and_valid_rows_whose_file_is_in_train_are_a_warning_counted_in_res
                                                                                           monkeypatch):
     from mucon.evaluation import run
 
-    monkeypatch.setattr(run, "_draw_figures", lambda *args: [])  # not what is tested here, and slow
+    monkeypatch.setattr(run, "draw_figures", lambda *args: [])  # not what is tested here, and slow
     register = tone_tasks(tmp_path / "audio")[0]
     train = [path for path, split in zip(register.paths, register.splits) if split == "train"]
     (tmp_path / "audio" / "linked.wav").symlink_to(tmp_path / "audio" / train[1])

@@ -10,7 +10,7 @@ import torch
 from mucon.encoders import build_encoder
 from mucon.evaluation.benchmarks import resolve_tasks
 from mucon.evaluation.embed import embed_files
-from mucon.evaluation.run import probe_task, retrieval_task
+from mucon.evaluation.scoring import probe_task, retrieval_task
 from mucon.evaluation.tasks import Task, corpus_tasks, load_task, score_predictions
 
 RATE = 16000

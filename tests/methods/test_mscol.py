@@ -143,9 +143,9 @@ def test_the_loss_is_the_absence_aware_loss_of_the_mixtures_and_sources_projecti
 
 def test_every_anchor_absent_gives_a_zero_loss_and_finite_gradients():
     method = tiny_mscol()
-    loss, figures = method.compute_loss(sources_batch([False] * 4))
+    loss, logged = method.compute_loss(sources_batch([False] * 4))
     loss.backward()
-    assert loss.item() == 0.0 and figures["source_present"].item() == 0.0
+    assert loss.item() == 0.0 and logged["source_present"].item() == 0.0
     assert all(torch.isfinite(p.grad).all() for p in method.parameters() if p.grad is not None)
 
 

@@ -187,15 +187,15 @@ def test_the_loss_is_the_objective_of_the_three_projections_plus_the_weighted_pr
     method = tiny_pemr(f"method.objective={objective}", "method.temperature=0.3", "method.off_diagonal_weight=0.02",
                        "method.negative_weight=0.05", "method.prediction_weight=0.5")
     projections = recorded_outputs(monkeypatch, method, "project_spectrogram")
-    loss, figures = method.compute_loss(tone_batch())
+    loss, logged = method.compute_loss(tone_batch())
     anchors, positives, negatives = projections
     if objective == "contrastive":
         expected = reference_hard_negative(anchors, positives, negatives, temperature=0.3)
     else:
         expected = reference_cross_correlation(anchors, positives, negatives, off_diagonal_weight=0.02,
                                                negative_weight=0.05)
-    assert figures["objective"].item() == pytest.approx(expected, rel=1e-5)
-    assert loss.item() == pytest.approx((figures["objective"] + 0.5 * figures["prediction"]).item(), rel=1e-6)
+    assert logged["objective"].item() == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx((logged["objective"] + 0.5 * logged["prediction"]).item(), rel=1e-6)
 
 
 def test_the_same_seed_makes_the_same_loss():

@@ -68,7 +68,7 @@ def test_loss_and_sub_losses_equal_the_loop_reference(monkeypatch, kind, views, 
     projection = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
     monkeypatch.setattr(method, "project", lambda chunks: chunks @ projection)  # severity 0: the chain is the identity
 
-    loss, figures = method.compute_loss(batch)
+    loss, logged = method.compute_loss(batch)
 
     pairs = [(clip, view) for clip in range(6) for view in range(views)]
     z = torch.stack([batch["audio"][clip, view].double() / 32768 @ projection.double() for clip, view in pairs])
@@ -79,10 +79,10 @@ def test_loss_and_sub_losses_equal_the_loop_reference(monkeypatch, kind, views, 
     for name, flag in (("loss_labelled", True), ("loss_unlabelled", False)):
         own = [term for term, clip in zip(terms, ids) if bool(batch["labelled"][clip]) == flag]
         if own:
-            assert figures[name].item() == pytest.approx(sum(own) / len(own), rel=1e-5)
+            assert logged[name].item() == pytest.approx(sum(own) / len(own), rel=1e-5)
         else:
-            assert name not in figures
-    assert figures["labelled_clips"].item() == batch["labelled"].sum().item()
+            assert name not in logged
+    assert logged["labelled_clips"].item() == batch["labelled"].sum().item()
 
 
 def test_each_chunk_of_a_clip_is_augmented_on_its_own(monkeypatch):

@@ -13,7 +13,7 @@ any checkpoint.
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -26,12 +26,12 @@ from mucon.evaluation.tasks import score_predictions
 from mucon.precision import full_precision
 
 
-def random_init_encoder(checkpoint_path: str | os.PathLike, seed: int = 0) -> Encoder:
-    """The checkpoint's encoder (same name, parameters and rate) with freshly initialised weights."""
-    from mucon.checkpoint import read_checkpoint
+def random_init_encoder(run_config: Mapping, seed: int = 0) -> Encoder:
+    """The encoder of a checkpoint's run config (``checkpoint["mucon"]["config"]``: same name,
+    parameters and rate) with freshly initialised weights."""
     from mucon.config import RunConfig, from_dict
 
-    config = from_dict(RunConfig, read_checkpoint(checkpoint_path)["mucon"]["config"])
+    config = from_dict(RunConfig, run_config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = build_run_encoder(config)

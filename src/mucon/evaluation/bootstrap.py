@@ -117,8 +117,8 @@ def _weighted_mean(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
         return counts @ np.asarray(values, np.float64) / counts.sum(axis=1)
 
 
-def _macro(per_class: list[np.ndarray]) -> np.ndarray:
-    """Mean over the classes defined in each resample (as ``metrics._macro``); NaN where none is."""
+def _macro_per_resample(per_class: list[np.ndarray]) -> np.ndarray:
+    """Mean over the classes defined in each resample (as ``metrics._macro_mean``); NaN where none is."""
     stacked = np.stack(per_class, axis=1) if per_class else np.zeros((0, 0))
     defined = np.isfinite(stacked)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -134,7 +134,7 @@ def _macro_f1(counts: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> np.
     occurrences = counts @ true_hot + counts @ predicted_hot
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(occurrences > 0, 2.0 * true_positives / occurrences, np.nan)
-    return _macro(list(per_class.T))
+    return _macro_per_resample(list(per_class.T))
 
 
 def _roc_auc(counts: np.ndarray, positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -181,8 +181,8 @@ def resampled_scores(task_type: str, targets: np.ndarray, predictions: np.ndarra
         positive, scores = np.asarray(targets) > 0.5, np.asarray(predictions, np.float64)
         columns = range(positive.shape[1])
         return {
-            "roc_auc": _macro([_roc_auc(counts, positive[:, c], scores[:, c]) for c in columns]),
-            "pr_auc": _macro([_average_precision(counts, positive[:, c], scores[:, c]) for c in columns]),
+            "roc_auc": _macro_per_resample([_roc_auc(counts, positive[:, c], scores[:, c]) for c in columns]),
+            "pr_auc": _macro_per_resample([_average_precision(counts, positive[:, c], scores[:, c]) for c in columns]),
         }
     if task_type == "regression":
         return {"r2": _r2(counts, targets, predictions)}

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from mucon.audio.io import AudioDecodeError, load_audio
 from mucon.encoders import Encoder
-from mucon.evaluation.models import module_device
+from mucon.evaluation.model_identity import module_device
 from mucon.evaluation.windows import WindowBatcher, hop_samples
 
 

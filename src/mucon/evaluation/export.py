@@ -16,7 +16,7 @@ from mucon.data.layouts.tables import labels_by_path
 from mucon.encoders import Encoder
 from mucon.evaluation.embedding_cache import cached_embed_jobs, embedding_cache_dir
 from mucon.evaluation.embed import EmbeddingJob
-from mucon.evaluation.models import model_fingerprint, module_device, resolve_encoder
+from mucon.evaluation.model_identity import model_fingerprint, module_device, resolve_encoder
 from mucon.evaluation.tasks import MAX_CHUNKS
 from mucon.evaluation.windows import hop_samples
 from mucon.files import write_atomically

@@ -43,7 +43,7 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def _macro(per_class: np.ndarray) -> float:
+def _macro_mean(per_class: np.ndarray) -> float:
     """Mean over the classes where the metric is defined (both a positive and a negative exist).
 
     scikit-learn raises instead; on small test splits a rare tag with no positive is common, and
@@ -88,12 +88,12 @@ def average_precision_per_class(y_true: np.ndarray, scores: np.ndarray) -> np.nd
 
 
 def roc_auc_macro(y_true: np.ndarray, scores: np.ndarray) -> float:
-    return _macro(roc_auc_per_class(y_true, scores))
+    return _macro_mean(roc_auc_per_class(y_true, scores))
 
 
 def average_precision_macro(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Macro PR-AUC (average precision), the tagging figure the papers report beside ROC-AUC."""
-    return _macro(average_precision_per_class(y_true, scores))
+    return _macro_mean(average_precision_per_class(y_true, scores))
 
 
 # --- multiclass --------------------------------------------------------------------------------------

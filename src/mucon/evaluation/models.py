@@ -1,49 +1,123 @@
-"""Which encoder a model argument names, where it runs, and the key the embedding cache knows it by."""
+"""The models of an evaluation: checkpoints and encoders, each read once, and their baselines.
+
+A checkpoint is read once into a ``ModelEntry`` that carries its encoder and its run config: the
+random-init twin, the run and step and the pretraining facts all come from that one read.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-
-import mucon
 from mucon.encoders import Encoder
-from mucon.precision import checked_device
-
-def resolve_encoder(model: str | os.PathLike | Encoder, device: str | torch.device = "cpu") -> Encoder:
-    """The encoder of a checkpoint (via ``mucon.load``) or an ``Encoder`` itself, on ``device``, in eval mode.
-
-    Eval mode matters: batch-norm then uses its running statistics, so a clip's embedding does not
-    depend on what else is in the batch.
-    """
-    device = checked_device(device)
-    encoder = model if isinstance(model, Encoder) else mucon.load(model, device).encoder
-    return encoder.to(device).eval()
+from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
+from mucon.evaluation.model_identity import model_fingerprint, resolve_encoder
+from mucon.evaluation.results import ModelInfo
+from mucon.evaluation.robustness import pretraining_augmentations
 
 
-def model_fingerprint(model: str | os.PathLike | Encoder) -> str:
-    """A cache key for a model: a checkpoint's path, size and mtime, or a hash of an encoder's weights.
+@dataclasses.dataclass
+class ModelEntry:
+    """A model under evaluation: its encoder, cache identity, and where it came from."""
 
-    Path and mtime are enough for checkpoints (hashing hundreds of MB on every run is not); an
-    in-memory encoder has no file, so its class, settings and tensors are hashed.
-    """
-    if not isinstance(model, Encoder):
-        path = Path(model).resolve()
-        stat = path.stat()
-        return f"checkpoint:{path}:{stat.st_size}:{stat.st_mtime_ns}"
-    digest = hashlib.sha256(repr(model).encode())
-    digest.update(f"{type(model).__qualname__}:{model.sample_rate}:{model.input_samples}:{model.dim}".encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return f"encoder:{digest.hexdigest()}"
+    name: str
+    encoder: Encoder
+    fingerprint: str
+    kind: str  # "pretrained", "encoder", "random-init" or "handcrafted"
+    source: str
+    training_log: Path | None = None
+    twin: str | None = None  # the random-init model of a checkpoint's architecture
+    run: str | None = None  # a checkpoint's run (its run_dir's name) and training step: several
+    step: int | None = None  # checkpoints of one run draw the probe score against steps
+    pretraining_labels: str | None = None  # the label column a checkpoint's run took positives from
+    pretraining_augmentations: frozenset[str] = frozenset()  # the effects its pretraining chain applies
+    run_config: Mapping | None = None  # a checkpoint's run config, as stored in it
+
+    @property
+    def compared(self) -> bool:
+        """Models under test (not baselines): compared with the baselines."""
+        return self.kind in ("pretrained", "encoder")
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            self.kind, self.source, self.encoder.sample_rate, self.encoder.input_samples, self.encoder.dim,
+            random_init_twin=self.twin, run=self.run, step=self.step if self.run else None,
+            pretraining_augmentations=sorted(self.pretraining_augmentations) if self.kind == "pretrained" else None,
+        )
 
 
-def module_device(module: torch.nn.Module) -> torch.device:
-    """Where a module's tensors live (CPU for one without any, like a pure feature extractor)."""
-    for tensor in [*module.parameters(), *module.buffers()]:
-        return tensor.device
-    return torch.device("cpu")
+def _training_log(checkpoint: Path) -> Path | None:
+    """``RUN_DIR/logs/metrics.csv`` for a checkpoint saved under ``RUN_DIR`` (or RUN_DIR/checkpoints)."""
+    for run_dir in list(checkpoint.resolve().parents)[:3]:
+        if (run_dir / "logs" / "metrics.csv").is_file():
+            return run_dir / "logs" / "metrics.csv"
+    return None
 
+
+def _pretraining_labels(config: Mapping) -> str | None:
+    """The label column a run drew positives from: set, with a labelled share of the batch that keeps
+    some labels (SemiSupCon's b_s and p_s); None for a self-supervised run."""
+    column, method = config["data"].get("label_column"), config["method"]
+    if column and method.get("labelled_share") and method.get("labelled_keep", 1.0):
+        return column
+    return None
+
+
+def _entry(name: str, encoder: Encoder, fingerprint_of: Path | Encoder, kind: str, source: str, device) -> ModelEntry:
+    """``encoder`` on ``device`` in eval mode, cached under the fingerprint of its checkpoint file or its weights."""
+    return ModelEntry(name, resolve_encoder(encoder, device), model_fingerprint(fingerprint_of), kind, source)
+
+
+def _checkpoint_entry(name: str, path: Path, device) -> ModelEntry:
+    """A checkpoint, read once: its encoder, run config, run and step, and pretraining facts."""
+    from mucon.checkpoint import method_from_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    config = checkpoint["mucon"]["config"]
+    entry = _entry(name, method_from_checkpoint(checkpoint, path).encoder, path, "pretrained", str(path), device)
+    entry.training_log, entry.run_config = _training_log(path), config
+    if "global_step" in checkpoint:  # saved by training (a hand-made checkpoint may lack it)
+        entry.run, entry.step = Path(config["run_dir"]).name, int(checkpoint["global_step"])
+    entry.pretraining_labels = _pretraining_labels(config)
+    entry.pretraining_augmentations = pretraining_augmentations(config)
+    return entry
+
+
+def resolve_models(
+    models: Mapping[str, str | os.PathLike | Encoder], *, baselines: bool = True, seed: int = 0, device="cpu"
+) -> list[ModelEntry]:
+    """The models to evaluate, followed (``baselines``) by a random-init copy of every distinct
+    checkpoint architecture and by MFCC+chroma statistics at the first model's sample rate."""
+    if not models:
+        raise ValueError("give at least one model: {name: checkpoint path or Encoder}")
+    entries, architectures, architecture_of = [], {}, {}
+    for name, model in models.items():
+        if isinstance(model, Encoder):
+            entries.append(_entry(name, model, model, "encoder", type(model).__name__, device))
+            continue
+        entry = _checkpoint_entry(name, Path(model), device)
+        entries.append(entry)
+        config = entry.run_config
+        # the encoder's settings and the run's one sample rate make an architecture
+        architecture_of[name] = json.dumps([config["encoder"], config["data"]["sample_rate"]], sort_keys=True)
+        architectures.setdefault(architecture_of[name], (config, Path(model), name))
+    if baselines:
+        numbered = len(architectures) > 1
+        twins = {}
+        for key, (config, path, first_model) in architectures.items():
+            twins[key] = f"{config['encoder']['name']} random-init" + (f" ({first_model})" if numbered else "")
+            random_weights = random_init_encoder(config, seed)
+            entries.append(_entry(twins[key], random_weights, random_weights, "random-init",
+                                  f"architecture of {path}", device))
+        for entry in entries:
+            if entry.name in architecture_of:
+                entry.twin = twins[architecture_of[entry.name]]
+        handcrafted = HandcraftedFeatures(entries[0].encoder.sample_rate)
+        entries.append(_entry("mfcc-chroma", handcrafted, handcrafted, "handcrafted", "MFCC + chroma mean/std", device))
+    names = [entry.name for entry in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique (baselines add 'random-init' and 'mfcc-chroma'): {names}")
+    return entries

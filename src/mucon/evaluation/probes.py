@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 PROBE_KINDS = ("multiclass", "multilabel", "regression")
-HEADS = ("linear", "mlp")
+PROBE_HEADS = ("linear", "mlp")
 
 
 @dataclasses.dataclass
@@ -55,7 +55,7 @@ class ChunkFeatures:
         return ChunkFeatures(self.features[keep], new_index[self.track[keep]], len(tracks))
 
 
-def build_head(
+def build_probe_head(
     head: str, in_dim: int, out_dim: int, hidden_dim: int | None = 512, *, bias: bool = True, dropout: float = 0.0
 ) -> nn.Module:
     """Linear, or an MLP in -> hidden (``None``: in_dim) -> ReLU -> out; ``dropout`` after the hidden
@@ -66,7 +66,7 @@ def build_head(
         hidden_dim = hidden_dim or in_dim
         hidden = [nn.Linear(in_dim, hidden_dim, bias=bias), *([nn.Dropout(dropout)] if dropout else []), nn.ReLU()]
         return nn.Sequential(*hidden, nn.Linear(hidden_dim, out_dim, bias=bias))
-    raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    raise ValueError(f"head must be one of {PROBE_HEADS}, got {head!r}")
 
 
 def _loss(kind: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -211,7 +211,7 @@ def fit_probe(
     draws = np.random.default_rng([seed, 1])  # the chunk of each track an epoch trains and validates on
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_head(head, train_x.shape[1], n_outputs, hidden_dim, bias=bias, dropout=dropout)
+        model = build_probe_head(head, train_x.shape[1], n_outputs, hidden_dim, bias=bias, dropout=dropout)
     optimiser = torch.optim.Adam(
         model.parameters(), lr=learning_rate or DEFAULT_LEARNING_RATES[head], weight_decay=weight_decay
     )

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from mucon.encoders import Encoder
-from mucon.evaluation.models import module_device
+from mucon.evaluation.model_identity import module_device
 from mucon.heap import keep_freed_heap
 
 

@@ -51,7 +51,7 @@ class Method(L.LightningModule):
         raise NotImplementedError
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The loss of one batch and any extra figures to log."""
+        """The loss of one batch and the extra numbers to log (``{name: value}``, logged as train/name)."""
         raise NotImplementedError
 
     def check_composition(self, composition: BatchComposition) -> None:
@@ -103,12 +103,12 @@ class Method(L.LightningModule):
         return frontend(waveforms) if level is None else frontend(waveforms, level)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, figures = self.compute_loss(batch)
+        loss, logged = self.compute_loss(batch)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"train/loss is {loss.item()} at step {self.global_step}")
         batch_size = batch["audio"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
-        for name, value in figures.items():
+        for name, value in logged.items():
             self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
 

@@ -80,8 +80,8 @@ class SemiSupCon(Method):
         labels = batch["labels"].repeat(views, 1) if batch["labels"].shape[1] else None  # no label column
         losses, counted = self.loss.anchor_losses(z, nt_xent_ids(clips, views, z.device), labels)
         labelled = batch["labelled"].repeat(views)
-        figures = {"labelled_clips": batch["labelled"].sum().float()}
+        logged = {"labelled_clips": batch["labelled"].sum().float()}
         for name, anchors in (("loss_labelled", labelled & counted), ("loss_unlabelled", ~labelled & counted)):
             if anchors.any():
-                figures[name] = losses[anchors].detach().mean()
-        return losses[counted].mean(), figures
+                logged[name] = losses[anchors].detach().mean()
+        return losses[counted].mean(), logged
