@@ -12,6 +12,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from mucon.config import RunConfig, from_dict
 from mucon.files import write_atomically
+from mucon.user_code import UserCodeError, package_of
 
 
 class CheckpointError(ValueError):
@@ -115,6 +116,11 @@ def method_from_checkpoint(checkpoint: dict, path: str | Path):
         raise CheckpointError(f"{path}: the checkpoint holds NaN or infinite weights ({broken}); "
                               "it cannot embed: use an earlier checkpoint of the run")
     config = from_dict(RunConfig, checkpoint["mucon"]["config"])
-    method = method_class(config.method_name)(config, label_vocabulary=checkpoint["mucon"]["label_vocabulary"])
+    try:
+        method = method_class(config.method_name)(config, label_vocabulary=checkpoint["mucon"]["label_vocabulary"])
+    except UserCodeError as error:  # the user's own method, encoder or head is not importable here
+        version = checkpoint["mucon"].get("user_code", {}).get(error.path, "unknown")
+        raise CheckpointError(f"{path}: its code is missing: {error}; it was trained with "
+                              f"{package_of(error.path)} {version}") from None
     method.load_state_dict(checkpoint["state_dict"])
     return method.eval()

@@ -56,7 +56,8 @@ FRACTION, OPEN_FRACTION = Range(0, 1), Range(0, 1, low_open=True, high_open=True
 
 # The range of every numeric setting, the run's and each method's (`method.*`), in one place: a value
 # outside it is refused naming the setting, before a run starts (a temperature of 0 trained NaN weights
-# and exited 0; -1 trained). tests/test_config.py checks that no numeric setting is missing here.
+# and exited 0; -1 trained). tests/test_config.py checks that no numeric setting is missing here. A user's
+# own method declares its settings' ranges on their fields: ``field(default=0.1, metadata={"range": POSITIVE})``.
 SETTING_RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),  # what Lightning's seed_everything accepts
     "data.sample_rate": AT_LEAST_ONE,
@@ -103,7 +104,7 @@ def check_ranges(settings: Any, section: str) -> None:
     """Refuse, in one line naming it, any numeric setting of dataclass ``settings`` outside its range."""
     for f in dataclasses.fields(settings):
         name, value = f"{section}.{f.name}" if section else f.name, getattr(settings, f.name)
-        allowed = SETTING_RANGES.get(name)
+        allowed = f.metadata.get("range", SETTING_RANGES.get(name))  # a user method's own: field(metadata=...)
         for number in value if isinstance(value, list) else [value]:
             if allowed and isinstance(number, (int, float)) and not isinstance(number, bool) and number not in allowed:
                 raise ConfigError(f"{name}={number!r}: must be {allowed}")

@@ -10,6 +10,7 @@ from mucon.encoders.fcn import PEMRCNN
 from mucon.encoders.heads import COLAHead, ProjectionHead
 from mucon.encoders.samplecnn import SampleCNN
 from mucon.encoders.small_cnn import SmallCNN
+from mucon.user_code import import_named, is_import_path
 
 ENCODERS: dict[str, type[Encoder]] = {
     "samplecnn": SampleCNN,
@@ -24,7 +25,10 @@ PROJECTION_HEADS: dict[str, type[nn.Module]] = {
 }
 
 
-def _lookup(registry: dict, kind: str, name: str):
+def _lookup(registry: dict, kind: str, name: str, base: type):
+    """A built-in by name, or the user's own subclass of ``base`` by import path (``my_lab.encoders:MyEncoder``)."""
+    if is_import_path(name):
+        return import_named(name, base, f"{kind}.name")
     try:
         return registry[name]
     except KeyError:
@@ -33,7 +37,7 @@ def _lookup(registry: dict, kind: str, name: str):
 
 def build_encoder(name: str, **kwargs) -> Encoder:
     """Encoder by config name, e.g. ``build_encoder("samplecnn", input_samples=59535)``."""
-    return _lookup(ENCODERS, "encoder", name)(**kwargs)
+    return _lookup(ENCODERS, "encoder", name, Encoder)(**kwargs)
 
 
 def build_run_encoder(config) -> Encoder:
@@ -45,7 +49,7 @@ def build_projection_head(name: str, **kwargs) -> nn.Module:
     """Projection head by config name (``head.name``), e.g.
     ``build_projection_head("projection", in_dim=512, hidden_dim=512, out_dim=128)``; the probe heads of
     evaluation are another thing (``mucon.evaluation.probes``)."""
-    return _lookup(PROJECTION_HEADS, "head", name)(**kwargs)
+    return _lookup(PROJECTION_HEADS, "head", name, nn.Module)(**kwargs)
 
 
 __all__ = [

@@ -6,12 +6,16 @@ from mucon.methods.cola import COLA
 from mucon.methods.mscol import MSCOL
 from mucon.methods.pemr import PEMR
 from mucon.methods.semisupcon import SemiSupCon
+from mucon.user_code import import_named, is_import_path
 
 # Registration order is the demo's order: the baselines first, then the methods built on them.
 METHODS: dict[str, type[Method]] = {"clmr": CLMR, "cola": COLA, "mscol": MSCOL, "pemr": PEMR, "semisupcon": SemiSupCon}
 
 
 def method_class(name: str) -> type[Method]:
+    """A built-in method by name, or the user's own ``Method`` subclass by import path (``my_lab.methods:MyMethod``)."""
+    if is_import_path(name):
+        return import_named(name, Method, "method.name")
     try:
         return METHODS[name]
     except KeyError:

@@ -19,6 +19,7 @@ from mucon.config import RunConfig, check_ranges, from_dict
 from mucon.data.composition import BatchComposition
 from mucon.data.request import DataRequest
 from mucon.encoders import build_projection_head, build_run_encoder
+from mucon.user_code import recorded_code
 
 
 class NonFiniteLossError(ValueError):
@@ -124,6 +125,7 @@ class Method(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mucon"] = {
             "version": mucon.__version__,
+            "user_code": recorded_code(self.config),  # {import path: version} of the user's own classes
             "config": self.config.to_dict(),
             "label_vocabulary": self.label_vocabulary,
             "view_generator_state": self.view_generator.get_state(),

@@ -1,0 +1,145 @@
+"""A method of the user's own, in a package outside mucon, named by import path: it trains, resumes,
+loads (mucon.load, HEAR) and evaluates as a built-in one, and its checkpoint says which code it needs."""
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+import mucon
+from mucon import hear
+from mucon.checkpoint import CheckpointError, read_checkpoint
+from mucon.cli import main
+from mucon.evaluation import evaluate, run
+from mucon.evaluation.tasks import Task
+from mucon.training import pretrain
+
+from conftest import CONFIGS, tiny_run_config
+
+RATE = 16000
+METHOD_PATH = "my_lab.methods:TwoCrops"
+
+# The README's "Write your own method" example: SimCLR on two crops, a random gain its one augmentation.
+MY_LAB_METHODS = '''
+import dataclasses
+
+import torch
+
+import mucon
+from mucon.config import POSITIVE
+from mucon.data.request import ANYWHERE, DataRequest
+from mucon.losses import ContrastiveLoss, nt_xent_ids
+
+
+@dataclasses.dataclass
+class TwoCropsParams(mucon.MethodParams):
+    crop_samples: int = 16000
+    temperature: float = dataclasses.field(default=0.2, metadata={"range": POSITIVE})
+
+
+class TwoCrops(mucon.Method):
+    """Two crops of each item are positives; every other crop of the batch is a negative."""
+
+    Params = TwoCropsParams
+
+    def __init__(self, config, label_vocabulary=None):
+        super().__init__(config, label_vocabulary)
+        self.loss = ContrastiveLoss(self.params.temperature)
+
+    @property
+    def data_request(self):
+        return DataRequest(crop_samples=self.params.crop_samples, views=2, layout=ANYWHERE)
+
+    def compute_loss(self, batch):
+        audio = self.audio(batch)  # [B, 2 crops, samples]
+        gain = 0.5 + torch.rand(*audio.shape[:2], 1, generator=self.view_generator, device=self.device)
+        views = (audio * gain).transpose(0, 1).flatten(0, 1)  # first crops, then second crops
+        z = self.project(views)
+        return self.loss(z, nt_xent_ids(audio.shape[0], 2, z.device)), {}
+'''
+
+
+@pytest.fixture
+def my_lab(tmp_path, monkeypatch):
+    """The package my_lab (version 0.3) in a folder on sys.path, not installed, imported by no one yet."""
+    package = tmp_path / "site" / "my_lab"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('__version__ = "0.3"\n')
+    (package / "methods.py").write_text(textwrap.dedent(MY_LAB_METHODS))
+    monkeypatch.syspath_prepend(str(package.parent))
+    yield package
+    for name in [name for name in sys.modules if name == "my_lab" or name.startswith("my_lab.")]:
+        del sys.modules[name]
+
+
+def user_method_config(tmp_path, store, run_dir, steps):
+    """clmr-cpu's encoder, head and trainer with the user's method in place of CLMR."""
+    preset = yaml.safe_load((CONFIGS / "clmr-cpu.yaml").read_text())
+    preset["method"] = {"name": METHOD_PATH, "crop_samples": 16000, "temperature": 0.3}
+    preset["encoder"]["params"] = {"input_samples": 16000}
+    path = tmp_path / "my-method.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    return tiny_run_config(path, store, run_dir, steps)
+
+
+def tone_task(root):
+    """Low and high tones, three of each per split: a task any encoder can be scored on."""
+    root.mkdir()
+    t = np.arange(RATE // 2) / RATE
+    paths = [f"t{i}.wav" for i in range(12)]
+    for i, path in enumerate(paths):
+        sf.write(root / path, (0.3 * np.sin(2 * np.pi * (880 if i % 2 else 110) * t)).astype(np.float32), RATE)
+    splits = [["train", "train", "valid", "test"][(i // 2) % 4] for i in range(12)]
+    return Task("register", "multiclass", root, tuple(paths), tuple(splits), tuple("hl"[i % 2] for i in range(12)))
+
+
+def test_a_method_in_an_outside_package_trains_resumes_loads_and_evaluates_by_import_path(
+        tmp_path, tone_store, my_lab, monkeypatch):
+    run_dir = tmp_path / "run"
+    pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=1))
+    last = pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=2), resume=True)
+
+    checkpoint = read_checkpoint(last)
+    assert checkpoint["global_step"] == 2
+    assert checkpoint["mucon"]["user_code"] == {METHOD_PATH: "0.3"}
+    loaded = mucon.load(last)
+    assert type(loaded).__module__ == "my_lab.methods" and isinstance(loaded, mucon.Method)
+    assert loaded.params.temperature == 0.3
+    clips = torch.randn(2, RATE) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(hear.get_scene_embeddings(clips, hear.load_model(str(last))),
+                                   loaded.encoder.embed(clips), atol=1e-5, rtol=1e-4)
+
+    monkeypatch.setattr(run, "draw_figures", lambda *args: [])
+    results = evaluate({"mine": last}, [tone_task(tmp_path / "audio")], tmp_path / "report", heads=("linear",),
+                       corruptions=["reverse"], baselines=False, resamples=20, verbose=False)
+    assert results["models"]["mine"]["step"] == 2
+    assert 0 <= results["scores"]["mine"]["register"]["linear"]["accuracy"] <= 1
+    assert set(results["robustness"]["mine"]["register"]) == {"reverse"}
+
+
+def test_a_user_method_setting_outside_its_declared_range_is_refused_naming_it(tmp_path, tone_store, my_lab):
+    config = user_method_config(tmp_path, tone_store, tmp_path / "run", steps=1)
+    config.method["temperature"] = 0.0
+    with pytest.raises(ValueError, match=r"^method.temperature=0.0: must be > 0$"):
+        pretrain(config)
+
+
+def test_a_checkpoint_whose_method_package_is_missing_is_one_line_naming_the_import_path(
+        tmp_path, tone_store, my_lab, capsys):
+    last = pretrain(user_method_config(tmp_path, tone_store, tmp_path / "run", steps=1))
+    for name in [name for name in sys.modules if name == "my_lab" or name.startswith("my_lab.")]:
+        del sys.modules[name]
+    sys.path.remove(str(my_lab.parent))
+
+    with pytest.raises(CheckpointError, match=f"'{METHOD_PATH}'.*No module named 'my_lab'.*trained with my_lab 0.3$"):
+        mucon.load(last)
+    capsys.readouterr()
+    audio = tone_task(tmp_path / "audio").audio_root
+    assert main(["embed", str(audio), "--checkpoint", str(last), "--out", str(tmp_path / "embeddings")]) == 2
+    error = capsys.readouterr().err
+    assert METHOD_PATH in error and error.count("\n") == 1
