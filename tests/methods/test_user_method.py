@@ -1,6 +1,7 @@
-"""A method of the user's own, in a package outside mucon, named by import path: it trains, resumes,
+"""A method and an encoder of the user's own, in a package outside mucon, named by import path: they train, resume,
 loads (mucon.load, HEAR) and evaluates as a built-in one, and its checkpoint says which code it needs."""
 
+import re
 import sys
 import textwrap
 
@@ -14,6 +15,7 @@ import mucon
 from mucon import hear
 from mucon.checkpoint import CheckpointError, read_checkpoint
 from mucon.cli import main
+from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate, run
 from mucon.evaluation.tasks import Task
 from mucon.training import pretrain
@@ -21,7 +23,7 @@ from mucon.training import pretrain
 from conftest import CONFIGS, tiny_run_config
 
 RATE = 16000
-METHOD_PATH = "my_lab.methods:TwoCrops"
+METHOD_PATH, ENCODER_PATH = "my_lab.methods:TwoCrops", "my_lab.encoders:FrameLinear"
 
 # The README's "Write your own method" example: SimCLR on two crops, a random gain its one augmentation.
 MY_LAB_METHODS = '''
@@ -62,6 +64,32 @@ class TwoCrops(mucon.Method):
         return self.loss(z, nt_xent_ids(audio.shape[0], 2, z.device)), {}
 '''
 
+MY_LAB_ENCODERS = '''
+import torch
+
+import mucon
+
+
+class FrameLinear(mucon.Encoder):
+    """Frames of ``frame`` samples through one linear layer: the least an encoder defines."""
+
+    pooling = "mean"
+
+    def __init__(self, sample_rate, input_samples=16000, dim=32, frame=400):
+        super().__init__()
+        self.sample_rate, self.input_samples, self.dim, self.frame = sample_rate, input_samples, dim, frame
+        self.layer = torch.nn.Linear(frame, dim)
+
+    @property
+    def min_input_samples(self):
+        return self.frame
+
+    def forward(self, waveform):
+        self.check_input(waveform)
+        whole = waveform.shape[-1] // self.frame * self.frame
+        return torch.relu(self.layer(waveform[:, :whole].unflatten(-1, (-1, self.frame))))
+'''
+
 
 @pytest.fixture
 def my_lab(tmp_path, monkeypatch):
@@ -70,17 +98,23 @@ def my_lab(tmp_path, monkeypatch):
     package.mkdir(parents=True)
     (package / "__init__.py").write_text('__version__ = "0.3"\n')
     (package / "methods.py").write_text(textwrap.dedent(MY_LAB_METHODS))
+    (package / "encoders.py").write_text(textwrap.dedent(MY_LAB_ENCODERS))
     monkeypatch.syspath_prepend(str(package.parent))
     yield package
+    forget_my_lab()
+
+
+def forget_my_lab():
+    """Unload my_lab, so that the next use imports it again (or fails to)."""
     for name in [name for name in sys.modules if name == "my_lab" or name.startswith("my_lab.")]:
         del sys.modules[name]
 
 
-def user_method_config(tmp_path, store, run_dir, steps):
-    """clmr-cpu's encoder, head and trainer with the user's method in place of CLMR."""
+def user_method_config(tmp_path, store, run_dir, steps, encoder="small_cnn"):
+    """clmr-cpu's head and trainer with the user's method in place of CLMR, on ``encoder``."""
     preset = yaml.safe_load((CONFIGS / "clmr-cpu.yaml").read_text())
     preset["method"] = {"name": METHOD_PATH, "crop_samples": 16000, "temperature": 0.3}
-    preset["encoder"]["params"] = {"input_samples": 16000}
+    preset["encoder"] = {"name": encoder, "params": {"input_samples": 16000}}
     path = tmp_path / "my-method.yaml"
     path.write_text(yaml.safe_dump(preset))
     return tiny_run_config(path, store, run_dir, steps)
@@ -97,17 +131,18 @@ def tone_task(root):
     return Task("register", "multiclass", root, tuple(paths), tuple(splits), tuple("hl"[i % 2] for i in range(12)))
 
 
-def test_a_method_in_an_outside_package_trains_resumes_loads_and_evaluates_by_import_path(
+def test_a_method_and_encoder_in_an_outside_package_train_resume_load_and_evaluate_by_import_path(
         tmp_path, tone_store, my_lab, monkeypatch):
     run_dir = tmp_path / "run"
-    pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=1))
-    last = pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=2), resume=True)
+    pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=1, encoder=ENCODER_PATH))
+    last = pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=2, encoder=ENCODER_PATH), resume=True)
 
     checkpoint = read_checkpoint(last)
     assert checkpoint["global_step"] == 2
-    assert checkpoint["mucon"]["user_code"] == {METHOD_PATH: "0.3"}
+    assert checkpoint["mucon"]["user_code"] == {METHOD_PATH: "0.3", ENCODER_PATH: "0.3"}
     loaded = mucon.load(last)
     assert type(loaded).__module__ == "my_lab.methods" and isinstance(loaded, mucon.Method)
+    assert type(loaded.encoder).__module__ == "my_lab.encoders" and isinstance(loaded.encoder, mucon.Encoder)
     assert loaded.params.temperature == 0.3
     clips = torch.randn(2, RATE) * 0.1
     with torch.no_grad():
@@ -132,8 +167,7 @@ def test_a_user_method_setting_outside_its_declared_range_is_refused_naming_it(t
 def test_a_checkpoint_whose_method_package_is_missing_is_one_line_naming_the_import_path(
         tmp_path, tone_store, my_lab, capsys):
     last = pretrain(user_method_config(tmp_path, tone_store, tmp_path / "run", steps=1))
-    for name in [name for name in sys.modules if name == "my_lab" or name.startswith("my_lab.")]:
-        del sys.modules[name]
+    forget_my_lab()
     sys.path.remove(str(my_lab.parent))
 
     with pytest.raises(CheckpointError, match=f"'{METHOD_PATH}'.*No module named 'my_lab'.*trained with my_lab 0.3$"):
@@ -143,3 +177,14 @@ def test_a_checkpoint_whose_method_package_is_missing_is_one_line_naming_the_imp
     assert main(["embed", str(audio), "--checkpoint", str(last), "--out", str(tmp_path / "embeddings")]) == 2
     error = capsys.readouterr().err
     assert METHOD_PATH in error and error.count("\n") == 1
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("my_lab.encoders:Missing", "module my_lab.encoders has no Missing"),
+    ("collections:OrderedDict", "OrderedDict is not a subclass of mucon.encoders.base.Encoder"),
+    ("no_such_lab.encoders:FrameLinear", "cannot import no_such_lab.encoders (ModuleNotFoundError"),
+    ("my_lab.encoders:", "an import path is module:Class"),
+])
+def test_an_import_path_that_names_no_encoder_class_is_refused_in_one_line(my_lab, name, problem):
+    with pytest.raises(ValueError, match=f"^encoder.name {name!r}: {re.escape(problem)}"):
+        build_encoder(name, sample_rate=RATE)
