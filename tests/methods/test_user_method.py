@@ -1,5 +1,5 @@
-"""A method and an encoder of the user's own, in a package outside mucon, named by import path: they train, resume,
-loads (mucon.load, HEAR) and evaluates as a built-in one, and its checkpoint says which code it needs."""
+"""A method and an encoder of the user's own, in a package outside mucon, named by import path: they train,
+resume, load (mucon.load, HEAR) and evaluate as built-in ones, and the checkpoint says which code it needs."""
 
 import re
 import sys
