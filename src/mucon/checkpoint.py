@@ -9,10 +9,11 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_warn
 
 from mucon.config import RunConfig, from_dict
 from mucon.files import write_atomically
-from mucon.user_code import UserCodeError, package_of
+from mucon.user_code import UserCodeError, package_of, recorded_code
 
 
 class CheckpointError(ValueError):
@@ -116,11 +117,15 @@ def method_from_checkpoint(checkpoint: dict, path: str | Path):
         raise CheckpointError(f"{path}: the checkpoint holds NaN or infinite weights ({broken}); "
                               "it cannot embed: use an earlier checkpoint of the run")
     config = from_dict(RunConfig, checkpoint["mucon"]["config"])
+    trained_with = checkpoint["mucon"].get("user_code", {})
     try:
         method = method_class(config.method_name)(config, label_vocabulary=checkpoint["mucon"]["label_vocabulary"])
     except UserCodeError as error:  # the user's own method, encoder or head is not importable here
-        version = checkpoint["mucon"].get("user_code", {}).get(error.path, "unknown")
         raise CheckpointError(f"{path}: its code is missing: {error}; it was trained with "
-                              f"{package_of(error.path)} {version}") from None
+                              f"{package_of(error.path)} {trained_with.get(error.path, 'unknown')}") from None
+    for import_path, version in recorded_code(config).items():
+        if trained_with.get(import_path, version) != version:  # the weights may not mean what the code now reads
+            rank_zero_warn(f"{path}: {import_path} was trained with {package_of(import_path)} "
+                           f"{trained_with[import_path]}, and is loaded with {version}")
     method.load_state_dict(checkpoint["state_dict"])
     return method.eval()

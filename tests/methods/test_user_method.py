@@ -188,3 +188,12 @@ def test_a_checkpoint_whose_method_package_is_missing_is_one_line_naming_the_imp
 def test_an_import_path_that_names_no_encoder_class_is_refused_in_one_line(my_lab, name, problem):
     with pytest.raises(ValueError, match=f"^encoder.name {name!r}: {re.escape(problem)}"):
         build_encoder(name, sample_rate=RATE)
+
+
+def test_loading_with_another_version_of_the_users_package_warns_naming_both(tmp_path, tone_store, my_lab):
+    last = pretrain(user_method_config(tmp_path, tone_store, tmp_path / "run", steps=1))
+    forget_my_lab()
+    (my_lab / "__init__.py").write_text('__version__ = "0.4"\n')
+
+    with pytest.warns(UserWarning, match=f"{METHOD_PATH} was trained with my_lab 0.3, and is loaded with 0.4$"):
+        mucon.load(last)
