@@ -4,6 +4,7 @@ resume, load (mucon.load, HEAR) and evaluate as built-in ones, and the checkpoin
 import re
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,44 +26,9 @@ from conftest import CONFIGS, tiny_run_config
 RATE = 16000
 METHOD_PATH, ENCODER_PATH = "my_lab.methods:TwoCrops", "my_lab.encoders:FrameLinear"
 
-# The README's "Write your own method" example: SimCLR on two crops, a random gain its one augmentation.
-MY_LAB_METHODS = '''
-import dataclasses
-
-import torch
-
-import mucon
-from mucon.config import POSITIVE
-from mucon.data.request import ANYWHERE, DataRequest
-from mucon.losses import ContrastiveLoss, nt_xent_ids
-
-
-@dataclasses.dataclass
-class TwoCropsParams(mucon.MethodParams):
-    crop_samples: int = 16000
-    temperature: float = dataclasses.field(default=0.2, metadata={"range": POSITIVE})
-
-
-class TwoCrops(mucon.Method):
-    """Two crops of each item are positives; every other crop of the batch is a negative."""
-
-    Params = TwoCropsParams
-
-    def __init__(self, config, label_vocabulary=None):
-        super().__init__(config, label_vocabulary)
-        self.loss = ContrastiveLoss(self.params.temperature)
-
-    @property
-    def data_request(self):
-        return DataRequest(crop_samples=self.params.crop_samples, views=2, layout=ANYWHERE)
-
-    def compute_loss(self, batch):
-        audio = self.audio(batch)  # [B, 2 crops, samples]
-        gain = 0.5 + torch.rand(*audio.shape[:2], 1, generator=self.view_generator, device=self.device)
-        views = (audio * gain).transpose(0, 1).flatten(0, 1)  # first crops, then second crops
-        z = self.project(views)
-        return self.loss(z, nt_xent_ids(audio.shape[0], 2, z.device)), {}
-'''
+# The README's "Write your own method" example, as the README gives it: SimCLR on two crops.
+README = Path(__file__).resolve().parents[2] / "README.md"
+MY_LAB_METHODS = re.search(r"```python\n# my_lab/methods.py\n(.*?)```", README.read_text(), re.S).group(1)
 
 MY_LAB_ENCODERS = '''
 import torch
