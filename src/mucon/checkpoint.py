@@ -122,10 +122,10 @@ def method_from_checkpoint(checkpoint: dict, path: str | Path):
         method = method_class(config.method_name)(config, label_vocabulary=checkpoint["mucon"]["label_vocabulary"])
     except UserCodeError as error:  # the user's own method, encoder or head is not importable here
         raise CheckpointError(f"{path}: its code is missing: {error}; it was trained with "
-                              f"{package_of(error.path)} {trained_with.get(error.path, 'unknown')}") from None
+                              f"{package_of(error.path)} version {trained_with.get(error.path, 'unknown')}") from None
     for import_path, version in recorded_code(config).items():
         if trained_with.get(import_path, version) != version:  # the weights may not mean what the code now reads
-            rank_zero_warn(f"{path}: {import_path} was trained with {package_of(import_path)} "
-                           f"{trained_with[import_path]}, and is loaded with {version}")
+            rank_zero_warn(f"{path}: {import_path} was trained with {package_of(import_path)} version "
+                           f"{trained_with[import_path]}, and is loaded with version {version}")
     method.load_state_dict(checkpoint["state_dict"])
     return method.eval()

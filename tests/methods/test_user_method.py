@@ -136,7 +136,7 @@ def test_a_checkpoint_whose_method_package_is_missing_is_one_line_naming_the_imp
     forget_my_lab()
     sys.path.remove(str(my_lab.parent))
 
-    with pytest.raises(CheckpointError, match=f"'{METHOD_PATH}'.*No module named 'my_lab'.*trained with my_lab 0.3$"):
+    with pytest.raises(CheckpointError, match=f"'{METHOD_PATH}'.*No module named 'my_lab'.*trained with my_lab version 0.3$"):
         mucon.load(last)
     capsys.readouterr()
     audio = tone_task(tmp_path / "audio").audio_root
@@ -161,5 +161,5 @@ def test_loading_with_another_version_of_the_users_package_warns_naming_both(tmp
     forget_my_lab()
     (my_lab / "__init__.py").write_text('__version__ = "0.4"\n')
 
-    with pytest.warns(UserWarning, match=f"{METHOD_PATH} was trained with my_lab 0.3, and is loaded with 0.4$"):
+    with pytest.warns(UserWarning, match=f"{METHOD_PATH} was trained with my_lab version 0.3, and is loaded with version 0.4$"):
         mucon.load(last)
