@@ -1,4 +1,4 @@
-"""A method and an encoder of the user's own, in a package outside mucon, named by import path: they train,
+"""A method, encoder and head of the user's own, in a package outside mucon, named by import path: they train,
 resume, load (mucon.load, HEAR) and evaluate as built-in ones, and the checkpoint says which code it needs."""
 
 import re
@@ -24,7 +24,7 @@ from mucon.training import pretrain
 from conftest import CONFIGS, tiny_run_config
 
 RATE = 16000
-METHOD_PATH, ENCODER_PATH = "my_lab.methods:TwoCrops", "my_lab.encoders:FrameLinear"
+METHOD_PATH, ENCODER_PATH, HEAD_PATH = "my_lab.methods:TwoCrops", "my_lab.encoders:FrameLinear", "my_lab.heads:Linear"
 
 # The README's "Write your own method" example, as the README gives it: SimCLR on two crops.
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -56,6 +56,17 @@ class FrameLinear(mucon.Encoder):
         return torch.relu(self.layer(waveform[:, :whole].unflatten(-1, (-1, self.frame))))
 '''
 
+MY_LAB_HEADS = '''
+import torch
+
+
+class Linear(torch.nn.Linear):
+    """A linear projection of ``out_dim``: any torch module taking ``in_dim`` is a head."""
+
+    def __init__(self, in_dim, out_dim=16):
+        super().__init__(in_dim, out_dim)
+'''
+
 
 @pytest.fixture
 def my_lab(tmp_path, monkeypatch):
@@ -65,6 +76,7 @@ def my_lab(tmp_path, monkeypatch):
     (package / "__init__.py").write_text('__version__ = "0.3"\n')
     (package / "methods.py").write_text(textwrap.dedent(MY_LAB_METHODS))
     (package / "encoders.py").write_text(textwrap.dedent(MY_LAB_ENCODERS))
+    (package / "heads.py").write_text(textwrap.dedent(MY_LAB_HEADS))
     monkeypatch.syspath_prepend(str(package.parent))
     yield package
     forget_my_lab()
@@ -76,11 +88,14 @@ def forget_my_lab():
         del sys.modules[name]
 
 
-def user_method_config(tmp_path, store, run_dir, steps, encoder="small_cnn"):
-    """clmr-cpu's head and trainer with the user's method in place of CLMR, on ``encoder``."""
+def user_method_config(tmp_path, store, run_dir, steps, encoder="small_cnn", head=None):
+    """clmr-cpu's trainer with the user's method in place of CLMR, on ``encoder`` and ``head`` (default:
+    clmr-cpu's)."""
     preset = yaml.safe_load((CONFIGS / "clmr-cpu.yaml").read_text())
     preset["method"] = {"name": METHOD_PATH, "crop_samples": 16000, "temperature": 0.3}
     preset["encoder"] = {"name": encoder, "params": {"input_samples": 16000}}
+    if head:
+        preset["head"] = {"name": head, "params": {}}
     path = tmp_path / "my-method.yaml"
     path.write_text(yaml.safe_dump(preset))
     return tiny_run_config(path, store, run_dir, steps)
@@ -97,18 +112,19 @@ def tone_task(root):
     return Task("register", "multiclass", root, tuple(paths), tuple(splits), tuple("hl"[i % 2] for i in range(12)))
 
 
-def test_a_method_and_encoder_in_an_outside_package_train_resume_load_and_evaluate_by_import_path(
+def test_a_method_encoder_and_head_in_an_outside_package_train_resume_load_and_evaluate_by_import_path(
         tmp_path, tone_store, my_lab, monkeypatch):
-    run_dir = tmp_path / "run"
-    pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=1, encoder=ENCODER_PATH))
-    last = pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=2, encoder=ENCODER_PATH), resume=True)
+    run_dir, mine = tmp_path / "run", {"encoder": ENCODER_PATH, "head": HEAD_PATH}
+    pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=1, **mine))
+    last = pretrain(user_method_config(tmp_path, tone_store, run_dir, steps=2, **mine), resume=True)
 
     checkpoint = read_checkpoint(last)
     assert checkpoint["global_step"] == 2
-    assert checkpoint["mucon"]["user_code"] == {METHOD_PATH: "0.3", ENCODER_PATH: "0.3"}
+    assert checkpoint["mucon"]["user_code"] == {METHOD_PATH: "0.3", ENCODER_PATH: "0.3", HEAD_PATH: "0.3"}
     loaded = mucon.load(last)
     assert type(loaded).__module__ == "my_lab.methods" and isinstance(loaded, mucon.Method)
     assert type(loaded.encoder).__module__ == "my_lab.encoders" and isinstance(loaded.encoder, mucon.Encoder)
+    assert type(loaded.projector).__module__ == "my_lab.heads"
     assert loaded.params.temperature == 0.3
     clips = torch.randn(2, RATE) * 0.1
     with torch.no_grad():
