@@ -175,7 +175,7 @@ def _evaluate(args: argparse.Namespace) -> int:
              severities=tuple(args.severities) if args.severities else None,
              corruptions=args.corruptions[0] if preset else args.corruptions, cache_dir=args.cache,
              precision=args.precision, progress=not args.quiet, data_roots=args.data_root or (),
-             protocol=args.protocol)
+             protocol=args.protocol, heads=args.heads)
     return 0
 
 
@@ -319,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--cache", type=Path, help=CACHE_HELP)
     evaluation.add_argument("--protocol", default="mucon", help="the probe protocol: mucon (its own, the default), "
                             "semisupcon, clmr or marble, as released (README: evaluation protocols)")
+    evaluation.add_argument("--heads", nargs="+", help="probe heads, the first one the report's (default: the "
+                            "protocol's, linear and mlp); knn adds the parameter-free cosine kNN probe")
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")

@@ -152,6 +152,19 @@ def test_a_second_evaluation_reuses_the_cached_embeddings(tmp_path, monkeypatch)
     assert second["scores"] == first["scores"]
 
 
+def test_the_knn_head_is_scored_with_intervals_and_robustness_curves_beside_the_linear_one(tmp_path):
+    tasks = tone_tasks(tmp_path / "audio")[:1]
+    encoder = build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
+    results = evaluate({"scratch": encoder}, tasks, tmp_path / "report", heads=("knn", "linear"), baselines=False,
+                       corruptions=["reverb"], severities=[1.0], verbose=False)
+    scores = results["scores"]["scratch"]["register"]
+    assert set(scores) == {"knn", "linear"}
+    low, high = results["intervals"]["scratch"]["register"]["knn"]["accuracy"]
+    assert low <= scores["knn"]["accuracy"] <= high
+    assert "knn probe" in (tmp_path / "report" / "results.md").read_text()  # the first head is the report's
+    assert results["robustness"]["scratch"]["register"]["reverb"].keys() == {"0", "1"}
+
+
 def test_every_model_is_scored_on_the_same_resamples_of_each_task(tmp_path, monkeypatch):
     from mucon.evaluation import run, scoring
 

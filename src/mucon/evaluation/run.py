@@ -70,7 +70,7 @@ class _Options:
         recipe = resolve_protocol(protocol)
         heads = list(heads or recipe.heads)
         for head in heads:
-            recipe.fit_options(head, None)  # an unknown head fails before anything is read or embedded
+            recipe.check_head(head)  # an unknown head fails before anything is read or embedded
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         if resamples < 1:
