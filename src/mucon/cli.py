@@ -170,13 +170,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     from mucon.evaluation.robustness import CORRUPTION_PRESETS
 
     preset = len(args.corruptions) == 1 and args.corruptions[0] in CORRUPTION_PRESETS
-    evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
+    from mucon.evaluation.hear_models import is_hear_source
+
+    sources = [*(args.checkpoint or []), *(args.model or [])]
+    if not sources:
+        raise ValueError("give at least one --checkpoint or --model")
+    hear = {source.split(":")[1]: source for source in sources if is_hear_source(source)}  # named after the module
+    models = {**_model_names([source for source in sources if not is_hear_source(source)]), **hear}
+    results = evaluate(models, args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None,
              corruptions=args.corruptions[0] if preset else args.corruptions, cache_dir=args.cache,
              precision=args.precision, progress=not args.quiet, data_roots=args.data_root or (),
              protocol=args.protocol, heads=args.heads)
-    return 0
+    return 1 if results["failed_models"] else 0  # the other rows were produced; say that some failed
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -299,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     masks.set_defaults(run=_masks)
 
     evaluation = commands.add_parser("evaluate", help="probe checkpoints and baselines on tasks; table, JSON, MD, PNG")
-    evaluation.add_argument("--checkpoint", required=True, action="append", help="repeatable")
+    evaluation.add_argument("--checkpoint", action="append", help="a mucon checkpoint (repeatable)")
+    evaluation.add_argument("--model", action="append", help="a checkpoint, or a HEAR 2021 module with its weights: "
+                            "hear:PACKAGE.MODULE[:WEIGHTS] (repeatable; a row next to the checkpoints')")
     evaluation.add_argument("--tasks", required=True, nargs="+", help="task header files (.yaml/.json), corpus "
                             "folders, or built-in benchmark task names (`mucon tasks`) with --data-root")
     evaluation.add_argument("--data-root", action="append", type=Path, help="a benchmark dataset's folder, as its "

@@ -1,6 +1,8 @@
 import csv
 import dataclasses
+import hashlib
 import json
+import textwrap
 
 import numpy as np
 import pytest
@@ -377,3 +379,100 @@ def test_baselines_get_curves_and_seen_conditions_are_marked_in_tables_and_dashe
     assert "| mfcc-chroma | reverb |  |" in markdown
     models = ["clmr", "small_cnn random-init", "mfcc-chroma"]
     assert styles == [*zip(models, ["--", "-", "-"]), *zip(models, ["-", "-", "-"])]  # panels: reverb, chorus
+
+
+# A HEAR 2021 module evaluated as one more row, and a broken one left out in one line.
+MODULE = '''
+import torch
+
+__version__ = "0.3"
+if "{behaviour}" == "import":
+    raise ImportError("needs a library that is not installed")
+
+
+class Model(torch.nn.Module):
+    sample_rate = {rate}
+    timestamp_embedding_size = 8
+    scene_embedding_size = 8
+
+    def __init__(self):
+        super().__init__()
+        self.projection = torch.nn.Linear(160, 8)
+
+
+def load_model(model_file_path=""):
+    model = Model()
+    model.load_state_dict(torch.load(model_file_path))
+    return model
+
+
+def get_timestamp_embeddings(audio, model):
+    frames = audio[:, : audio.shape[1] // 160 * 160].reshape(len(audio), -1, 160)
+    embeddings = model.projection(frames).abs()
+    if "{behaviour}" == "shape":
+        embeddings = embeddings[:, :, :5]
+    if "{behaviour}" == "nan":
+        embeddings = embeddings * float("nan")
+    timestamps = (torch.arange(frames.shape[1]) * 160 + 80) * 1000.0 / model.sample_rate
+    return embeddings, timestamps.expand(len(audio), -1)
+
+
+def get_scene_embeddings(audio, model):
+    return get_timestamp_embeddings(audio, model)[0].mean(dim=1)
+'''
+
+
+def hear_module(tmp_path, monkeypatch, behaviour="works"):
+    """A package ``tinyhear_<behaviour>`` on sys.path with a ``model`` module and its weights file."""
+    package = tmp_path / f"tinyhear_{behaviour}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text(textwrap.dedent(MODULE.format(behaviour=behaviour, rate=RATE)))
+    weights = tmp_path / f"{behaviour}.pt"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        torch.save({"projection." + name: value for name, value in torch.nn.Linear(160, 8).state_dict().items()},
+                   weights)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"hear:tinyhear_{behaviour}.model:{weights}", weights
+
+
+def scratch_encoder():
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        return build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
+
+
+def test_a_hear_module_is_a_row_beside_an_encoder_with_intervals_comparisons_and_robustness(tmp_path, monkeypatch):
+    source, weights = hear_module(tmp_path, monkeypatch)
+    results = evaluate({"scratch": scratch_encoder(), "tiny": source}, tone_tasks(tmp_path / "audio")[:1],
+                       tmp_path / "report", heads=("linear",), corruptions=["reverb"], severities=[1.0],
+                       verbose=False)
+    assert list(results["models"]) == ["scratch", "tiny", "mfcc-chroma"]
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert results["models"]["tiny"]["source"] == f"HEAR module tinyhear_works.model 0.3, weights {weights} " \
+                                                  f"(sha256 {digest})"
+    assert results["models"]["tiny"]["dim"] == 8
+    assert results["intervals"]["tiny"]["register"]["linear"].keys() == {"accuracy", "macro_f1"}
+    assert results["comparisons"]["tiny"]["register"]["linear"]["accuracy"]["baseline"]["model"] == "mfcc-chroma"
+    assert {model: curves["register"].keys() for model, curves in results["robustness"].items()} == {
+        model: {"reverb"} for model in results["models"]}
+    assert results["failed_models"] == {}
+
+
+@pytest.mark.parametrize("behaviour, problem", [
+    ("import", "tinyhear_import.model: ImportError: needs a library that is not installed"),
+    ("shape", "tinyhear_shape.model: get_timestamp_embeddings returned shape (2, 100, 5), expected [2, T, 8]"),
+    ("nan", "tinyhear_nan.model: get_timestamp_embeddings returned NaN or Inf"),
+])
+def test_a_broken_hear_module_is_one_line_and_the_other_rows_are_as_without_it(
+        tmp_path, monkeypatch, capsys, behaviour, problem):
+    source, _ = hear_module(tmp_path, monkeypatch, behaviour)
+    tasks = tone_tasks(tmp_path / "audio")[:1]
+    options = dict(heads=("linear",), robustness=False, cache_dir=tmp_path / "cache", verbose=False)
+    alone = evaluate({"scratch": scratch_encoder()}, tasks, tmp_path / "alone", **options)
+    beside = evaluate({"scratch": scratch_encoder(), "broken": source}, tasks, tmp_path / "beside", **options)
+    assert beside["failed_models"] == {"broken": problem}
+    assert f"warning: model broken left out: {problem}\n" in capsys.readouterr().err
+    assert list(beside["models"]) == ["scratch", "mfcc-chroma"]
+    assert beside["scores"] == alone["scores"] and beside["intervals"] == alone["intervals"]

@@ -127,14 +127,18 @@ def evaluate(
     ``figures/*.png`` to ``out_dir``; embeddings are cached in ``cache_dir`` (default
     ``$MUCON_CACHE/embeddings``, which ``mucon embed`` shares), so a re-run only trains probes. Returns the
     content of results.json and, if ``verbose``, prints the summary table. Warnings (undecodable files, a
-    train split with one class) are printed and kept in the report."""
+    train split with one class) are printed and kept in the report; a HEAR module (``hear:PACKAGE.MODULE[:WEIGHTS]``)
+    that fails to load or embed is left out in one warning and named in ``failed_models``."""
     options = _Options.checked(protocol, heads, seed, robustness, corruptions, severities, device, batch_size,
                                resamples, precision, cache_dir, verbose if progress is None else progress)
     out_dir, tasks = Path(out_dir), resolve_tasks(tasks, data_roots)
     folders = Folder.group(tasks, options.recipe)
-    entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
+    broken: dict[str, str] = {}
+    entries = resolve_models(models, baselines=baselines, seed=seed, device=device, broken=broken)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
+    for name, problem in broken.items():
+        warn(warnings, f"model {name} left out: {problem}")
     overlaps = _warn_before_embedding(tasks, entries, warnings)
     conditions, skipped, exposures = _robustness_plan(entries, options)
     if verbose:
@@ -148,6 +152,7 @@ def evaluate(
     figures = draw_figures(tasks, entries, scored.outcomes, scored.map_panels, results, options.heads[0],
                            out_dir / "figures", options.progress)
     written = dataclasses.replace(results, figures=[str(path.relative_to(out_dir)) for path in figures]).to_json()
+    written["failed_models"] = broken
     write_report(written, out_dir)
     if verbose:
         print(summary_text(written))
