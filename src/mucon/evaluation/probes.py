@@ -101,8 +101,31 @@ def _track_means(values: np.ndarray, track: np.ndarray, n_tracks: int) -> np.nda
     return sums / np.bincount(track, minlength=n_tracks)[:, None]
 
 
+class TrackPredictions:
+    """A track's prediction from its chunks, for any probe with ``predict_chunks``."""
+
+    def predict_chunks(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, chunks: ChunkFeatures) -> np.ndarray:
+        """Per track: the mean of its chunks' predictions."""
+        return _track_means(self.predict_chunks(chunks.features), chunks.track, chunks.n_tracks)
+
+    def predict_mean_embedding(self, chunks: ChunkFeatures) -> np.ndarray:
+        """Per track: the probe on the mean of its chunks' embeddings (SemiSupCon's test)."""
+        return self.predict_chunks(_track_means(chunks.features, chunks.track, chunks.n_tracks))
+
+
+def _feature_scaling(train: ChunkFeatures, standardise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The training chunks' mean and deviation, or (``standardise`` off) zeros and ones."""
+    dim = train.features.shape[1]
+    if not standardise:
+        return np.zeros(dim, np.float32), np.ones(dim, np.float32)
+    return train.features.mean(axis=0), train.features.std(axis=0) + 1e-6
+
+
 @dataclasses.dataclass
-class Probe:
+class Probe(TrackPredictions):
     """A trained head with the standardisation it was trained with."""
 
     kind: str
@@ -120,14 +143,6 @@ class Probe:
         inputs = torch.from_numpy((np.asarray(features, np.float32) - self.feature_mean) / self.feature_std)
         predictions = _predictions(self.kind, self.head.eval()(inputs))
         return predictions * self.target_std + self.target_mean if self.kind == "regression" else predictions
-
-    def predict(self, chunks: ChunkFeatures) -> np.ndarray:
-        """Per track: the mean of its chunks' predictions."""
-        return _track_means(self.predict_chunks(chunks.features), chunks.track, chunks.n_tracks)
-
-    def predict_mean_embedding(self, chunks: ChunkFeatures) -> np.ndarray:
-        """Per track: the head on the mean of its chunks' embeddings (SemiSupCon's test)."""
-        return self.predict_chunks(_track_means(chunks.features, chunks.track, chunks.n_tracks))
 
 
 def carve_validation(n_tracks: int, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -197,8 +212,7 @@ def fit_probe(
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if valid.n_tracks == 0:
         raise ValueError("early stopping needs validation tracks (see carve_validation)")
-    feature_mean = train.features.mean(axis=0) if standardise else np.zeros(train.features.shape[1], np.float32)
-    feature_std = train.features.std(axis=0) + 1e-6 if standardise else np.ones(train.features.shape[1], np.float32)
+    feature_mean, feature_std = _feature_scaling(train, standardise)
     train_targets, valid_targets = np.asarray(train_targets), np.asarray(valid_targets)
     if kind == "regression":
         train_targets = train_targets.reshape(len(train_targets), -1).astype(np.float32)
@@ -268,7 +282,7 @@ def _unit_rows(features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch
 
 
 @dataclasses.dataclass
-class KnnProbe:
+class KnnProbe(TrackPredictions):
     """Training chunks and their targets; a query chunk predicts the mean target of its ``k`` most
     cosine-similar training chunks: vote shares of the classes (one-hot targets), tag shares
     (multilabel) or the mean value (regression). The same predict methods as ``Probe``."""
@@ -298,14 +312,6 @@ class KnnProbe:
     def predict_chunks(self, features: np.ndarray) -> np.ndarray:
         return self.neighbour_means(features, (self.k,))[self.k]
 
-    def predict(self, chunks: ChunkFeatures) -> np.ndarray:
-        """Per track: the mean of its chunks' predictions."""
-        return _track_means(self.predict_chunks(chunks.features), chunks.track, chunks.n_tracks)
-
-    def predict_mean_embedding(self, chunks: ChunkFeatures) -> np.ndarray:
-        """Per track: the neighbours of the mean of its chunks' embeddings."""
-        return self.predict_chunks(_track_means(chunks.features, chunks.track, chunks.n_tracks))
-
 
 def fit_knn_probe(
     kind: str,
@@ -328,9 +334,7 @@ def fit_knn_probe(
         raise ValueError(f"kind must be one of {PROBE_KINDS}, got {kind!r}")
     if valid.n_tracks == 0:
         raise ValueError("choosing k needs validation tracks (see carve_validation)")
-    dim = train.features.shape[1]
-    feature_mean = train.features.mean(axis=0) if standardise else np.zeros(dim, np.float32)
-    feature_std = train.features.std(axis=0) + 1e-6 if standardise else np.ones(dim, np.float32)
+    feature_mean, feature_std = _feature_scaling(train, standardise)
     train_targets = np.asarray(train_targets)
     if kind == "multiclass":
         per_track = np.eye(n_outputs)[train_targets]

@@ -128,7 +128,7 @@ def evaluate(
     ``$MUCON_CACHE/embeddings``, which ``mucon embed`` shares), so a re-run only trains probes. Returns the
     content of results.json and, if ``verbose``, prints the summary table. Warnings (undecodable files, a
     train split with one class) are printed and kept in the report; a HEAR module (``hear:PACKAGE.MODULE[:WEIGHTS]``)
-    that fails to load or embed is left out in one warning and named in ``failed_models``."""
+    that fails to load or to embed a trial clip is left out in one warning and named in ``failed_models``."""
     options = _Options.checked(protocol, heads, seed, robustness, corruptions, severities, device, batch_size,
                                resamples, precision, cache_dir, verbose if progress is None else progress)
     out_dir, tasks = Path(out_dir), resolve_tasks(tasks, data_roots)
