@@ -13,6 +13,7 @@ import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate, plots
+from mucon.evaluation.hear_models import load_hear_encoder
 from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table, write_report
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
@@ -413,6 +414,9 @@ def get_timestamp_embeddings(audio, model):
         embeddings = embeddings[:, :, :5]
     if "{behaviour}" == "nan":
         embeddings = embeddings * float("nan")
+    if "{behaviour}" == "nan_on_tones":  # the trial clips (noise, silence) pass; the tasks' tones (peak 0.3) do not
+        tones = audio.abs().amax(dim=1).sub(0.3).abs() < 0.05
+        embeddings = torch.where(tones[:, None, None], float("nan"), embeddings)
     timestamps = (torch.arange(frames.shape[1]) * 160 + 80) * 1000.0 / model.sample_rate
     return embeddings, timestamps.expand(len(audio), -1)
 
@@ -464,6 +468,7 @@ def test_a_hear_module_is_a_row_beside_an_encoder_with_intervals_comparisons_and
     ("import", "tinyhear_import.model: ImportError: needs a library that is not installed"),
     ("shape", "tinyhear_shape.model: get_timestamp_embeddings returned shape (2, 100, 5), expected [2, T, 8]"),
     ("nan", "tinyhear_nan.model: get_timestamp_embeddings returned NaN or Inf"),
+    ("nan_on_tones", "tinyhear_nan_on_tones.model: get_timestamp_embeddings returned NaN or Inf"),
 ])
 def test_a_broken_hear_module_is_one_line_and_the_other_rows_are_as_without_it(
         tmp_path, monkeypatch, capsys, behaviour, problem):
@@ -476,3 +481,9 @@ def test_a_broken_hear_module_is_one_line_and_the_other_rows_are_as_without_it(
     assert f"warning: model broken left out: {problem}\n" in capsys.readouterr().err
     assert list(beside["models"]) == ["scratch", "mfcc-chroma"]
     assert beside["scores"] == alone["scores"] and beside["intervals"] == alone["intervals"]
+
+
+def test_a_hear_module_that_breaks_only_on_the_tasks_audio_passes_its_trial_and_is_caught_while_embedding(
+        tmp_path, monkeypatch):
+    source, _ = hear_module(tmp_path, monkeypatch, "nan_on_tones")
+    assert load_hear_encoder(source).dim == 8  # so the parametrised case above is left out by the embedding

@@ -4,8 +4,9 @@
 ``timestamp_embedding_size``, ``get_timestamp_embeddings``). Its frames ``[B, T, D]`` come from
 ``get_timestamp_embeddings`` at the module's own rate, a batch of evaluation windows at a time, so
 the rest of evaluate (the windows, the resamples, the robustness curves) is the one every row gets.
-A module that cannot be imported, loaded, or that answers a short test clip with the wrong shape or
-with NaN/Inf is a ``BrokenModel``: its row is left out, in one line, and the others are produced.
+A module that cannot be imported, loaded, or that answers a short trial clip (or, later, any window) with
+the wrong shape or with NaN/Inf is a ``BrokenModel``: its row is left out, in one line, and the others
+are produced.
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ import torch
 from torch import Tensor
 
 from mucon.encoders import Encoder
+from mucon.evaluation.embed import BrokenModel
 
 HEAR_PREFIX = "hear:"
-
-
-class BrokenModel(ValueError):
-    """A model that cannot give embeddings; the message names it and the problem."""
 
 
 def is_hear_source(model) -> bool:
@@ -82,13 +80,13 @@ class HearEncoder(Encoder):
 
 
 def load_hear_encoder(source: str) -> HearEncoder:
-    """``hear:PACKAGE.MODULE[:WEIGHTS]`` loaded and tried on a short noise clip, so that a broken module
+    """``hear:PACKAGE.MODULE[:WEIGHTS]`` loaded and tried on a second of noise and one of silence, so that a broken module
     is found before anything is embedded; any failure is a ``BrokenModel`` naming the module."""
     module_name, _, weights = source[len(HEAR_PREFIX):].partition(":")
     try:
         encoder = HearEncoder(module_name, weights or None)
-        trial = torch.randn(2, encoder.input_samples, generator=torch.Generator().manual_seed(0)) * 0.1
-        encoder.eval()(trial)
+        noise = torch.randn(encoder.input_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+        encoder.eval()(torch.stack([noise, torch.zeros_like(noise)]))  # silence too: the plan times it on silence
     except BrokenModel:
         raise
     except Exception as error:  # a module's own code can fail in any way: one line naming it, not a traceback

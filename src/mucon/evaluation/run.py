@@ -145,6 +145,11 @@ def evaluate(
         print(evaluation_plan(folders, entries, conditions, batch_size), flush=True)
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
     scored = _score_folders(folders, entries, tasks, options, conditions, bootstraps)
+    for name, problem in scored.broken.items():
+        warn(warnings, f"model {name} left out: {problem}")
+    broken.update(scored.broken)
+    entries = [entry for entry in entries if entry.name not in broken]
+    exposures = {name: exposed for name, exposed in exposures.items() if name not in broken}
     scores, compared = _intervals_and_comparisons(entries, tasks, scored, bootstraps)
     task_infos, chance = _task_records(tasks, scored, overlaps, bootstraps, options.recipe, warnings)
     results = Results(options.settings(skipped), {entry.name: entry.info() for entry in entries}, task_infos,
@@ -192,6 +197,15 @@ class _Scored:
     robustness: dict[str, dict[str, dict]]  # model -> task -> {corruption: {severity: Score}}
     map_panels: dict[str, dict[str, tuple]]  # task -> model -> its points on the embedding map
     failed: dict[str, dict[str, str]]  # task -> undecodable file -> why
+    broken: dict[str, str] = dataclasses.field(default_factory=dict)  # model -> why it gave no embeddings
+
+    def drop(self, name: str, problem: str) -> None:
+        """A model that broke while embedding: none of its rows, on any task."""
+        self.broken[name] = problem
+        self.outcomes.pop(name, None)
+        self.robustness.pop(name, None)
+        for panels in self.map_panels.values():
+            panels.pop(name, None)
 
 
 def _score_folders(folders: Sequence[Folder], entries: Sequence[ModelEntry], tasks: Sequence[Task],
@@ -200,10 +214,16 @@ def _score_folders(folders: Sequence[Folder], entries: Sequence[ModelEntry], tas
     scored = _Scored({entry.name: {} for entry in entries}, {name: {} for name in conditions},
                      {task.name: {} for task in tasks}, {task.name: {} for task in tasks})
     for folder in folders:
-        clean, corrupted = folder.embed(entries, conditions, options.cache_dir, options.seed, options.batch_size,
+        working = [entry for entry in entries if entry.name not in scored.broken]
+        clean, corrupted = folder.embed(working, conditions, options.cache_dir, options.seed, options.batch_size,
                                         options.precision, options.progress)
-        for entry in tqdm(entries, desc=f"probes on {folder.root.name}", unit="model", leave=False,
-                          disable=not options.progress):
+        for entry in working:  # a model that broke part way is dropped; the others are scored as without it
+            embedded = [clean[entry.name], *corrupted[entry.name].values()]
+            problem = next((result.broken for result in embedded if result.broken), None)
+            if problem:
+                scored.drop(entry.name, problem)
+        for entry in tqdm([entry for entry in working if entry.name not in scored.broken],
+                          desc=f"probes on {folder.root.name}", unit="model", leave=False, disable=not options.progress):
             for task in folder.tasks:
                 task_paths = set(task.paths)
                 scored.failed[task.name].update(
