@@ -414,9 +414,11 @@ def get_timestamp_embeddings(audio, model):
         embeddings = embeddings[:, :, :5]
     if "{behaviour}" == "nan":
         embeddings = embeddings * float("nan")
-    if "{behaviour}" == "nan_on_tones":  # the trial clips (noise, silence) pass; the tasks' tones (peak 0.3) do not
-        tones = audio.abs().amax(dim=1).sub(0.3).abs() < 0.05
+    tones = audio.abs().amax(dim=1).sub(0.3).abs() < 0.05  # the tasks' tones (peak 0.3), not the trial clips
+    if "{behaviour}" == "nan_on_tones":
         embeddings = torch.where(tones[:, None, None], float("nan"), embeddings)
+    if "{behaviour}" == "oom_on_tones" and tones.any():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     timestamps = (torch.arange(frames.shape[1]) * 160 + 80) * 1000.0 / model.sample_rate
     return embeddings, timestamps.expand(len(audio), -1)
 
@@ -469,6 +471,7 @@ def test_a_hear_module_is_a_row_beside_an_encoder_with_intervals_comparisons_and
     ("shape", "tinyhear_shape.model: get_timestamp_embeddings returned shape (2, 100, 5), expected [2, T, 8]"),
     ("nan", "tinyhear_nan.model: get_timestamp_embeddings returned NaN or Inf"),
     ("nan_on_tones", "tinyhear_nan_on_tones.model: get_timestamp_embeddings returned NaN or Inf"),
+    ("oom_on_tones", "tinyhear_oom_on_tones.model: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
 ])
 def test_a_broken_hear_module_is_one_line_and_the_other_rows_are_as_without_it(
         tmp_path, monkeypatch, capsys, behaviour, problem):
@@ -483,7 +486,8 @@ def test_a_broken_hear_module_is_one_line_and_the_other_rows_are_as_without_it(
     assert beside["scores"] == alone["scores"] and beside["intervals"] == alone["intervals"]
 
 
-def test_a_hear_module_that_breaks_only_on_the_tasks_audio_passes_its_trial_and_is_caught_while_embedding(
+def test_a_hear_module_that_breaks_only_on_the_tasks_audio_passes_its_trial(
         tmp_path, monkeypatch):
-    source, _ = hear_module(tmp_path, monkeypatch, "nan_on_tones")
-    assert load_hear_encoder(source).dim == 8  # so the parametrised case above is left out by the embedding
+    for behaviour in ("nan_on_tones", "oom_on_tones"):  # so the cases above are left out by the embedding
+        source, _ = hear_module(tmp_path, monkeypatch, behaviour)
+        assert load_hear_encoder(source).dim == 8

@@ -66,8 +66,11 @@ class HearEncoder(Encoder):
     def forward(self, waveform: Tensor) -> Tensor:
         """``[B, samples]`` -> the module's timestamp embeddings ``[B, T, D]``, checked."""
         self.check_input(waveform)
-        with torch.no_grad():
-            frames, _ = self.module.get_timestamp_embeddings(waveform.float(), self.hear_model)
+        try:
+            with torch.no_grad():
+                frames, _ = self.module.get_timestamp_embeddings(waveform.float(), self.hear_model)
+        except Exception as error:  # out of memory, or the module's own code failing in any way: its row only
+            raise BrokenModel(f"{self.module_name}: {type(error).__name__}: {error}") from error
         if frames.dim() != 3 or frames.shape[0] != waveform.shape[0] or frames.shape[2] != self.dim:
             raise BrokenModel(f"{self.module_name}: get_timestamp_embeddings returned shape {tuple(frames.shape)}, "
                               f"expected [{waveform.shape[0]}, T, {self.dim}]")
@@ -85,10 +88,8 @@ def load_hear_encoder(source: str) -> HearEncoder:
     module_name, _, weights = source[len(HEAR_PREFIX):].partition(":")
     try:
         encoder = HearEncoder(module_name, weights or None)
-        noise = torch.randn(encoder.input_samples, generator=torch.Generator().manual_seed(0)) * 0.1
-        encoder.eval()(torch.stack([noise, torch.zeros_like(noise)]))  # silence too: the plan times it on silence
-    except BrokenModel:
-        raise
     except Exception as error:  # a module's own code can fail in any way: one line naming it, not a traceback
         raise BrokenModel(f"{module_name}: {type(error).__name__}: {error}") from error
+    noise = torch.randn(encoder.input_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+    encoder.eval()(torch.stack([noise, torch.zeros_like(noise)]))  # silence too: the plan times it on silence
     return encoder
