@@ -78,7 +78,7 @@ def test_regression_and_multilabel_probes_learn_linear_targets():
     regression = fit_probe("regression", train, y_train, valid, y_valid, 1, seed=0)
     assert r2_score(y_test, regression.predict(test)) > 0.95  # targets are un-standardised on the way out
 
-    tags = lambda y: np.stack([y > 100, y > 110], axis=1).astype(np.float32)  # noqa: E731
+    tags = lambda y: np.stack([y > 100, y > 110], axis=1).astype(np.float32)
     tagger = fit_probe("multilabel", train, tags(y_train), valid, tags(y_valid), 2, seed=0)
     assert roc_auc_macro(tags(y_test), tagger.predict(test)) > 0.95
 
@@ -96,7 +96,7 @@ def test_every_track_needs_a_chunk():
 
 def hand_computed_knn(train_features, train_labels, queries, k):
     """Cosine kNN written out: the k most similar training rows vote, shares per class."""
-    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)  # noqa: E731
+    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)
     nearest = np.argsort(-(unit(queries) @ unit(train_features).T), axis=1, kind="stable")[:, :k]
     return np.stack([np.bincount(train_labels[row], minlength=N_CLASSES) / k for row in nearest])
 
@@ -104,7 +104,7 @@ def hand_computed_knn(train_features, train_labels, queries, k):
 def test_knn_predictions_equal_a_hand_computed_cosine_knn_with_the_valid_best_k():
     data = splits()
     (train, train_labels), (valid, valid_labels), (test, _) = data["train"], data["valid"], data["test"]
-    accuracy_of = lambda labels, predictions: accuracy(labels, predictions.argmax(axis=1))  # noqa: E731
+    accuracy_of = lambda labels, predictions: accuracy(labels, predictions.argmax(axis=1))
     probe = fit_knn_probe("multiclass", train, train_labels, valid, valid_labels, N_CLASSES, accuracy_of,
                           standardise=False)
     chunk_labels = train_labels[train.track]
@@ -123,7 +123,7 @@ def test_knn_k_is_the_one_that_scores_best_on_valid_not_the_largest():
     train_labels = np.array([0, 1, *[0] * 4, *[1] * 4])
     train = ChunkFeatures.one_per_track(train_features)
     valid = ChunkFeatures.one_per_track(np.array([[1.0, 0.05], [0.05, 1.0]]))
-    accuracy_of = lambda labels, predictions: accuracy(labels, predictions.argmax(axis=1))  # noqa: E731
+    accuracy_of = lambda labels, predictions: accuracy(labels, predictions.argmax(axis=1))
     probe = fit_knn_probe("multiclass", train, train_labels, valid, np.array([0, 1]), 2, accuracy_of,
                           standardise=False)
     assert probe.k == 1
@@ -133,12 +133,12 @@ def test_knn_k_is_the_one_that_scores_best_on_valid_not_the_largest():
 def test_knn_regression_and_multilabel_predict_the_neighbours_mean_target():
     train = ChunkFeatures.one_per_track(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]))
     valid = ChunkFeatures.one_per_track(np.array([[1.0, 0.02]]))
-    first_value = lambda targets, predictions: -abs(predictions[0, 0] - targets[0, 0])  # noqa: E731
+    first_value = lambda targets, predictions: -abs(predictions[0, 0] - targets[0, 0])
     values = fit_knn_probe("regression", train, np.array([2.0, 4.0, 10.0]), valid, np.array([[3.0]]), 1,
                            first_value, grid=(1, 2), standardise=False)
     assert values.k == 2 and values.predict(valid)[0].tolist() == pytest.approx([3.0])
     tags = np.array([[1, 0], [1, 1], [0, 1]])
-    first_tags = lambda targets, predictions: -np.abs(predictions - targets).sum()  # noqa: E731
+    first_tags = lambda targets, predictions: -np.abs(predictions - targets).sum()
     multilabel = fit_knn_probe("multilabel", train, tags, valid, np.array([[1, 0.5]]), 2, first_tags,
                                grid=(1, 2), standardise=False)
     assert multilabel.k == 2 and multilabel.predict(valid)[0].tolist() == pytest.approx([1.0, 0.5])

@@ -477,7 +477,7 @@ def test_a_broken_hear_module_is_one_line_and_the_other_rows_are_as_without_it(
         tmp_path, monkeypatch, capsys, behaviour, problem):
     source, _ = hear_module(tmp_path, monkeypatch, behaviour)
     tasks = tone_tasks(tmp_path / "audio")[:1]
-    options = dict(heads=("linear",), robustness=False, cache_dir=tmp_path / "cache", verbose=False)
+    options = {"heads": ("linear",), "robustness": False, "cache_dir": tmp_path / "cache", "verbose": False}
     alone = evaluate({"scratch": scratch_encoder()}, tasks, tmp_path / "alone", **options)
     beside = evaluate({"scratch": scratch_encoder(), "broken": source}, tasks, tmp_path / "beside", **options)
     assert beside["failed_models"] == {"broken": problem}

@@ -122,7 +122,7 @@ def embed_jobs(
             try:
                 collect(number, step(*args))
             except BrokenModel as error:
-                broken.update((n, str(error)) for n in numbers if jobs[n].encoder is jobs[number].encoder)
+                broken.update((n, str(error)) for n, job in enumerate(jobs) if job.encoder is jobs[number].encoder)
 
         devices = {module_device(jobs[n].encoder).type for n in numbers}
         autocast = torch.autocast(devices.pop() if len(devices) == 1 else "cpu", dtype=torch.bfloat16,
