@@ -449,12 +449,13 @@ def scratch_encoder():
         return build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
 
 
-def test_a_hear_module_is_a_row_beside_an_encoder_with_intervals_comparisons_and_robustness(tmp_path, monkeypatch):
+def test_a_hear_module_is_a_row_beside_a_checkpoint_its_twin_and_mfcc_with_intervals_and_robustness(
+        tmp_path, monkeypatch, checkpoint):
     source, weights = hear_module(tmp_path, monkeypatch)
-    results = evaluate({"scratch": scratch_encoder(), "tiny": source}, tone_tasks(tmp_path / "audio")[:1],
+    results = evaluate({"clmr": checkpoint, "tiny": source}, tone_tasks(tmp_path / "audio")[:1],
                        tmp_path / "report", heads=("linear",), corruptions=["reverb"], severities=[1.0],
                        verbose=False)
-    assert list(results["models"]) == ["scratch", "tiny", "mfcc-chroma"]
+    assert list(results["models"]) == ["clmr", "tiny", "small_cnn random-init", "mfcc-chroma"]
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert results["models"]["tiny"]["source"] == f"HEAR module tinyhear_works.model 0.3, weights {weights} " \
                                                   f"(sha256 {digest})"
