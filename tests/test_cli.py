@@ -84,6 +84,18 @@ def test_evaluate_model_takes_checkpoints_and_hear_modules_and_exits_1_when_some
                      "broken.model": "hear:broken.model"}
 
 
+def test_evaluate_names_one_hear_module_with_two_weights_files_apart(tmp_path, monkeypatch):
+    import mucon.evaluation
+
+    given = {}
+    monkeypatch.setattr(mucon.evaluation, "evaluate",
+                        lambda models, *args, **kwargs: given.update(models) or {"failed_models": {}})
+    argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"),
+            "--model", "hear:lab.encoder:w/small.pt", "--model", "hear:lab.encoder:w/large.pt"]
+    assert main(argv) == 0
+    assert given == {"lab.encoder:small": "hear:lab.encoder:w/small.pt", "lab.encoder:large": "hear:lab.encoder:w/large.pt"}
+
+
 def test_evaluate_without_a_checkpoint_or_model_is_one_line_and_exit_status_two(tmp_path, capsys):
     assert main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == "mucon evaluate: give at least one --checkpoint or --model\n"

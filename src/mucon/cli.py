@@ -165,6 +165,17 @@ def _model_names(checkpoints: list[str]) -> dict[str, str]:
             lengths[i] += 1
 
 
+def _hear_names(sources: list[str]) -> dict[str, str]:
+    """A name per HEAR module: the module's, or with its weights file's stem where one module comes with
+    several weights (``lab.encoder:small``), so that no row replaces another."""
+    if len(set(sources)) < len(sources):
+        raise ValueError(f"{next(source for source in sources if sources.count(source) > 1)}: given twice as --model")
+    modules = [source.split(":")[1] for source in sources]
+    weights = [Path(source.split(":", 2)[2]).stem if source.count(":") > 1 else "no weights" for source in sources]
+    return {module if modules.count(module) == 1 else f"{module}:{stem}": source
+            for module, stem, source in zip(modules, weights, sources)}
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mucon.evaluation import evaluate
     from mucon.evaluation.robustness import CORRUPTION_PRESETS
@@ -175,8 +186,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     sources = [*(args.checkpoint or []), *(args.model or [])]
     if not sources:
         raise ValueError("give at least one --checkpoint or --model")
-    hear = {source.split(":")[1]: source for source in sources if is_hear_source(source)}  # named after the module
-    models = {**_model_names([source for source in sources if not is_hear_source(source)]), **hear}
+    models = {**_model_names([source for source in sources if not is_hear_source(source)]),
+              **_hear_names([source for source in sources if is_hear_source(source)])}
     results = evaluate(models, args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None,
