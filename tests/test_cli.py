@@ -93,7 +93,8 @@ def test_evaluate_names_one_hear_module_with_two_weights_files_apart(tmp_path, m
     argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"),
             "--model", "hear:lab.encoder:w/small.pt", "--model", "hear:lab.encoder:w/large.pt"]
     assert main(argv) == 0
-    assert given == {"lab.encoder:small": "hear:lab.encoder:w/small.pt", "lab.encoder:large": "hear:lab.encoder:w/large.pt"}
+    assert given == {"lab.encoder:small": "hear:lab.encoder:w/small.pt",
+                     "lab.encoder:large": "hear:lab.encoder:w/large.pt"}
 
 
 def test_evaluate_without_a_checkpoint_or_model_is_one_line_and_exit_status_two(tmp_path, capsys):
