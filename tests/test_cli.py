@@ -59,7 +59,8 @@ def test_evaluate_names_checkpoints_of_same_named_run_folders_apart(tmp_path, mo
     import mucon.evaluation
 
     given = {}
-    monkeypatch.setattr(mucon.evaluation, "evaluate", lambda models, *args, **kwargs: given.update(models))
+    monkeypatch.setattr(mucon.evaluation, "evaluate",
+                        lambda models, *args, **kwargs: given.update(models) or {"failed_models": {}})
     paths = [tmp_path / group / "run" / "checkpoints" / "last.ckpt" for group in ("a", "b")]
     paths.append(tmp_path / "other" / "single.ckpt")
     paths.append(tmp_path / "a" / "run" / "checkpoints" / "step-100.ckpt")
@@ -67,6 +68,38 @@ def test_evaluate_names_checkpoints_of_same_named_run_folders_apart(tmp_path, mo
     assert main([*argv, *(item for path in paths for item in ("--checkpoint", str(path)))]) == 0
     assert given == {"a/run": str(paths[0]), "b/run": str(paths[1]), "single": str(paths[2]),
                      "run@step-100": str(paths[3])}
+
+
+def test_evaluate_model_takes_checkpoints_and_hear_modules_and_exits_1_when_some_rows_failed(tmp_path, monkeypatch):
+    import mucon.evaluation
+
+    given = {}
+    failed = {"failed_models": {"broken.model": "broken.model: ImportError: no"}}
+    monkeypatch.setattr(mucon.evaluation, "evaluate", lambda models, *args, **kwargs: given.update(models) or failed)
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"), "--model", str(checkpoint),
+            "--model", "hear:lab.encoder:weights.pt", "--model", "hear:broken.model"]
+    assert main(argv) == 1
+    assert given == {"run": str(checkpoint), "lab.encoder": "hear:lab.encoder:weights.pt",
+                     "broken.model": "hear:broken.model"}
+
+
+def test_evaluate_names_one_hear_module_with_two_weights_files_apart(tmp_path, monkeypatch):
+    import mucon.evaluation
+
+    given = {}
+    monkeypatch.setattr(mucon.evaluation, "evaluate",
+                        lambda models, *args, **kwargs: given.update(models) or {"failed_models": {}})
+    argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"),
+            "--model", "hear:lab.encoder:w/small.pt", "--model", "hear:lab.encoder:w/large.pt"]
+    assert main(argv) == 0
+    assert given == {"lab.encoder:small": "hear:lab.encoder:w/small.pt",
+                     "lab.encoder:large": "hear:lab.encoder:w/large.pt"}
+
+
+def test_evaluate_without_a_checkpoint_or_model_is_one_line_and_exit_status_two(tmp_path, capsys):
+    assert main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == "mucon evaluate: give at least one --checkpoint or --model\n"
 
 
 def test_evaluate_refuses_one_checkpoint_given_twice(tmp_path, capsys):

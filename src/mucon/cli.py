@@ -165,18 +165,36 @@ def _model_names(checkpoints: list[str]) -> dict[str, str]:
             lengths[i] += 1
 
 
+def _hear_names(sources: list[str]) -> dict[str, str]:
+    """A name per HEAR module: the module's, or with its weights file's stem where one module comes with
+    several weights (``lab.encoder:small``), so that no row replaces another."""
+    if len(set(sources)) < len(sources):
+        raise ValueError(f"{next(source for source in sources if sources.count(source) > 1)}: given twice as --model")
+    modules = [source.split(":")[1] for source in sources]
+    weights = [Path(source.split(":", 2)[2]).stem if source.count(":") > 1 else "no weights" for source in sources]
+    return {module if modules.count(module) == 1 else f"{module}:{stem}": source
+            for module, stem, source in zip(modules, weights, sources)}
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mucon.evaluation import evaluate
     from mucon.evaluation.robustness import CORRUPTION_PRESETS
 
     preset = len(args.corruptions) == 1 and args.corruptions[0] in CORRUPTION_PRESETS
-    evaluate(_model_names(args.checkpoint), args.tasks, args.out, robustness=not args.no_robustness,
+    from mucon.evaluation.hear_models import is_hear_source
+
+    sources = [*(args.checkpoint or []), *(args.model or [])]
+    if not sources:
+        raise ValueError("give at least one --checkpoint or --model")
+    models = {**_model_names([source for source in sources if not is_hear_source(source)]),
+              **_hear_names([source for source in sources if is_hear_source(source)])}
+    results = evaluate(models, args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None,
              corruptions=args.corruptions[0] if preset else args.corruptions, cache_dir=args.cache,
              precision=args.precision, progress=not args.quiet, data_roots=args.data_root or (),
-             protocol=args.protocol)
-    return 0
+             protocol=args.protocol, heads=args.heads)
+    return 1 if results["failed_models"] else 0  # the other rows were produced; say that some failed
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -299,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     masks.set_defaults(run=_masks)
 
     evaluation = commands.add_parser("evaluate", help="probe checkpoints and baselines on tasks; table, JSON, MD, PNG")
-    evaluation.add_argument("--checkpoint", required=True, action="append", help="repeatable")
+    evaluation.add_argument("--checkpoint", action="append", help="a mucon checkpoint (repeatable)")
+    evaluation.add_argument("--model", action="append", help="a checkpoint, or a HEAR 2021 module with its weights: "
+                            "hear:PACKAGE.MODULE[:WEIGHTS] (repeatable; a row next to the checkpoints')")
     evaluation.add_argument("--tasks", required=True, nargs="+", help="task header files (.yaml/.json), corpus "
                             "folders, or built-in benchmark task names (`mucon tasks`) with --data-root")
     evaluation.add_argument("--data-root", action="append", type=Path, help="a benchmark dataset's folder, as its "
@@ -319,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--cache", type=Path, help=CACHE_HELP)
     evaluation.add_argument("--protocol", default="mucon", help="the probe protocol: mucon (its own, the default), "
                             "semisupcon, clmr or marble, as released (README: evaluation protocols)")
+    evaluation.add_argument("--heads", nargs="+", help="probe heads, the first one the report's (default: the "
+                            "protocol's, linear and mlp); knn adds the parameter-free cosine kNN probe")
     evaluation.add_argument("--no-baselines", action="store_true", help="no random-init and MFCC+chroma rows")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--device", default="cpu")

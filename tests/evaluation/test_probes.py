@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mucon.evaluation.metrics import accuracy, r2_score, roc_auc_macro
-from mucon.evaluation.probes import ChunkFeatures, carve_validation, fit_probe
+from mucon.evaluation.probes import KNN_GRID, ChunkFeatures, carve_validation, fit_knn_probe, fit_probe
 
 N_CLASSES, DIM, CHUNKS = 4, 24, 3
 
@@ -78,7 +78,7 @@ def test_regression_and_multilabel_probes_learn_linear_targets():
     regression = fit_probe("regression", train, y_train, valid, y_valid, 1, seed=0)
     assert r2_score(y_test, regression.predict(test)) > 0.95  # targets are un-standardised on the way out
 
-    tags = lambda y: np.stack([y > 100, y > 110], axis=1).astype(np.float32)  # noqa: E731
+    tags = lambda y: np.stack([y > 100, y > 110], axis=1).astype(np.float32)
     tagger = fit_probe("multilabel", train, tags(y_train), valid, tags(y_valid), 2, seed=0)
     assert roc_auc_macro(tags(y_test), tagger.predict(test)) > 0.95
 
@@ -92,3 +92,53 @@ def test_carved_validation_split_is_disjoint_seeded_and_about_a_fifth():
 def test_every_track_needs_a_chunk():
     with pytest.raises(ValueError, match="at least one chunk"):
         ChunkFeatures(np.zeros((2, 3)), np.array([0, 0]), 2)
+
+
+def hand_computed_knn(train_features, train_labels, queries, k):
+    """Cosine kNN written out: the k most similar training rows vote, shares per class."""
+    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    nearest = np.argsort(-(unit(queries) @ unit(train_features).T), axis=1, kind="stable")[:, :k]
+    return np.stack([np.bincount(train_labels[row], minlength=N_CLASSES) / k for row in nearest])
+
+
+def test_knn_predictions_equal_a_hand_computed_cosine_knn_with_the_valid_best_k():
+    data = splits()
+    (train, train_labels), (valid, valid_labels), (test, _) = data["train"], data["valid"], data["test"]
+    accuracy_of = lambda labels, predictions: accuracy(labels, predictions.argmax(axis=1))
+    probe = fit_knn_probe("multiclass", train, train_labels, valid, valid_labels, N_CLASSES, accuracy_of,
+                          standardise=False)
+    chunk_labels = train_labels[train.track]
+    by_hand = {k: accuracy_of(valid_labels, np.stack([
+        hand_computed_knn(train.features, chunk_labels, valid.features[valid.track == track], k).mean(axis=0)
+        for track in range(valid.n_tracks)])) for k in KNN_GRID}
+    assert probe.valid_figures == pytest.approx(by_hand)
+    assert probe.k == max(KNN_GRID, key=lambda k: (by_hand[k], -k))
+    np.testing.assert_allclose(probe.predict_chunks(test.features),
+                               hand_computed_knn(train.features, chunk_labels, test.features, probe.k))
+
+
+def test_knn_k_is_the_one_that_scores_best_on_valid_not_the_largest():
+    """Each valid track sits on one training chunk of its class amid a crowd of another: only k = 1 is right."""
+    train_features = np.array([[1.0, 0.0], [0.0, 1.0], *[[0.6, 0.8]] * 4, *[[0.8, 0.6]] * 4])
+    train_labels = np.array([0, 1, *[0] * 4, *[1] * 4])
+    train = ChunkFeatures.one_per_track(train_features)
+    valid = ChunkFeatures.one_per_track(np.array([[1.0, 0.05], [0.05, 1.0]]))
+    accuracy_of = lambda labels, predictions: accuracy(labels, predictions.argmax(axis=1))
+    probe = fit_knn_probe("multiclass", train, train_labels, valid, np.array([0, 1]), 2, accuracy_of,
+                          standardise=False)
+    assert probe.k == 1
+    assert set(probe.valid_figures) == {1, 3, 5, 10}  # 20 is capped at the 10 training chunks
+
+
+def test_knn_regression_and_multilabel_predict_the_neighbours_mean_target():
+    train = ChunkFeatures.one_per_track(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]))
+    valid = ChunkFeatures.one_per_track(np.array([[1.0, 0.02]]))
+    first_value = lambda targets, predictions: -abs(predictions[0, 0] - targets[0, 0])
+    values = fit_knn_probe("regression", train, np.array([2.0, 4.0, 10.0]), valid, np.array([[3.0]]), 1,
+                           first_value, grid=(1, 2), standardise=False)
+    assert values.k == 2 and values.predict(valid)[0].tolist() == pytest.approx([3.0])
+    tags = np.array([[1, 0], [1, 1], [0, 1]])
+    first_tags = lambda targets, predictions: -np.abs(predictions - targets).sum()
+    multilabel = fit_knn_probe("multilabel", train, tags, valid, np.array([[1, 0.5]]), 2, first_tags,
+                               grid=(1, 2), standardise=False)
+    assert multilabel.k == 2 and multilabel.predict(valid)[0].tolist() == pytest.approx([1.0, 0.5])

@@ -127,6 +127,12 @@ def test_an_unknown_protocol_is_one_line_on_stderr_and_exit_status_two(tmp_path,
 def test_a_head_the_protocol_lacks_is_refused_before_anything_is_embedded(tmp_path, monkeypatch):
     monkeypatch.setattr(plan, "cached_embed_jobs", lambda *args, **kwargs: pytest.fail("embedded"))
     root = folders.write_gtzan(tmp_path / "gtzan")
-    with pytest.raises(ValueError, match="protocol marble has the heads \\['mlp', 'linear'\\], not 'svm'"):
+    with pytest.raises(ValueError, match="protocol marble has the heads \\['mlp', 'linear', 'knn'\\], not 'svm'"):
         evaluate({"mfcc": HandcraftedFeatures(16000, WINDOW)}, ["gtzan-genre"], tmp_path / "out", heads=["svm"],
                  protocol="marble", data_roots=[root], verbose=False)
+
+
+def test_an_unknown_head_on_the_command_line_is_one_line_naming_the_heads_and_exit_status_two(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "last.ckpt"), "--tasks", "unused",
+                 "--out", str(tmp_path / "out"), "--heads", "linear", "svm"]) == 2
+    assert capsys.readouterr().err == "mucon evaluate: protocol mucon has the heads ['linear', 'mlp', 'knn'], not 'svm'\n"

@@ -1,6 +1,8 @@
 import csv
 import dataclasses
+import hashlib
 import json
+import textwrap
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
 from mucon.evaluation import evaluate, plots
+from mucon.evaluation.hear_models import load_hear_encoder
 from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table, write_report
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
@@ -150,6 +153,19 @@ def test_a_second_evaluation_reuses_the_cached_embeddings(tmp_path, monkeypatch)
     second = evaluate({"scratch": encoder}, tasks, tmp_path / "b", robustness=False, heads=("linear",),
                       baselines=False, cache_dir=tmp_path / "cache", verbose=False)
     assert second["scores"] == first["scores"]
+
+
+def test_the_knn_head_is_scored_with_intervals_and_robustness_curves_beside_the_linear_one(tmp_path):
+    tasks = tone_tasks(tmp_path / "audio")[:1]
+    encoder = build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
+    results = evaluate({"scratch": encoder}, tasks, tmp_path / "report", heads=("knn", "linear"), baselines=False,
+                       corruptions=["reverb"], severities=[1.0], verbose=False)
+    scores = results["scores"]["scratch"]["register"]
+    assert set(scores) == {"knn", "linear"}
+    low, high = results["intervals"]["scratch"]["register"]["knn"]["accuracy"]
+    assert low <= scores["knn"]["accuracy"] <= high
+    assert "knn probe" in (tmp_path / "report" / "results.md").read_text()  # the first head is the report's
+    assert results["robustness"]["scratch"]["register"]["reverb"].keys() == {"0", "1"}
 
 
 def test_every_model_is_scored_on_the_same_resamples_of_each_task(tmp_path, monkeypatch):
@@ -364,3 +380,115 @@ def test_baselines_get_curves_and_seen_conditions_are_marked_in_tables_and_dashe
     assert "| mfcc-chroma | reverb |  |" in markdown
     models = ["clmr", "small_cnn random-init", "mfcc-chroma"]
     assert styles == [*zip(models, ["--", "-", "-"]), *zip(models, ["-", "-", "-"])]  # panels: reverb, chorus
+
+
+# A HEAR 2021 module evaluated as one more row, and a broken one left out in one line.
+MODULE = '''
+import torch
+
+__version__ = "0.3"
+if "{behaviour}" == "import":
+    raise ImportError("needs a library that is not installed")
+
+
+class Model(torch.nn.Module):
+    sample_rate = {rate}
+    timestamp_embedding_size = 8
+    scene_embedding_size = 8
+
+    def __init__(self):
+        super().__init__()
+        self.projection = torch.nn.Linear(160, 8)
+
+
+def load_model(model_file_path=""):
+    model = Model()
+    model.load_state_dict(torch.load(model_file_path))
+    return model
+
+
+def get_timestamp_embeddings(audio, model):
+    frames = audio[:, : audio.shape[1] // 160 * 160].reshape(len(audio), -1, 160)
+    embeddings = model.projection(frames).abs()
+    if "{behaviour}" == "shape":
+        embeddings = embeddings[:, :, :5]
+    if "{behaviour}" == "nan":
+        embeddings = embeddings * float("nan")
+    tones = audio.abs().amax(dim=1).sub(0.3).abs() < 0.05  # the tasks' tones (peak 0.3), not the trial clips
+    if "{behaviour}" == "nan_on_tones":
+        embeddings = torch.where(tones[:, None, None], float("nan"), embeddings)
+    if "{behaviour}" == "oom_on_tones" and tones.any():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    timestamps = (torch.arange(frames.shape[1]) * 160 + 80) * 1000.0 / model.sample_rate
+    return embeddings, timestamps.expand(len(audio), -1)
+
+
+def get_scene_embeddings(audio, model):
+    return get_timestamp_embeddings(audio, model)[0].mean(dim=1)
+'''
+
+
+def hear_module(tmp_path, monkeypatch, behaviour="works"):
+    """A package ``tinyhear_<behaviour>`` on sys.path with a ``model`` module and its weights file."""
+    package = tmp_path / f"tinyhear_{behaviour}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text(textwrap.dedent(MODULE.format(behaviour=behaviour, rate=RATE)))
+    weights = tmp_path / f"{behaviour}.pt"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        torch.save({"projection." + name: value for name, value in torch.nn.Linear(160, 8).state_dict().items()},
+                   weights)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"hear:tinyhear_{behaviour}.model:{weights}", weights
+
+
+def scratch_encoder():
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        return build_encoder("small_cnn", sample_rate=RATE, input_samples=8000)
+
+
+def test_a_hear_module_is_a_row_beside_a_checkpoint_its_twin_and_mfcc_with_intervals_and_robustness(
+        tmp_path, monkeypatch, checkpoint):
+    source, weights = hear_module(tmp_path, monkeypatch)
+    results = evaluate({"clmr": checkpoint, "tiny": source}, tone_tasks(tmp_path / "audio")[:1],
+                       tmp_path / "report", heads=("linear",), corruptions=["reverb"], severities=[1.0],
+                       verbose=False)
+    assert list(results["models"]) == ["clmr", "tiny", "small_cnn random-init", "mfcc-chroma"]
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert results["models"]["tiny"]["source"] == f"HEAR module tinyhear_works.model 0.3, weights {weights} " \
+                                                  f"(sha256 {digest})"
+    assert results["models"]["tiny"]["dim"] == 8
+    assert results["intervals"]["tiny"]["register"]["linear"].keys() == {"accuracy", "macro_f1"}
+    assert results["comparisons"]["tiny"]["register"]["linear"]["accuracy"]["baseline"]["model"] == "mfcc-chroma"
+    assert {model: curves["register"].keys() for model, curves in results["robustness"].items()} == {
+        model: {"reverb"} for model in results["models"]}
+    assert results["failed_models"] == {}
+
+
+@pytest.mark.parametrize("behaviour, problem", [
+    ("import", "tinyhear_import.model: ImportError: needs a library that is not installed"),
+    ("shape", "tinyhear_shape.model: get_timestamp_embeddings returned shape (2, 100, 5), expected [2, T, 8]"),
+    ("nan", "tinyhear_nan.model: get_timestamp_embeddings returned NaN or Inf"),
+    ("nan_on_tones", "tinyhear_nan_on_tones.model: get_timestamp_embeddings returned NaN or Inf"),
+    ("oom_on_tones", "tinyhear_oom_on_tones.model: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+])
+def test_a_broken_hear_module_is_one_line_and_the_other_rows_are_as_without_it(
+        tmp_path, monkeypatch, capsys, behaviour, problem):
+    source, _ = hear_module(tmp_path, monkeypatch, behaviour)
+    tasks = tone_tasks(tmp_path / "audio")[:1]
+    options = {"heads": ("linear",), "robustness": False, "cache_dir": tmp_path / "cache", "verbose": False}
+    alone = evaluate({"scratch": scratch_encoder()}, tasks, tmp_path / "alone", **options)
+    beside = evaluate({"scratch": scratch_encoder(), "broken": source}, tasks, tmp_path / "beside", **options)
+    assert beside["failed_models"] == {"broken": problem}
+    assert f"warning: model broken left out: {problem}\n" in capsys.readouterr().err
+    assert list(beside["models"]) == ["scratch", "mfcc-chroma"]
+    assert beside["scores"] == alone["scores"] and beside["intervals"] == alone["intervals"]
+
+
+def test_a_hear_module_that_breaks_only_on_the_tasks_audio_passes_its_trial(
+        tmp_path, monkeypatch):
+    for behaviour in ("nan_on_tones", "oom_on_tones"):  # so the cases above are left out by the embedding
+        source, _ = hear_module(tmp_path, monkeypatch, behaviour)
+        assert load_hear_encoder(source).dim == 8

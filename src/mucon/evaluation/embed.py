@@ -22,14 +22,21 @@ from mucon.evaluation.model_identity import module_device
 from mucon.evaluation.windows import WindowBatcher, hop_samples
 
 
+class BrokenModel(ValueError):
+    """An encoder that cannot give embeddings (its own code failed, a wrong shape, NaN or Inf); the
+    message names it and the problem."""
+
+
 @dataclasses.dataclass
 class FileEmbeddings:
-    """Window embeddings of a list of files: those of ``paths[i]`` are ``windows[offsets[i]:offsets[i+1]]``."""
+    """Window embeddings of a list of files: those of ``paths[i]`` are ``windows[offsets[i]:offsets[i+1]]``.
+    ``broken``: why the encoder stopped giving embeddings part way (``BrokenModel``), its job left unfinished."""
 
     paths: list[str]
     windows: np.ndarray
     offsets: np.ndarray
     failed: dict[str, str]
+    broken: str | None = None
 
     def means(self) -> np.ndarray:
         """One vector per file: the mean of its windows."""
@@ -85,12 +92,14 @@ def embed_jobs(
     walked once for every sample rate among the jobs; each file is corrupted once per condition
     (with a generator seeded by (seed, condition, path)) and handed to every encoder at that rate
     that asks for it. The default hop is a full window: non-overlapping chunks, as in SemiSupCon's
-    downstream protocol. Files that cannot be decoded end up in each job's ``failed``. With
+    downstream protocol. Files that cannot be decoded end up in each job's ``failed``; an encoder that
+    raises ``BrokenModel`` stops there, each of its jobs ``broken``, and the others go on. With
     ``precision="bf16-mixed"`` the encoders run under bf16 autocast (front ends and embeddings stay float32).
     """
     audio_root = Path(audio_root)
     windows: list[dict[str, np.ndarray]] = [{} for _ in jobs]
     failed: list[dict[str, str]] = [{} for _ in jobs]
+    broken: dict[int, str] = {}
     by_rate: dict[int, list[int]] = {}
     for number, job in enumerate(jobs):
         by_rate.setdefault(job.encoder.sample_rate, []).append(number)
@@ -105,6 +114,15 @@ def embed_jobs(
             average = jobs[number].average
             windows[number].update((path, (embedded.mean(dim=0, keepdim=True) if average else embedded).numpy())
                                    for path, embedded in finished)
+
+        def feed(number: int, step, *args) -> None:
+            """``step`` of a job's batcher, collected; a broken encoder's jobs all stop, the others go on."""
+            if number in broken:
+                return
+            try:
+                collect(number, step(*args))
+            except BrokenModel as error:
+                broken.update((n, str(error)) for n, job in enumerate(jobs) if job.encoder is jobs[number].encoder)
 
         devices = {module_device(jobs[n].encoder).type for n in numbers}
         autocast = torch.autocast(devices.pop() if len(devices) == 1 else "cpu", dtype=torch.bfloat16,
@@ -125,16 +143,16 @@ def embed_jobs(
                         heard = corruption.apply(audio.unsqueeze(0), rate, generator)[0]
                     for n in readers:
                         if jobs[n].corruption == corruption:
-                            collect(n, batchers[n].add(path, heard))
+                            feed(n, batchers[n].add, path, heard)
             for n in numbers:
-                collect(n, batchers[n].flush())
+                feed(n, batchers[n].flush)
         bar.close()
     results = []
-    for job, embedded, job_failed in zip(jobs, windows, failed):
+    for number, (job, embedded, job_failed) in enumerate(zip(jobs, windows, failed)):
         kept = [path for path in job.paths if path in embedded]
         offsets = np.cumsum([0] + [len(embedded[path]) for path in kept])
         matrix = np.concatenate([embedded[path] for path in kept]) if kept else np.zeros((0, job.encoder.dim), np.float32)
-        results.append(FileEmbeddings(kept, matrix, offsets, job_failed))
+        results.append(FileEmbeddings(kept, matrix, offsets, job_failed, broken.get(number)))
     return results
 
 

@@ -135,10 +135,15 @@ def cached_embed_jobs(
         if missing:
             missing_jobs.append(dataclasses.replace(jobs[numbers[0]], paths=missing))
             missing_keys.append(key)
+    broken = {}
     if missing_jobs:
         computed = embed_jobs(missing_jobs, audio_root, seed=seed, hop_seconds=hop_seconds, precision=precision,
                               **options)
         for key, result in zip(missing_keys, computed):
+            if result.broken:  # an unfinished job is not kept: a later run tries the files again
+                broken[key] = result.broken
+                continue
             caches[key].add(result, stamps)
             caches[key].save(cache_dir / f"{key}.npz")
-    return [caches[key].select(job, job.encoder.dim) for key, job in zip(keys, jobs)]
+    return [dataclasses.replace(caches[key].select(job, job.encoder.dim), broken=broken.get(key))
+            for key, job in zip(keys, jobs)]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from mucon.encoders import Encoder
 from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
+from mucon.evaluation.embed import BrokenModel
+from mucon.evaluation.hear_models import is_hear_source, load_hear_encoder
 from mucon.evaluation.model_identity import model_fingerprint, resolve_encoder
 from mucon.evaluation.results import ModelInfo
 from mucon.evaluation.robustness import pretraining_augmentations
@@ -87,10 +89,15 @@ def _checkpoint_entry(name: str, path: Path, device) -> ModelEntry:
 
 
 def resolve_models(
-    models: Mapping[str, str | os.PathLike | Encoder], *, baselines: bool = True, seed: int = 0, device="cpu"
+    models: Mapping[str, str | os.PathLike | Encoder], *, baselines: bool = True, seed: int = 0, device="cpu",
+    broken: dict[str, str] | None = None,
 ) -> list[ModelEntry]:
     """The models to evaluate, followed (``baselines``) by a random-init copy of every distinct
-    checkpoint architecture and by MFCC+chroma statistics at the first model's sample rate."""
+    checkpoint architecture and by MFCC+chroma statistics at the first model's sample rate.
+
+    A model is a checkpoint path, an ``Encoder``, or ``hear:PACKAGE.MODULE[:WEIGHTS]`` (``hear_models``);
+    a HEAR module that fails to load or to embed a trial clip is left out and its problem put in
+    ``broken`` ({name: one line}), or raised where ``broken`` is None."""
     if not models:
         raise ValueError("give at least one model: {name: checkpoint path or Encoder}")
     entries, architectures, architecture_of = [], {}, {}
@@ -98,12 +105,24 @@ def resolve_models(
         if isinstance(model, Encoder):
             entries.append(_entry(name, model, model, "encoder", type(model).__name__, device))
             continue
+        if is_hear_source(model):
+            try:
+                hear = load_hear_encoder(model)
+            except BrokenModel as error:
+                if broken is None:
+                    raise
+                broken[name] = str(error)
+                continue
+            entries.append(_entry(name, hear, hear, "encoder", hear.describe(), device))
+            continue
         entry = _checkpoint_entry(name, Path(model), device)
         entries.append(entry)
         config = entry.run_config
         # the encoder's settings and the run's one sample rate make an architecture
         architecture_of[name] = json.dumps([config["encoder"], config["data"]["sample_rate"]], sort_keys=True)
         architectures.setdefault(architecture_of[name], (config, Path(model), name))
+    if not entries:
+        raise BrokenModel(f"no model could be loaded: {'; '.join(broken.values())}")
     if baselines:
         numbered = len(architectures) > 1
         twins = {}

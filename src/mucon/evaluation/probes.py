@@ -10,6 +10,10 @@ returned; ``fit_probe``'s options give the published recipes of ``protocols`` (o
 per track per epoch, a plateau schedule, stopping on a validation metric, the last head).
 Everything random (initialisation, shuffling, chunk draws, a carved validation split) comes from
 ``seed``, so a probe is reproducible.
+
+The kNN probe (``fit_knn_probe``) trains nothing: a chunk's prediction is the mean of the targets of
+its k most cosine-similar training chunks, k chosen on the validation split. It shows what the
+embedding space itself holds, as X-ARES reports it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 PROBE_KINDS = ("multiclass", "multilabel", "regression")
-PROBE_HEADS = ("linear", "mlp")
+TRAINED_HEADS = ("linear", "mlp")
+KNN_HEAD = "knn"
+PROBE_HEADS = (*TRAINED_HEADS, KNN_HEAD)
+KNN_GRID = (1, 3, 5, 10, 20)  # the k a kNN probe chooses from on the validation split
 
 
 @dataclasses.dataclass
@@ -66,6 +73,8 @@ def build_probe_head(
         hidden_dim = hidden_dim or in_dim
         hidden = [nn.Linear(in_dim, hidden_dim, bias=bias), *([nn.Dropout(dropout)] if dropout else []), nn.ReLU()]
         return nn.Sequential(*hidden, nn.Linear(hidden_dim, out_dim, bias=bias))
+    if head == KNN_HEAD:
+        raise ValueError("the knn head has no parameters to build: see fit_knn_probe")
     raise ValueError(f"head must be one of {PROBE_HEADS}, got {head!r}")
 
 
@@ -92,8 +101,31 @@ def _track_means(values: np.ndarray, track: np.ndarray, n_tracks: int) -> np.nda
     return sums / np.bincount(track, minlength=n_tracks)[:, None]
 
 
+class TrackPredictions:
+    """A track's prediction from its chunks, for any probe with ``predict_chunks``."""
+
+    def predict_chunks(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, chunks: ChunkFeatures) -> np.ndarray:
+        """Per track: the mean of its chunks' predictions."""
+        return _track_means(self.predict_chunks(chunks.features), chunks.track, chunks.n_tracks)
+
+    def predict_mean_embedding(self, chunks: ChunkFeatures) -> np.ndarray:
+        """Per track: the probe on the mean of its chunks' embeddings (SemiSupCon's test)."""
+        return self.predict_chunks(_track_means(chunks.features, chunks.track, chunks.n_tracks))
+
+
+def _feature_scaling(train: ChunkFeatures, standardise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The training chunks' mean and deviation, or (``standardise`` off) zeros and ones."""
+    dim = train.features.shape[1]
+    if not standardise:
+        return np.zeros(dim, np.float32), np.ones(dim, np.float32)
+    return train.features.mean(axis=0), train.features.std(axis=0) + 1e-6
+
+
 @dataclasses.dataclass
-class Probe:
+class Probe(TrackPredictions):
     """A trained head with the standardisation it was trained with."""
 
     kind: str
@@ -111,14 +143,6 @@ class Probe:
         inputs = torch.from_numpy((np.asarray(features, np.float32) - self.feature_mean) / self.feature_std)
         predictions = _predictions(self.kind, self.head.eval()(inputs))
         return predictions * self.target_std + self.target_mean if self.kind == "regression" else predictions
-
-    def predict(self, chunks: ChunkFeatures) -> np.ndarray:
-        """Per track: the mean of its chunks' predictions."""
-        return _track_means(self.predict_chunks(chunks.features), chunks.track, chunks.n_tracks)
-
-    def predict_mean_embedding(self, chunks: ChunkFeatures) -> np.ndarray:
-        """Per track: the head on the mean of its chunks' embeddings (SemiSupCon's test)."""
-        return self.predict_chunks(_track_means(chunks.features, chunks.track, chunks.n_tracks))
 
 
 def carve_validation(n_tracks: int, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +212,7 @@ def fit_probe(
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if valid.n_tracks == 0:
         raise ValueError("early stopping needs validation tracks (see carve_validation)")
-    feature_mean = train.features.mean(axis=0) if standardise else np.zeros(train.features.shape[1], np.float32)
-    feature_std = train.features.std(axis=0) + 1e-6 if standardise else np.ones(train.features.shape[1], np.float32)
+    feature_mean, feature_std = _feature_scaling(train, standardise)
     train_targets, valid_targets = np.asarray(train_targets), np.asarray(valid_targets)
     if kind == "regression":
         train_targets = train_targets.reshape(len(train_targets), -1).astype(np.float32)
@@ -251,3 +274,78 @@ def fit_probe(
     if restore_best:
         model.load_state_dict(best_state)
     return Probe(kind, model.eval(), feature_mean, feature_std, target_mean, target_std, best_epoch, epoch)
+
+
+def _unit_rows(features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """Standardised rows scaled to unit length, so that a dot product is their cosine similarity."""
+    return F.normalize(torch.from_numpy(((features - mean) / std).astype(np.float32)), dim=1)
+
+
+@dataclasses.dataclass
+class KnnProbe(TrackPredictions):
+    """Training chunks and their targets; a query chunk predicts the mean target of its ``k`` most
+    cosine-similar training chunks: vote shares of the classes (one-hot targets), tag shares
+    (multilabel) or the mean value (regression). The same predict methods as ``Probe``."""
+
+    kind: str
+    train_features: torch.Tensor  # standardised, unit rows
+    train_targets: np.ndarray  # per training chunk: one-hot rows, multi-hot rows or values
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    k: int
+    valid_figures: dict[int, float]  # the validation figure of each k tried, higher is better
+
+    def neighbour_means(self, features: np.ndarray, ks: tuple[int, ...], block: int = 1024) -> dict[int, np.ndarray]:
+        """Per query chunk, the mean target of its k nearest training chunks, for each k of ``ks``;
+        queries go in blocks so that the similarity matrix stays small."""
+        queries = _unit_rows(np.asarray(features, np.float32), self.feature_mean, self.feature_std)
+        most = max(ks)
+        means = {k: np.empty((len(queries), self.train_targets.shape[1])) for k in ks}
+        for start in range(0, len(queries), block):
+            similarity = queries[start:start + block] @ self.train_features.T
+            nearest = similarity.topk(most, dim=1).indices.numpy()  # most similar first
+            running = np.cumsum(self.train_targets[nearest], axis=1)  # [queries, most, outputs]
+            for k in ks:
+                means[k][start:start + block] = running[:, k - 1] / k
+        return means
+
+    def predict_chunks(self, features: np.ndarray) -> np.ndarray:
+        return self.neighbour_means(features, (self.k,))[self.k]
+
+
+def fit_knn_probe(
+    kind: str,
+    train: ChunkFeatures,
+    train_targets: np.ndarray,
+    valid: ChunkFeatures,
+    valid_targets: np.ndarray,
+    n_outputs: int,
+    monitor: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    grid: tuple[int, ...] = KNN_GRID,
+    standardise: bool = True,
+) -> KnnProbe:
+    """A kNN probe whose k is the one of ``grid`` (capped at the training chunks) that scores best on
+    the validation tracks by ``monitor(valid targets, valid track predictions)``, higher is better;
+    ties go to the smaller k. Targets are per track, as ``fit_probe`` takes them. ``standardise`` the
+    features with the training chunks' mean and deviation first, as the trained heads see them, so
+    that one large-valued dimension does not decide every similarity."""
+    if kind not in PROBE_KINDS:
+        raise ValueError(f"kind must be one of {PROBE_KINDS}, got {kind!r}")
+    if valid.n_tracks == 0:
+        raise ValueError("choosing k needs validation tracks (see carve_validation)")
+    feature_mean, feature_std = _feature_scaling(train, standardise)
+    train_targets = np.asarray(train_targets)
+    if kind == "multiclass":
+        per_track = np.eye(n_outputs)[train_targets]
+    else:
+        per_track = train_targets.reshape(len(train_targets), -1).astype(np.float64)
+    probe = KnnProbe(kind, _unit_rows(train.features, feature_mean, feature_std), per_track[train.track],
+                     feature_mean, feature_std, k=0, valid_figures={})
+    ks = tuple(sorted({min(k, len(train.track)) for k in grid}))
+    valid_chunks = probe.neighbour_means(valid.features, ks)
+    probe.valid_figures = {k: float(monitor(np.asarray(valid_targets),
+                                            _track_means(valid_chunks[k], valid.track, valid.n_tracks)))
+                           for k in ks}
+    probe.k = max(ks, key=lambda k: (np.nan_to_num(probe.valid_figures[k], nan=-np.inf), -k))
+    return probe

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from mucon.evaluation.probes import ChunkFeatures, Probe, random_chunk_per_track
+from mucon.evaluation.probes import KNN_HEAD, ChunkFeatures, Probe, random_chunk_per_track
 from mucon.evaluation.report import markdown_table
 
 EMBEDDINGS = ("task", "every-window", "track-mean")  # which window embeddings of a track are kept
@@ -101,6 +101,11 @@ class Protocol:
             rows = random_chunk_per_track(kept, np.random.default_rng([seed, 2, int(split == "valid")]))
             kept = ChunkFeatures(kept.features[rows], kept.track[rows], kept.n_tracks)
         return kept
+
+    def check_head(self, head: str) -> None:
+        """The protocol's own heads, and the parameter-free kNN probe, which every protocol offers."""
+        if head not in self.heads and head != KNN_HEAD:
+            raise ValueError(f"protocol {self.name} has the heads {[*self.heads, KNN_HEAD]}, not {head!r}")
 
     def fit_options(self, head: str, monitor: Callable[[np.ndarray, np.ndarray], float]) -> dict:
         """``fit_probe``'s keyword arguments for ``head``; ``monitor`` scores validation predictions."""

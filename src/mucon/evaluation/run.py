@@ -70,7 +70,7 @@ class _Options:
         recipe = resolve_protocol(protocol)
         heads = list(heads or recipe.heads)
         for head in heads:
-            recipe.fit_options(head, None)  # an unknown head fails before anything is read or embedded
+            recipe.check_head(head)  # an unknown head fails before anything is read or embedded
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         if resamples < 1:
@@ -127,20 +127,29 @@ def evaluate(
     ``figures/*.png`` to ``out_dir``; embeddings are cached in ``cache_dir`` (default
     ``$MUCON_CACHE/embeddings``, which ``mucon embed`` shares), so a re-run only trains probes. Returns the
     content of results.json and, if ``verbose``, prints the summary table. Warnings (undecodable files, a
-    train split with one class) are printed and kept in the report."""
+    train split with one class) are printed and kept in the report; a HEAR module (``hear:PACKAGE.MODULE[:WEIGHTS]``)
+    that fails to load or to embed a trial clip is left out in one warning and named in ``failed_models``."""
     options = _Options.checked(protocol, heads, seed, robustness, corruptions, severities, device, batch_size,
                                resamples, precision, cache_dir, verbose if progress is None else progress)
     out_dir, tasks = Path(out_dir), resolve_tasks(tasks, data_roots)
     folders = Folder.group(tasks, options.recipe)
-    entries = resolve_models(models, baselines=baselines, seed=seed, device=device)
+    broken: dict[str, str] = {}
+    entries = resolve_models(models, baselines=baselines, seed=seed, device=device, broken=broken)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
+    for name, problem in broken.items():
+        warn(warnings, f"model {name} left out: {problem}")
     overlaps = _warn_before_embedding(tasks, entries, warnings)
     conditions, skipped, exposures = _robustness_plan(entries, options)
     if verbose:
         print(evaluation_plan(folders, entries, conditions, batch_size), flush=True)
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
     scored = _score_folders(folders, entries, tasks, options, conditions, bootstraps)
+    for name, problem in scored.broken.items():
+        warn(warnings, f"model {name} left out: {problem}")
+    broken.update(scored.broken)
+    entries = [entry for entry in entries if entry.name not in broken]
+    exposures = {name: exposed for name, exposed in exposures.items() if name not in broken}
     scores, compared = _intervals_and_comparisons(entries, tasks, scored, bootstraps)
     task_infos, chance = _task_records(tasks, scored, overlaps, bootstraps, options.recipe, warnings)
     results = Results(options.settings(skipped), {entry.name: entry.info() for entry in entries}, task_infos,
@@ -148,6 +157,7 @@ def evaluate(
     figures = draw_figures(tasks, entries, scored.outcomes, scored.map_panels, results, options.heads[0],
                            out_dir / "figures", options.progress)
     written = dataclasses.replace(results, figures=[str(path.relative_to(out_dir)) for path in figures]).to_json()
+    written["failed_models"] = broken
     write_report(written, out_dir)
     if verbose:
         print(summary_text(written))
@@ -187,6 +197,15 @@ class _Scored:
     robustness: dict[str, dict[str, dict]]  # model -> task -> {corruption: {severity: Score}}
     map_panels: dict[str, dict[str, tuple]]  # task -> model -> its points on the embedding map
     failed: dict[str, dict[str, str]]  # task -> undecodable file -> why
+    broken: dict[str, str] = dataclasses.field(default_factory=dict)  # model -> why it gave no embeddings
+
+    def drop(self, name: str, problem: str) -> None:
+        """A model that broke while embedding: none of its rows, on any task."""
+        self.broken[name] = problem
+        self.outcomes.pop(name, None)
+        self.robustness.pop(name, None)
+        for panels in self.map_panels.values():
+            panels.pop(name, None)
 
 
 def _score_folders(folders: Sequence[Folder], entries: Sequence[ModelEntry], tasks: Sequence[Task],
@@ -195,10 +214,16 @@ def _score_folders(folders: Sequence[Folder], entries: Sequence[ModelEntry], tas
     scored = _Scored({entry.name: {} for entry in entries}, {name: {} for name in conditions},
                      {task.name: {} for task in tasks}, {task.name: {} for task in tasks})
     for folder in folders:
-        clean, corrupted = folder.embed(entries, conditions, options.cache_dir, options.seed, options.batch_size,
+        working = [entry for entry in entries if entry.name not in scored.broken]
+        clean, corrupted = folder.embed(working, conditions, options.cache_dir, options.seed, options.batch_size,
                                         options.precision, options.progress)
-        for entry in tqdm(entries, desc=f"probes on {folder.root.name}", unit="model", leave=False,
-                          disable=not options.progress):
+        for entry in working:  # a model that broke part way is dropped; the others are scored as without it
+            embedded = [clean[entry.name], *corrupted[entry.name].values()]
+            problem = next((result.broken for result in embedded if result.broken), None)
+            if problem:
+                scored.drop(entry.name, problem)
+        for entry in tqdm([entry for entry in working if entry.name not in scored.broken],
+                          desc=f"probes on {folder.root.name}", unit="model", leave=False, disable=not options.progress):
             for task in folder.tasks:
                 task_paths = set(task.paths)
                 scored.failed[task.name].update(

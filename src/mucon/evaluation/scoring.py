@@ -17,7 +17,7 @@ from mucon.evaluation.bootstrap import LOWER_IS_BETTER, Resamples, difference, i
 from mucon.evaluation.embed import FileEmbeddings
 from mucon.evaluation.metrics import retrieval_means, retrieval_per_query, summarise_retrieval
 from mucon.evaluation.models import ModelEntry
-from mucon.evaluation.probes import ChunkFeatures, Probe, carve_validation, fit_probe
+from mucon.evaluation.probes import KNN_HEAD, ChunkFeatures, KnnProbe, Probe, carve_validation, fit_knn_probe, fit_probe
 from mucon.evaluation.protocols import PROTOCOLS, Protocol
 from mucon.evaluation.report import RETRIEVAL_HEAD
 from mucon.evaluation.results import Comparison, Score
@@ -31,7 +31,7 @@ class TaskOutcome:
 
     scores: dict[str, dict[str, float]]
     rows: np.ndarray  # the task rows scored: test rows of a probe task, the searched rows of retrieval
-    probes: dict[str, Probe] = dataclasses.field(default_factory=dict)
+    probes: dict[str, Probe | KnnProbe] = dataclasses.field(default_factory=dict)
     test_predictions: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     per_query: dict[str, np.ndarray] | None = None  # retrieval: what a bootstrap over queries resamples
 
@@ -54,7 +54,8 @@ def probe_task(
     task: Task, embeddings: FileEmbeddings, heads: Sequence[str], seed: int, protocol: Protocol = PROTOCOLS["mucon"]
 ) -> TaskOutcome:
     """Train each head on the train split (early stopping on valid, or on a carved 20 % of train)
-    and score it on the test split, as ``protocol`` says."""
+    and score it on the test split, as ``protocol`` says; the kNN head's k is chosen on valid by the
+    task's primary metric."""
     embedded = set(embeddings.paths)
     train_rows, valid_rows, test_rows = (_embedded_rows(task, split, embedded) for split in SPLITS)
     if len(valid_rows) == 0:
@@ -70,11 +71,13 @@ def probe_task(
         return score_predictions(task.type, targets, predictions)[primary]
 
     outcome = TaskOutcome(scores={}, rows=test_rows)
+    examples = (train, task.targets(train_rows), valid, task.targets(valid_rows), len(task.classes))
     for head in heads:
-        probe = fit_probe(
-            PROBE_KIND[task.type], train, task.targets(train_rows), valid, task.targets(valid_rows),
-            len(task.classes), head=head, seed=seed, **protocol.fit_options(head, monitor),
-        )
+        if head == KNN_HEAD:
+            probe = fit_knn_probe(PROBE_KIND[task.type], *examples, monitor, standardise=protocol.standardise)
+        else:
+            options = protocol.fit_options(head, monitor)
+            probe = fit_probe(PROBE_KIND[task.type], *examples, head=head, seed=seed, **options)
         predictions = protocol.predict(probe, test)
         outcome.probes[head] = probe
         outcome.test_predictions[head] = predictions
