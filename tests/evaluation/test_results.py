@@ -56,7 +56,8 @@ def test_results_json_reads_back_into_typed_results_and_writes_the_same_json(wri
 def test_results_json_keeps_the_keys_that_report_and_readers_rely_on(written):
     stored = json.loads(written)
     assert list(stored) == ["settings", "models", "tasks", "scores", "intervals", "comparisons", "chance",
-                            "robustness", "robustness_intervals", "robustness_exposure", "warnings", "figures"]
+                            "robustness", "robustness_intervals", "robustness_exposure", "warnings", "figures",
+                            "failed_models"]
     assert list(stored["settings"]) == ["seed", "heads", "protocol", "probing", "protocol_recipe", "robustness",
                                         "corruptions", "severities", "device", "precision", "skipped_corruptions",
                                         "bootstrap"]

@@ -171,6 +171,7 @@ class Results:
     robustness_exposure: dict[str, dict[str, str]]  # model -> corruption -> seen, partly seen, unseen, unknown
     warnings: list[str]
     figures: list[str]  # the PNGs, relative to the report folder
+    failed_models: dict[str, str] = dataclasses.field(default_factory=dict)  # model -> why it was left out
 
     def to_json(self) -> JSON:
         """The content of results.json (numbers as computed; ``report.write_report`` writes NaN as null)."""
@@ -189,6 +190,7 @@ class Results:
             "robustness_exposure": self.robustness_exposure,
             "warnings": self.warnings,
             "figures": self.figures,
+            "failed_models": self.failed_models,
         }
 
     @classmethod
@@ -205,4 +207,5 @@ class Results:
             robustness_exposure=data["robustness_exposure"],
             warnings=data["warnings"],
             figures=data["figures"],
+            failed_models=data.get("failed_models", {}),  # results.json written before models could fail alone
         )

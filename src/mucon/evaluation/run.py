@@ -102,33 +102,21 @@ def evaluate(
     batch_size: int = 256, resamples: int = N_RESAMPLES, precision: str = "auto", verbose: bool = True,
     progress: bool | None = None, data_roots: Sequence[str | os.PathLike] = (),
 ) -> dict:
-    """Evaluate ``models`` ({name: checkpoint path or Encoder}) on ``tasks`` and write a report.
+    """Evaluate ``models`` ({name: checkpoint path, Encoder or ``hear:PACKAGE.MODULE[:WEIGHTS]``}) on ``tasks``
+    (Task objects, task files, corpus folders, or built-in benchmark names read from ``data_roots``; a
+    benchmark's counts that differ from the published ones are marked not comparable) and write a report.
 
-    ``tasks`` are Task objects, task header files, corpus folders (their built-in tasks), or names
-    of built-in benchmark tasks (``mucon tasks``) read from the dataset folders ``data_roots``; the
-    report gives a benchmark task's protocol, split and counts, and marks it not comparable with
-    published results where the counts it used differ from the published ones.
-    Probe tasks get one probe per head (default: the protocol's, mucon's linear and MLP); ``protocol``
-    (``protocols.PROTOCOLS``: mucon, semisupcon, clmr, marble) sets what a probe trains on, its heads,
-    optimiser and stopping and how a track is predicted; retrieval tasks use cosine similarity.
-    ``baselines`` adds random-init and MFCC+chroma rows. With ``robustness``, the first head of
-    every probe task is also scored on corrupted test audio for every model, baselines included:
-    ``corruptions`` are names from ``mucon.evaluation.corruptions.CORRUPTIONS`` or a preset of
-    ``robustness.CORRUPTION_PRESETS`` (default ``quick``: 6 conditions; ``full``: every corruption at
-    every severity), ``severities`` a subset of their levels; each model's rows say which conditions
-    its own pretraining chain applied (``robustness_exposure``: seen, partly seen; unknown for an
-    ``Encoder`` object, which carries no chain). Embedding dominates the cost, and robustness adds one
-    pass of each model over the test files per condition; the plan of it all (``evaluation_plan``)
-    is printed first, if ``verbose``. ``batch_size`` windows go through an encoder at once. Every score
-    gets a 95 % bootstrap interval from ``resamples`` resamples of the test items (of their groups, for a task
-    with groups), the same resamples for every model. ``precision`` is the encoders' (``auto``: bf16
-    autocast where the device has bf16, as in training; ``32-true`` for float32), and ``progress``
-    (default: ``verbose``) shows progress bars. Writes ``results.json``, ``results.md`` and
-    ``figures/*.png`` to ``out_dir``; embeddings are cached in ``cache_dir`` (default
-    ``$MUCON_CACHE/embeddings``, which ``mucon embed`` shares), so a re-run only trains probes. Returns the
-    content of results.json and, if ``verbose``, prints the summary table. Warnings (undecodable files, a
-    train split with one class) are printed and kept in the report; a HEAR module (``hear:PACKAGE.MODULE[:WEIGHTS]``)
-    that fails to load or to embed a trial clip is left out in one warning and named in ``failed_models``."""
+    Probes: one per head (default: the ``protocol``'s; ``protocols.PROTOCOLS`` says what a probe trains on,
+    its optimiser, stopping and track prediction); retrieval by cosine similarity; ``baselines`` adds
+    random-init and MFCC+chroma rows. ``robustness``: the first head scored on corrupted test audio for
+    every row, ``corruptions`` names or a ``robustness.CORRUPTION_PRESETS`` preset (``quick``: 6 conditions,
+    ``full``: all), ``severities`` a subset of their levels, each row marked with what its own pretraining
+    chain applied (``robustness_exposure``). The plan is printed first if ``verbose``; ``batch_size``
+    windows per forward at ``precision`` (``auto``: bf16 where the device has it). Every score gets a 95 %
+    interval from ``resamples`` paired resamples of the test items (of their groups). Writes results.json,
+    results.md and figures/*.png to ``out_dir``; embeddings are cached in ``cache_dir`` (default
+    ``$MUCON_CACHE/embeddings``, shared with ``mucon embed``). Warnings are printed and kept; a model that
+    fails to load or embed is left out in one warning and named in ``failed_models``. Returns results.json."""
     options = _Options.checked(protocol, heads, seed, robustness, corruptions, severities, device, batch_size,
                                resamples, precision, cache_dir, verbose if progress is None else progress)
     out_dir, tasks = Path(out_dir), resolve_tasks(tasks, data_roots)
@@ -137,31 +125,36 @@ def evaluate(
     entries = resolve_models(models, baselines=baselines, seed=seed, device=device, broken=broken)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
-    for name, problem in broken.items():
-        warn(warnings, f"model {name} left out: {problem}")
+    entries, exposures = _leave_out(broken, entries, {}, warnings)
     overlaps = _warn_before_embedding(tasks, entries, warnings)
     conditions, skipped, exposures = _robustness_plan(entries, options)
     if verbose:
         print(evaluation_plan(folders, entries, conditions, batch_size), flush=True)
     bootstraps = {task.name: TaskBootstrap.draw(task, resamples, seed) for task in tasks}
     scored = _score_folders(folders, entries, tasks, options, conditions, bootstraps)
-    for name, problem in scored.broken.items():
-        warn(warnings, f"model {name} left out: {problem}")
     broken.update(scored.broken)
-    entries = [entry for entry in entries if entry.name not in broken]
-    exposures = {name: exposed for name, exposed in exposures.items() if name not in broken}
+    entries, exposures = _leave_out(scored.broken, entries, exposures, warnings)
     scores, compared = _intervals_and_comparisons(entries, tasks, scored, bootstraps)
     task_infos, chance = _task_records(tasks, scored, overlaps, bootstraps, options.recipe, warnings)
     results = Results(options.settings(skipped), {entry.name: entry.info() for entry in entries}, task_infos,
-                      scores, compared, chance, scored.robustness, exposures, warnings, figures=[])
+                      scores, compared, chance, scored.robustness, exposures, warnings, figures=[],
+                      failed_models=broken)
     figures = draw_figures(tasks, entries, scored.outcomes, scored.map_panels, results, options.heads[0],
                            out_dir / "figures", options.progress)
     written = dataclasses.replace(results, figures=[str(path.relative_to(out_dir)) for path in figures]).to_json()
-    written["failed_models"] = broken
     write_report(written, out_dir)
     if verbose:
         print(summary_text(written))
     return written
+
+
+def _leave_out(broken: Mapping[str, str], entries: Sequence[ModelEntry], exposures: dict, warnings: list[str]):
+    """The entries and exposures without the models that failed (``broken``: name -> problem), each said in
+    one warning: every other row is still produced."""
+    for name, problem in broken.items():
+        warn(warnings, f"model {name} left out: {problem}")
+    return ([entry for entry in entries if entry.name not in broken],
+            {name: exposed for name, exposed in exposures.items() if name not in broken})
 
 
 def _warn_before_embedding(tasks: Sequence[Task], entries: Sequence[ModelEntry], warnings: list[str]) -> dict:
