@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"embeddings/s, float32, batch {args.batch_size}, {args.threads} threads")
-    print(f"{'preset':18} {'samples':>8}" + "".join(f"{name:>11}" for name in COLUMNS))
+    print(f"{'preset':18} {'samples':>8}" + "".join(f"{name:>13}" for name in COLUMNS))
     with tempfile.TemporaryDirectory() as folder, torch.no_grad():
         for preset in args.presets:
             torch.manual_seed(0)
@@ -70,7 +70,7 @@ def main() -> None:
                 feed = {"waveform": waveform.numpy()}
                 rates.append(embeddings_per_second(lambda _, session=session: session.run(None, feed), waveform,
                                                    args.batches, args.repeats))
-            print(f"{preset:18} {encoder.input_samples:>8} " + "".join(f"{rate:>11.0f}" for rate in rates), flush=True)
+            print(f"{preset:18} {encoder.input_samples:>8} " + "".join(f"{rate:>13.0f}" for rate in rates), flush=True)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,24 @@ def test_an_encoder_that_cannot_be_exported_names_the_module_that_stops_it_in_on
     assert isinstance(raised.value, ValueError)  # what the command line prints in one line, exit status 2
 
 
+class EigenvalueScale(nn.Module):
+    """Scales by a sum of eigenvalues: torch.export traces it, but no ONNX function translates the op."""
+
+    def forward(self, spec):
+        return spec * torch.linalg.eigvalsh(torch.eye(2)).sum()
+
+
+def test_an_encoder_with_an_op_onnx_cannot_translate_names_the_module_and_the_op_in_one_line(tmp_path):
+    encoder = random_encoder("clmr-cpu")
+    encoder.input_norm = nn.Sequential(EigenvalueScale(), encoder.input_norm)
+    program = export_program(encoder)
+    with pytest.raises(ExportError) as raised:
+        export_onnx(program, tmp_path / "encoder.onnx", program_metadata(program, encoder, "0" * 64, "fft"))
+    message = str(raised.value)
+    assert "\n" not in message and "encoder.input_norm.0 (EigenvalueScale)" in message and "linalg_eigh" in message
+    assert not (tmp_path / "encoder.onnx").exists()
+
+
 def test_export_command_without_an_output_is_a_one_line_user_error(clmr_checkpoint, capsys):
     assert main(["export", str(clmr_checkpoint)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0

@@ -119,8 +119,8 @@ def export_onnx(program: torch.export.ExportedProgram, out: str | Path, metadata
     try:
         onnx_program = torch.onnx.export(program, (), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                                          opset_version=ONNX_OPSET, dynamo=True, verbose=False)
-    except Exception as error:  # a torch op without an ONNX translation, named in the message
-        raise ExportError(f"cannot export to ONNX: {_first_line(error)}") from error
+    except Exception as error:  # mostly a torch op without an ONNX translation
+        raise ExportError(f"cannot export to ONNX: {_onnx_failure(error)}") from error
     onnx_program.model.metadata_props.update(metadata.as_strings())
     _write_onnx(onnx_program.model_proto, Path(out))  # model_proto: serialised from .model at each access
 
@@ -173,6 +173,35 @@ def _write_onnx(model_proto, out: Path) -> None:
     from mucon.files import write_atomically
 
     write_atomically(out, lambda handle: handle.write(model_proto.SerializeToString()))
+
+
+def _onnx_failure(error: BaseException) -> str:
+    """The innermost cause of an ONNX translation failure in one line (the exporter's own first line only says
+    which step failed), after the module holding the graph node it failed on."""
+    failed_node = None
+    while True:
+        failed_node = _node_in_traceback(error) or failed_node
+        if error.__cause__ is None:
+            break
+        error = error.__cause__
+    cause = _first_line(error)
+    stack = list(failed_node.meta.get("nn_module_stack", {}).values()) if failed_node is not None else []
+    if not stack:
+        return cause
+    path, module_type = stack[-1]
+    module_name = getattr(module_type, "__name__", str(module_type).rsplit(".", 1)[-1])
+    return f"{path.removeprefix('L__self__.') or 'the model'} ({module_name}) stops it: {cause}"
+
+
+def _node_in_traceback(error: BaseException) -> torch.fx.Node | None:
+    """The graph node a translation step was working on when it raised (the innermost frame's ``node``):
+    the decomposed graph the exporter translates is not returned on failure, so this is where it is."""
+    found, frame = None, error.__traceback__
+    while frame is not None:
+        candidate = frame.tb_frame.f_locals.get("node")
+        found = candidate if isinstance(candidate, torch.fx.Node) else found
+        frame = frame.tb_next
+    return found
 
 
 def _first_line(error: BaseException) -> str:
