@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import weakref
 from pathlib import Path
 
 import torch
@@ -110,8 +111,13 @@ def export_program(encoder: Encoder) -> torch.export.ExportedProgram:
 
 def shortest_export_input(encoder: Encoder) -> int:
     """The fewest samples an exported encoder accepts: those giving two frames, since tracing specialises a
-    length of one frame away (the program refuses it)."""
-    return smallest_length_with_frames(encoder.eval(), min_frames=2, frame_axis=1)
+    length of one frame away (the program refuses it). Found by bisection over forwards once per encoder."""
+    if encoder not in _SHORTEST_EXPORT_INPUT:
+        _SHORTEST_EXPORT_INPUT[encoder] = smallest_length_with_frames(encoder.eval(), min_frames=2, frame_axis=1)
+    return _SHORTEST_EXPORT_INPUT[encoder]
+
+
+_SHORTEST_EXPORT_INPUT: weakref.WeakKeyDictionary[Encoder, int] = weakref.WeakKeyDictionary()
 
 
 def export_onnx(program: torch.export.ExportedProgram, out: str | Path, metadata: ExportMetadata) -> None:
