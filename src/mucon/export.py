@@ -9,10 +9,13 @@ Each file carries ``ExportMetadata``: ONNX as metadata_props, a ``.pt2`` as its 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
 import json
+import logging
+import warnings
 import weakref
 from pathlib import Path
 
@@ -123,8 +126,9 @@ _SHORTEST_EXPORT_INPUT: weakref.WeakKeyDictionary[Encoder, int] = weakref.WeakKe
 def export_onnx(program: torch.export.ExportedProgram, out: str | Path, metadata: ExportMetadata) -> None:
     """``program`` (``export_program``) as an ONNX file (opset 20) with ``metadata`` as its metadata_props."""
     try:
-        onnx_program = torch.onnx.export(program, (), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                                         opset_version=ONNX_OPSET, dynamo=True, verbose=False)
+        with _quiet_onnx_exporter():
+            onnx_program = torch.onnx.export(program, (), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                                             opset_version=ONNX_OPSET, dynamo=True, verbose=False)
     except Exception as error:  # mostly a torch op without an ONNX translation
         raise ExportError(f"cannot export to ONNX: {_onnx_failure(error)}") from error
     onnx_program.model.metadata_props.update(metadata.as_strings())
@@ -133,7 +137,9 @@ def export_onnx(program: torch.export.ExportedProgram, out: str | Path, metadata
 
 def export_torch(program: torch.export.ExportedProgram, out: str | Path, metadata: ExportMetadata) -> None:
     """``program`` (``export_program``) saved as a ``.pt2`` with ``metadata`` as its ``mucon.json``."""
-    torch.export.save(program, str(out), extra_files={METADATA_FILE: json.dumps(metadata.as_strings())})
+    with warnings.catch_warnings():  # about weights off the CPU, which an exported encoder's never are
+        warnings.filterwarnings("ignore", message="No complete tensor found in the group")
+        torch.export.save(program, str(out), extra_files={METADATA_FILE: json.dumps(metadata.as_strings())})
 
 
 def load_torch(path: str | Path) -> tuple[torch.export.ExportedProgram, ExportMetadata]:
@@ -208,6 +214,21 @@ def _node_in_traceback(error: BaseException) -> torch.fx.Node | None:
         found = candidate if isinstance(candidate, torch.fx.Node) else found
         frame = frame.tb_next
     return found
+
+
+@contextlib.contextmanager
+def _quiet_onnx_exporter():
+    """Without the exporter's notes that a user can do nothing about: torchvision's ops skipped (mucon uses
+    none) and a deprecation inside torch's pytree code."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
 
 
 def _first_line(error: BaseException) -> str:
