@@ -145,3 +145,13 @@ def test_an_encoder_with_an_op_onnx_cannot_translate_names_the_module_and_the_op
 def test_export_command_without_an_output_is_a_one_line_user_error(clmr_checkpoint, capsys):
     assert main(["export", str(clmr_checkpoint)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_onnx_export_without_onnxscript_installed_says_which_extra_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "onnxscript"
+                        else find_spec(name, *rest))
+    with pytest.raises(ExportError, match=r"pip install 'mucon\[export\]'"):
+        export_onnx(None, tmp_path / "encoder.onnx", None)

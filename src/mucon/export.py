@@ -13,6 +13,7 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import logging
 import warnings
@@ -125,6 +126,8 @@ _SHORTEST_EXPORT_INPUT: weakref.WeakKeyDictionary[Encoder, int] = weakref.WeakKe
 
 def export_onnx(program: torch.export.ExportedProgram, out: str | Path, metadata: ExportMetadata) -> None:
     """``program`` (``export_program``) as an ONNX file (opset 20) with ``metadata`` as its metadata_props."""
+    if importlib.util.find_spec("onnxscript") is None:
+        raise ExportError("exporting to ONNX needs onnx and onnxscript: pip install 'mucon[export]'")
     try:
         with _quiet_onnx_exporter():
             onnx_program = torch.onnx.export(program, (), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
