@@ -94,6 +94,16 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from mucon.export import export_checkpoint
+
+    metadata = export_checkpoint(args.checkpoint, onnx_out=args.onnx, torch_out=args.torch, stft=args.stft)
+    print(f"exported {args.checkpoint} to " + " and ".join(str(path) for path in (args.onnx, args.torch) if path))
+    for key, value in metadata.as_strings().items():
+        print(f"  {key}: {value}")
+    return 0
+
+
 def _masks(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -287,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
     pretrain.add_argument("overrides", nargs="*", help="key.sub=value settings over the config")
     pretrain.set_defaults(run=_pretrain)
+
+    export = commands.add_parser("export", help="the encoder with its front end as an ONNX file or a torch.export "
+                                 "program: waveforms [B, samples] to embedding [B, D] and frames [B, T, D]")
+    export.add_argument("checkpoint", type=Path)
+    export.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="write an ONNX file (opset 20)")
+    export.add_argument("--torch", type=Path, metavar="OUT.pt2", help="write a torch.export program")
+    export.add_argument("--stft", choices=["fft", "conv"], default="fft",
+                        help="fft: the spectrum by FFT (ONNX DFT op; default); conv: by a fixed convolution, "
+                        "for runtimes where that op is slow or missing")
+    export.set_defaults(run=_export)
 
     embed = commands.add_parser("embed", help="the embedding of every audio file of a folder, with its metadata.csv "
                                 "labels, through the cache evaluate uses")

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from mucon.precision import full_precision
 
 Scale = Literal["db", "log"]
+Stft = Literal["fft", "conv"]
+STFTS = ("fft", "conv")
 WaveformLevel = Literal["item", "crop"]
 WAVEFORM_LEVELS = ("item", "crop")
 
@@ -88,8 +90,11 @@ class LogMelSpectrogram(nn.Module):
     ``filterbank_sample_rate`` builds the mel filterbank as if the audio were at that rate (its bins
     spanning 0 .. filterbank_sample_rate / 2) and applies it to the audio's FFT bins as they are:
     PEMR's release did so by leaving torchaudio's 16 kHz default (see ``pemr_frontend``).
-    Window and filterbank are non-persistent buffers: they follow ``.to(device)`` and stay out of
-    checkpoints.
+    ``stft="conv"`` computes the spectrum as one strided conv1d with a fixed basis (window times cos and
+    sin of each rFFT bin) instead of an FFT: the same numbers to float32 rounding, and an exported model
+    without an ONNX DFT/STFT op, for runtimes where that op is slow or missing (``use_stft``).
+    Window, filterbank and conv basis are non-persistent buffers: they follow ``.to(device)`` and stay out
+    of checkpoints.
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class LogMelSpectrogram(nn.Module):
         waveform_level: WaveformLevel | None = None,
         top_db: float | None = None,
         filterbank_sample_rate: int | None = None,
+        stft: Stft = "fft",
     ):
         super().__init__()
         if scale not in ("db", "log"):
@@ -132,6 +138,15 @@ class LogMelSpectrogram(nn.Module):
             "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, self.filterbank_sample_rate, f_min, f_max),
             persistent=False,
         )
+        self.use_stft(stft)
+
+    def use_stft(self, stft: Stft) -> None:
+        """Switch how the spectrum is computed (``"fft"`` or ``"conv"``); the features stay the same."""
+        if stft not in STFTS:
+            raise ValueError(f"stft must be 'fft' or 'conv', got {stft!r}")
+        self.stft = stft
+        basis = conv_stft_basis(self.window, self.n_fft) if stft == "conv" else None
+        self.register_buffer("stft_basis", None if basis is None else basis.to(self.window.device), persistent=False)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a waveform of ``n_samples``."""
@@ -152,9 +167,8 @@ class LogMelSpectrogram(nn.Module):
         if self.center:
             pad = self.win_length // 2
             x = nn.functional.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-        frames = x.unfold(-1, self.win_length, self.hop_length) * self.window.to(x.dtype)
-        spectrum = torch.fft.rfft(frames, n=self.n_fft).abs()  # [B, frames, freqs]
-        if self.power != 1.0:
+        spectrum = self._power_spectrum(x) if self.power == 2.0 else self._magnitude(x)
+        if self.power not in (1.0, 2.0):
             spectrum = spectrum.pow(self.power)
         mel = spectrum @ self.filterbank.to(x.dtype)  # [B, frames, n_mels]
         if self.scale == "db":
@@ -166,13 +180,40 @@ class LogMelSpectrogram(nn.Module):
             features = torch.log(mel.clamp(min=1e-5))
         return features.transpose(-1, -2).reshape(*leading, self.n_mels, -1)
 
+    def _magnitude(self, x: Tensor) -> Tensor:
+        """``|STFT|`` ``[B, frames, freqs]``."""
+        if self.stft == "conv":
+            return self._power_spectrum(x).sqrt()
+        frames = x.unfold(-1, self.win_length, self.hop_length) * self.window.to(x.dtype)
+        return torch.fft.rfft(frames, n=self.n_fft).abs()
+
+    def _power_spectrum(self, x: Tensor) -> Tensor:
+        """``|STFT|**2`` ``[B, frames, freqs]``; the conv path squares no square root."""
+        if self.stft == "fft":
+            return self._magnitude(x).pow(2.0)
+        parts = nn.functional.conv1d(x.unsqueeze(1), self.stft_basis.to(x.dtype), stride=self.hop_length)
+        real, imaginary = parts.transpose(1, 2).chunk(2, dim=-1)
+        return real.square() + imaginary.square()
+
     def extra_repr(self) -> str:
         return (
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
             f"hop_length={self.hop_length}, n_mels={self.n_mels}, scale={self.scale!r}, power={self.power}, "
             f"center={self.center}, waveform_level={self.waveform_level!r}, "
-            f"filterbank_sample_rate={self.filterbank_sample_rate}"
+            f"filterbank_sample_rate={self.filterbank_sample_rate}, stft={self.stft!r}"
         )
+
+
+def conv_stft_basis(window: Tensor, n_fft: int) -> Tensor:
+    """conv1d weights ``[2 * (n_fft // 2 + 1), 1, win_length]``: the windowed cos then -sin of each rFFT
+    bin over the window's samples (the rest of the n_fft-point frame is zero padding), computed in float64
+    so the basis itself adds no rounding beyond float32's."""
+    samples = torch.arange(window.numel(), dtype=torch.float64)
+    bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    phase = 2 * torch.pi * torch.outer(bins, samples).remainder(n_fft) / n_fft
+    windowed = window.double().cpu()
+    basis = torch.cat([torch.cos(phase) * windowed, -torch.sin(phase) * windowed])
+    return basis.unsqueeze(1).to(torch.float32)
 
 
 def pemr_frontend(

@@ -115,19 +115,20 @@ class SpectrogramEncoder(Encoder):
         """
         cached = getattr(self, "_min_input_samples", None)
         if cached is None:
-            cached = _smallest_length_with_frames(self.frontend, self.min_frames)
+            cached = smallest_length_with_frames(self.frontend, self.min_frames)
             self._min_input_samples = cached
         return cached
 
 
 @torch.no_grad()
-def _smallest_length_with_frames(frontend: nn.Module, min_frames: int) -> int:
-    tensors = [*frontend.parameters(), *frontend.buffers()]
+def smallest_length_with_frames(module: nn.Module, min_frames: int, frame_axis: int = -1) -> int:
+    """The shortest waveform ``module`` turns into ``min_frames`` frames along ``frame_axis``, by bisection."""
+    tensors = [*module.parameters(), *module.buffers()]
     device = tensors[0].device if tensors else torch.device("cpu")
 
     def frames_for(length: int) -> int:
         try:
-            return frontend(torch.zeros(1, length, device=device)).shape[-1]
+            return module(torch.zeros(1, length, device=device)).shape[frame_axis]
         except (RuntimeError, ValueError):  # too short for the frontend's own window
             return 0
 
