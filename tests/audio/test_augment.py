@@ -21,10 +21,8 @@ from mucon.audio.augment import (
     OneOf,
     PitchShift,
     PolarityInversion,
-    RandomCrop,
     Reverb,
     WhiteNoise,
-    random_crop,
 )
 
 SR = 22050
@@ -149,20 +147,8 @@ def test_runs_on_cuda_with_a_cuda_generator():
 
 
 # ---------------------------------------------------------------------------------------------
-# Crop and the containers.
+# The containers.
 # ---------------------------------------------------------------------------------------------
-
-
-def test_random_crop_takes_a_contiguous_slice_per_row():
-    x = torch.arange(8 * 1000, dtype=torch.float32).reshape(8, 1000)
-    out = random_crop(x, 300, seeded())
-    starts = out[:, 0] - x[:, 0]
-    assert out.shape == (8, 300)
-    assert torch.equal(out, x[:, :1].add(starts.unsqueeze(1)) + torch.arange(300))
-    assert ((starts >= 0) & (starts <= 700)).all() and starts.unique().numel() > 1
-    assert torch.equal(RandomCrop(300)(x, seeded()), out)
-    with pytest.raises(ValueError):
-        random_crop(x, 1001, seeded())
 
 
 def test_one_of_applies_exactly_one_member_per_row():

@@ -142,27 +142,6 @@ class Augmentation(nn.Module):
         return f"p={self.p}"
 
 
-def random_crop(x: Tensor, n_samples: int, generator: torch.Generator) -> Tensor:
-    """``[B, T >= n_samples]`` -> ``[B, n_samples]``, each row cut at its own random start."""
-    batch, length = x.shape
-    if length < n_samples:
-        raise ValueError(f"cannot crop {n_samples} samples from clips of {length}")
-    starts = torch.randint(0, length - n_samples + 1, (batch,), generator=generator, device=x.device)
-    windows = x.unfold(1, n_samples, 1)  # a view [B, T - n + 1, n]: no copy until indexed
-    return windows[torch.arange(batch, device=x.device), starts]
-
-
-class RandomCrop(nn.Module):
-    """Module form of ``random_crop`` (it changes the length, so it is not an ``Augmentation``)."""
-
-    def __init__(self, n_samples: int):
-        super().__init__()
-        self.n_samples = n_samples
-
-    def forward(self, x: Tensor, generator: torch.Generator, clips: ClipGroups | None = None) -> Tensor:
-        return random_crop(x, self.n_samples, generator)
-
-
 class Compose(Augmentation):
     """Run a chain on a ``p``-selected subset; each member then applies its own probability.
 
