@@ -12,8 +12,10 @@ import torch
 import mucon
 from mucon.config import load_config
 from mucon.encoders import build_encoder
+from mucon.export import export_checkpoint, file_sha256
 from mucon.evaluation import evaluate, plots
 from mucon.evaluation.hear_models import load_hear_encoder
+from mucon.evaluation.onnx_models import load_onnx_encoder
 from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table, write_report
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
@@ -492,3 +494,29 @@ def test_a_hear_module_that_breaks_only_on_the_tasks_audio_passes_its_trial(
     for behaviour in ("nan_on_tones", "oom_on_tones"):  # so the cases above are left out by the embedding
         source, _ = hear_module(tmp_path, monkeypatch, behaviour)
         assert load_hear_encoder(source).dim == 8
+
+
+EMBEDDING_TOLERANCE = 1e-4  # relative to the largest embedding value: float32 rounding of two runtimes
+
+
+def test_an_exported_onnx_file_scores_what_its_checkpoint_scores_and_its_row_names_both_hashes(tmp_path, checkpoint):
+    onnx_path = tmp_path / "clmr.onnx"
+    export_checkpoint(checkpoint, onnx_out=onnx_path)
+    exported, eager = load_onnx_encoder(f"onnx:{onnx_path}"), mucon.load(checkpoint).encoder.eval()
+    windows = 0.3 * torch.randn(3, eager.input_samples, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = eager.embed(windows)
+    difference = (exported.embed(windows) - expected).abs().max() / expected.abs().max()
+    print(f"largest embedding difference {difference:.2e} (tolerance {EMBEDDING_TOLERANCE})")
+    assert difference <= EMBEDDING_TOLERANCE
+    assert (exported.sample_rate, exported.input_samples, exported.dim) == (RATE, 8000, eager.dim)
+    assert exported(windows).shape[::2] == (3, eager.dim)
+
+    results = evaluate({"clmr": checkpoint, "exported": f"onnx:{onnx_path}"}, tone_tasks(tmp_path / "audio")[:1],
+                       tmp_path / "report", heads=("linear",), robustness=False, baselines=False,
+                       precision="32-true", verbose=False)
+    scores = results["scores"]
+    assert scores["exported"]["register"]["linear"] == pytest.approx(scores["clmr"]["register"]["linear"], abs=1e-3)
+    assert results["models"]["exported"]["source"] == (
+        f"ONNX file {onnx_path} (sha256 {file_sha256(onnx_path)}), exported by mucon {mucon.__version__} "
+        f"from checkpoint sha256 {file_sha256(checkpoint)}")

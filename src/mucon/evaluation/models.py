@@ -17,6 +17,7 @@ from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
 from mucon.evaluation.embed import BrokenModel
 from mucon.evaluation.hear_models import is_hear_source, load_hear_encoder
 from mucon.evaluation.model_identity import model_fingerprint, resolve_encoder
+from mucon.evaluation.onnx_models import is_onnx_source, load_onnx_encoder
 from mucon.evaluation.results import ModelInfo
 from mucon.evaluation.robustness import pretraining_augmentations
 
@@ -95,7 +96,8 @@ def resolve_models(
     """The models to evaluate, followed (``baselines``) by a random-init copy of every distinct
     checkpoint architecture and by MFCC+chroma statistics at the first model's sample rate.
 
-    A model is a checkpoint path, an ``Encoder``, or ``hear:PACKAGE.MODULE[:WEIGHTS]`` (``hear_models``);
+    A model is a checkpoint path, an ``Encoder``, ``hear:PACKAGE.MODULE[:WEIGHTS]`` (``hear_models``) or
+    ``onnx:FILE`` (``onnx_models``);
     a HEAR module that fails to load or to embed a trial clip is left out and its problem put in
     ``broken`` ({name: one line}), or raised where ``broken`` is None."""
     if not models:
@@ -114,6 +116,10 @@ def resolve_models(
                 broken[name] = str(error)
                 continue
             entries.append(_entry(name, hear, hear, "encoder", hear.describe(), device))
+            continue
+        if is_onnx_source(model):
+            exported = load_onnx_encoder(model)
+            entries.append(_entry(name, exported, exported, "encoder", exported.describe(), device))
             continue
         entry = _checkpoint_entry(name, Path(model), device)
         entries.append(entry)
