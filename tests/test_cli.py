@@ -128,3 +128,25 @@ def test_evaluate_accepts_only_the_precisions_it_can_run(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="precision '17' is not one of auto, 32-true, bf16-mixed"):
         evaluate({"unused": "unused.ckpt"}, ["unused"], tmp_path / "out", precision="17")
+
+
+def test_embed_with_an_exported_onnx_model_writes_the_checkpoints_embeddings(tmp_path, clmr_checkpoint, capsys):
+    audio = write_tone_folder(tmp_path / "audio", 3, 16000, 2.0)
+    onnx_path = tmp_path / "clmr.onnx"
+    assert main(["export", str(clmr_checkpoint), "--onnx", str(onnx_path)]) == 0
+    common = ["--precision", "32-true", "--cache", str(tmp_path / "cache"), "--quiet"]
+    assert main(["embed", str(audio), "--checkpoint", str(clmr_checkpoint), "--out", str(tmp_path / "eager"),
+                 *common]) == 0
+    assert main(["embed", str(audio), "--model", f"onnx:{onnx_path}", "--out", str(tmp_path / "onnx"), *common]) == 0
+    eager, exported = (np.load(tmp_path / out / "embeddings.npy") for out in ("eager", "onnx"))
+    difference = np.abs(exported - eager).max() / np.abs(eager).max()
+    print(f"largest embedding difference {difference:.2e} (tolerance 1e-4)")
+    assert eager.shape == exported.shape == (3, 128) and difference <= 1e-4
+
+
+def test_a_missing_onnx_model_is_a_one_line_error(tmp_path, capsys):
+    audio = write_tone_folder(tmp_path / "audio", 1, 16000, 1.0)
+    missing = tmp_path / "missing.onnx"
+    assert main(["embed", str(audio), "--model", f"onnx:{missing}", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"{missing}: no such ONNX file" in error and "Traceback" not in error
