@@ -97,6 +97,19 @@ def test_evaluate_names_one_hear_module_with_two_weights_files_apart(tmp_path, m
                      "lab.encoder:large": "hear:lab.encoder:w/large.pt"}
 
 
+def test_evaluate_names_an_onnx_model_after_its_file_and_two_files_of_one_name_by_their_paths(tmp_path, monkeypatch):
+    import mucon.evaluation
+
+    given = {}
+    monkeypatch.setattr(mucon.evaluation, "evaluate",
+                        lambda models, *args, **kwargs: given.update(models) or {"failed_models": {}})
+    argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"), "--model", "onnx:ship/clmr.onnx",
+            "--model", "onnx:a/pemr.onnx", "--model", "onnx:b/pemr.onnx"]
+    assert main(argv) == 0
+    assert given == {"clmr.onnx": "onnx:ship/clmr.onnx", "a/pemr.onnx": "onnx:a/pemr.onnx",
+                     "b/pemr.onnx": "onnx:b/pemr.onnx"}
+
+
 def test_evaluate_without_a_checkpoint_or_model_is_one_line_and_exit_status_two(tmp_path, capsys):
     assert main(["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == "mucon evaluate: give at least one --checkpoint or --model\n"
