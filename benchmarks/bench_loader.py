@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_store import STORE_RATE, replicate_store, synthesize_multitrack  # noqa: E402

@@ -90,7 +90,8 @@ def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, T
     n_sounds = audio.shape[0]
     windows = frame_windows(audio, model.window_samples, model.hop_samples)  # [n, T, window]
     n_windows = windows.shape[1]
-    levels = track_level(audio).repeat_interleave(n_windows)  # a sound's windows at the sound's level
+    levels = (track_level(audio).repeat_interleave(n_windows)  # a sound's windows at the sound's level
+              if model.encoder.scales_by_item_level else None)
     embeddings = embed_windows(model.encoder, windows.reshape(n_sounds * n_windows, -1), model.batch_size, levels)
     centres = window_centres(audio.shape[1], model.window_samples, model.hop_samples)
     timestamps = (centres * 1000.0 / model.sample_rate).to(torch.float32).expand(n_sounds, n_windows)

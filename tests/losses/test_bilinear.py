@@ -2,7 +2,6 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mucon.losses import BilinearLoss, bilinear_loss
 

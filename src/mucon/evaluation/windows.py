@@ -94,7 +94,8 @@ class WindowBatcher:
         waveform = torch.as_tensor(waveform, dtype=torch.float32)
         windows = frame_windows(waveform, self.encoder.input_samples, self.hop)
         windows = windows[torch.from_numpy(spread_windows(len(windows), self.max_windows))]
-        self.pending.append((key, windows, track_level(waveform).expand(len(windows))))
+        level = track_level(waveform).expand(len(windows)) if self.encoder.scales_by_item_level else None
+        self.pending.append((key, windows, level))
         self.n_pending += len(windows)
         return self.flush() if self.n_pending >= self.batch_size else []
 
@@ -104,7 +105,7 @@ class WindowBatcher:
             return []
         pending, self.pending, self.n_pending = self.pending, [], 0
         embeddings = embed_windows(self.encoder, torch.cat([windows for _, windows, _ in pending]), self.batch_size,
-                                   torch.cat([levels for _, _, levels in pending]))
+                                   None if pending[0][2] is None else torch.cat([level for _, _, level in pending]))
         return list(zip([key for key, _, _ in pending], embeddings.cpu().split([len(w) for _, w, _ in pending])))
 
 
