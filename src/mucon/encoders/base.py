@@ -97,10 +97,14 @@ class SpectrogramEncoder(Encoder):
     def forward_spectrogram(self, spec: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def spectrogram(self, waveform: Tensor, level: Tensor | None = None) -> Tensor:
+        """The frontend's output; ``level``: each waveform's item RMS, for a frontend that scales by it (see
+        ``scales_by_item_level``)."""
+        return self.frontend(waveform) if level is None else self.frontend(waveform, level)
+
     def forward(self, waveform: Tensor, level: Tensor | None = None) -> Tensor:
-        """``level``: each waveform's item RMS, for a frontend that scales by it (see ``scales_by_item_level``)."""
         self.check_input(waveform)
-        return self.forward_spectrogram(self.frontend(waveform) if level is None else self.frontend(waveform, level))
+        return self.forward_spectrogram(self.spectrogram(waveform, level))
 
     def embed_spectrogram(self, spec: Tensor) -> Tensor:
         """One vector per clip from a frontend output: ``pool(forward_spectrogram(spec))``."""

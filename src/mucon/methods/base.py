@@ -100,8 +100,7 @@ class Method(L.LightningModule):
 
     def spectrograms(self, waveforms: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
         """The encoder's frontend on ``waveforms``, at their items' ``level`` when given."""
-        frontend = self.encoder.frontend
-        return frontend(waveforms) if level is None else frontend(waveforms, level)
+        return self.encoder.spectrogram(waveforms, level)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logged = self.compute_loss(batch)
