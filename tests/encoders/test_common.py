@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mucon.encoders import Encoder, build_encoder, pool_frames
+from mucon.encoders.base import conv_bn_pool_relu
 
 # Small but valid settings: the design length of each encoder, stochastic depth off so that every
 # parameter is exercised deterministically.
@@ -81,3 +82,22 @@ def test_pool_frames_rejects_unknown_pooling():
 def test_build_encoder_rejects_unknown_names_and_lists_the_known_ones():
     with pytest.raises(ValueError, match="samplecnn"):
         build_encoder("resnet50")
+
+
+@pytest.mark.parametrize("pool", [2, (2, 4)])
+def test_a_block_with_the_relu_after_the_pool_computes_the_usual_order_and_its_gradients(pool):
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(*conv_bn_pool_relu(3, 8, pool, bias=True))
+    conv, norm, max_pool, relu = block
+    usual = torch.nn.Sequential(conv, norm, relu, max_pool)
+    x = torch.randn(4, 3, 16, 40)
+    grads = []
+    for network in (block, usual):
+        network.zero_grad()
+        out = network(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in network.parameters()]))
+    (ours, our_grads), (theirs, their_grads) = grads
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    for mine, reference in zip(our_grads, their_grads):
+        torch.testing.assert_close(mine, reference, rtol=1e-6, atol=1e-6)

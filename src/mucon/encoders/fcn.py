@@ -16,14 +16,14 @@ import math
 
 from torch import Tensor, nn
 
-from mucon.encoders.base import SpectrogramEncoder, check_frontend
+from mucon.encoders.base import SpectrogramEncoder, check_frontend, conv_bn_pool_relu
 
 PEMR_CHANNELS = (64, 128, 128, 128)
 PEMR_POOLS = ((2, 4), (2, 4), (2, 4), (4, 5))
 
 
 class PEMRCNN(SpectrogramEncoder):
-    """BatchNorm2d(1) on the spectrogram, then 4 x [3x3 conv + BN + ReLU + MaxPool].
+    """BatchNorm2d(1) on the spectrogram, then 4 x [3x3 conv + BN + MaxPool + ReLU].
 
     Pooling is MAX over time: at the design length the last (4, 5) max-pool already spans all the
     remaining time, so the network's clip vector is a max over time; a global max over T keeps that
@@ -65,15 +65,8 @@ class PEMRCNN(SpectrogramEncoder):
 
         self.input_norm = nn.BatchNorm2d(1)
         blocks = []
-        in_channels = 1
-        for out_channels, pool in zip(channels, pools):
-            blocks += [
-                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-                nn.BatchNorm2d(out_channels),
-                nn.ReLU(),
-                nn.MaxPool2d(pool),
-            ]
-            in_channels = out_channels
+        for in_channels, out_channels, pool in zip((1, *channels), channels, pools):
+            blocks += conv_bn_pool_relu(in_channels, out_channels, pool, bias=True)
         self.blocks = nn.Sequential(*blocks)
 
     def forward_spectrogram(self, spec: Tensor) -> Tensor:

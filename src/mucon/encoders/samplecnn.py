@@ -23,7 +23,8 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride:
 
 
 class SampleCNN(Encoder):
-    """Conv1d(1,128,k3,s3) + 9 x [Conv1d(k3,p1) + BN + ReLU + MaxPool(3)] + Conv1d(512,512,k1).
+    """Conv1d(1,128,k3,s3) + 9 x [Conv1d(k3,p1) + BN + ReLU + MaxPool(3)] + Conv1d(512,512,k1); the ReLU
+    runs after the max-pool, which gives the same outputs and gradients (see ``conv_bn_pool_relu``).
 
     Mean pooling over frames: at the design length there is one frame, and for longer inputs the
     mean of per-window frames is what the papers' downstream protocol does with chunk embeddings.
@@ -40,8 +41,8 @@ class SampleCNN(Encoder):
         layers = _conv_bn_relu(1, SAMPLECNN_CHANNELS[0], kernel_size=3, stride=3)
         in_channels = SAMPLECNN_CHANNELS[0]
         for out_channels in SAMPLECNN_CHANNELS:
-            layers += _conv_bn_relu(in_channels, out_channels, kernel_size=3, padding=1)
-            layers.append(nn.MaxPool1d(3))
+            conv, norm, relu = _conv_bn_relu(in_channels, out_channels, kernel_size=3, padding=1)
+            layers += [conv, norm, nn.MaxPool1d(3), relu]  # ReLU after the pool: the same, on a third of the samples
             in_channels = out_channels
         layers += _conv_bn_relu(in_channels, self.dim, kernel_size=1)
         self.layers = nn.Sequential(*layers)

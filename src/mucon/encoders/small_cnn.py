@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mucon.encoders.base import SpectrogramEncoder, check_frontend
+from mucon.encoders.base import SpectrogramEncoder, check_frontend, conv_bn_pool_relu
 
 
 def small_cnn_frontend(sample_rate: int = 16000, n_mels: int = 64) -> nn.Module:
@@ -41,7 +41,7 @@ def named_frontend(name: str, sample_rate: int, n_mels: int) -> nn.Module:
 
 
 class SmallCNN(SpectrogramEncoder):
-    """BatchNorm2d(1) on the spectrogram, blocks of 3x3 conv + BN + ReLU + 2x2 max-pool, then a
+    """BatchNorm2d(1) on the spectrogram, blocks of 3x3 conv + BN + 2x2 max-pool + ReLU, then a
     per-frame linear map from (channels x remaining bands) to ``dim``.
 
     The linear map keeps which band a feature came from (averaging bands would discard it) while
@@ -73,15 +73,8 @@ class SmallCNN(SpectrogramEncoder):
 
         self.input_norm = nn.BatchNorm2d(1)
         blocks = []
-        in_channels = 1
-        for out_channels in channels:
-            blocks += [
-                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(out_channels),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            in_channels = out_channels
+        for in_channels, out_channels in zip((1, *channels), channels):
+            blocks += conv_bn_pool_relu(in_channels, out_channels, pool=2, bias=False)
         self.blocks = nn.Sequential(*blocks)
         self.to_frames = nn.Linear(channels[-1] * (n_mels // reduction), dim)
 
