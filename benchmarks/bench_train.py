@@ -6,6 +6,11 @@ memory (max RSS on CPU, max allocated on CUDA) is its own. A step runs at the pr
     python benchmarks/bench_train.py                      # every paper and CPU preset
     python benchmarks/bench_train.py clmr-cpu --steps 10 --precision 32-true
     python benchmarks/bench_train.py clmr-cpu --profile   # the profiler's top operations of one step
+    python benchmarks/bench_train.py clmr-cpu --compile on   # only the compiled step (default: both, eager first)
+
+Each preset runs eagerly and with its encoder's network compiled (``trainer.compile``); "first step" is the
+wall time of the first step, which for a compiled run holds the compile (from an empty inductor cache only
+if the cache folder is empty: ``TORCHINDUCTOR_CACHE_DIR`` picks it).
 """
 
 from __future__ import annotations
@@ -41,13 +46,14 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
 
 
 def measure_preset(config_path: str, steps: int, device: torch.device, precision: str | None = None,
-                   profile: bool = False) -> dict:
+                   profile: bool = False, compiled: bool = False) -> dict:
     from mucon.config import load_config
     from mucon.data.synthetic import synthetic_batch
     from mucon.methods import method_class
     from mucon.precision import resolve_precision
+    from mucon.training import compile_network
 
-    config = load_config(config_path)
+    config = load_config(config_path, [f"trainer.compile={str(compiled).lower()}"])
     precision, _ = resolve_precision(precision or config.trainer.precision, device.type)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     method = method_class(config.method_name)(config).to(device)
@@ -55,6 +61,7 @@ def measure_preset(config_path: str, steps: int, device: torch.device, precision
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-4)
     batch_size = config.data.batch_size
     batch = synthetic_batch(method.data_request, batch_size, n_classes=10, device=device)
+    compiled = compile_network(method, config)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -63,6 +70,9 @@ def measure_preset(config_path: str, steps: int, device: torch.device, precision
         loss.backward()
         optimizer.step()
 
+    start = time.perf_counter()
+    step()  # a compiled network compiles here
+    first_step = time.perf_counter() - start
     counter = FlopCounterMode(display=False)
     with counter:
         step()
@@ -86,6 +96,8 @@ def measure_preset(config_path: str, steps: int, device: torch.device, precision
     return {
         "preset": Path(config_path).stem,
         "precision": precision,
+        "compiled": compiled,
+        "first_step_seconds": first_step,
         "encoder": config.encoder.name,
         "batch": batch_size,
         "crop_samples": method.data_request.crop_samples,
@@ -104,28 +116,34 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", help="override the preset's trainer.precision (32-true, bf16-mixed, auto)")
     parser.add_argument("--profile", action="store_true", help="print the torch.profiler table of one step")
+    parser.add_argument("--compile", choices=["off", "on", "both"], default="both",
+                        help="time the eager step, the compiled one, or both (default)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.child:
-        print(json.dumps(measure_preset(args.presets[0], args.steps, device, args.precision, args.profile)))
+        print(json.dumps(measure_preset(args.presets[0], args.steps, device, args.precision, args.profile,
+                                        compiled=args.compile == "on")))
         return
 
     peaks = {"32-true": matmul_peak_flops(device), "bf16-mixed": matmul_peak_flops(device, torch.bfloat16)}
     print(f"device: {device}, torch threads: {torch.get_num_threads()}, matmul peak: float32 "
           f"{peaks['32-true'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16-mixed'] / 1e9:.1f} GFLOP/s")
-    header = f"{'preset':<18}{'encoder':<16}{'precision':>11}{'batch':>6}{'crop':>8}{'s/step':>9}{'samples/s':>11}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of peak':>9}{'peak mem':>10}"
+    header = f"{'preset':<18}{'encoder':<16}{'precision':>11}{'compiled':>9}{'first step':>11}{'batch':>6}{'crop':>8}{'s/step':>9}{'samples/s':>11}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of peak':>9}{'peak mem':>10}"
     print(header)
     print("-" * len(header))
-    for preset in args.presets:
+    modes = {"off": ["off"], "on": ["on"], "both": ["off", "on"]}[args.compile]
+    for preset, mode in ((preset, mode) for preset in args.presets for mode in modes):
         out = subprocess.run(
             [sys.executable, __file__, str(preset), "--steps", str(args.steps), "--device", args.device, "--child",
-             *(["--precision", args.precision] if args.precision else []), *(["--profile"] if args.profile else [])],
+             "--compile", mode, *(["--precision", args.precision] if args.precision else []),
+             *(["--profile"] if args.profile else [])],
             stdout=subprocess.PIPE, text=True, check=True,
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(
-            f"{r['preset']:<18}{r['encoder']:<16}{r['precision']:>11}{r['batch']:>6}{r['crop_samples']:>8}{r['seconds_per_step']:>9.3f}"
+            f"{r['preset']:<18}{r['encoder']:<16}{r['precision']:>11}{'yes' if r['compiled'] else 'no':>9}"
+            f"{r['first_step_seconds']:>10.1f}s{r['batch']:>6}{r['crop_samples']:>8}{r['seconds_per_step']:>9.3f}"
             f"{r['samples_per_second']:>11.1f}{r['flops_per_step'] / 1e9:>12.1f}{r['achieved_flops'] / 1e9:>9.1f}"
             f"{r['achieved_flops'] / peaks.get(r['precision'], peaks['32-true']):>9.1%}"
             f"{r['peak_memory_bytes'] / 2**20:>8.0f}MiB"

@@ -440,3 +440,47 @@ def test_the_cloud_logger_tip_is_hidden_inside_a_run_only(tmp_path, tone_store, 
         build_trainer(config)
     assert "litlogger" in caplog.text
 
+
+
+def logged_losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "logs" / "metrics.csv") as handle:
+        return [float(row["train/loss"]) for row in csv.DictReader(handle)]
+
+
+def test_a_compiled_run_resumed_follows_the_eager_run_and_its_checkpoint_embeds_in_an_uncompiled_process(
+        tmp_path, tone_store):
+    """trainer.compile changes how a step runs, not what it computes: a compiled run stopped after a step and
+    resumed logs the eager run's losses up to float32 rounding (fusion reorders the sums), and its checkpoint
+    holds the eager network's state, so a process that never compiles loads it and embeds what this one does."""
+    settings = [f"data.store={tone_store}", *FAST, "trainer.precision=32-true"]
+    eager = cpu_config(tmp_path / "eager", tone_store, *settings, "trainer.max_steps=3")
+    pretrain(eager)
+    pretrain(cpu_config(tmp_path / "compiled", tone_store, *settings, "trainer.compile=true", "trainer.max_steps=1"))
+    resumed = pretrain(cpu_config(tmp_path / "compiled", tone_store, *settings, "trainer.compile=true",
+                                  "trainer.max_steps=3"), resume=True)
+    compiled_losses = logged_losses(tmp_path / "compiled" / "run")
+    assert len(compiled_losses) == 3
+    assert compiled_losses == pytest.approx(logged_losses(Path(eager.run_dir)), rel=1e-4)
+
+    clip = torch.sin(torch.arange(32000) / 7.0)[None].repeat(2, 1)
+    torch.save(clip, tmp_path / "clip.pt")
+    script = ("import sys, torch, mucon; method = mucon.load(sys.argv[1]); "
+              "torch.save(method.encoder.embed(torch.load(sys.argv[2])).detach(), sys.argv[3]); "
+              "assert not torch._dynamo.utils.counters['stats']['unique_graphs'], 'something compiled'")
+    subprocess.run([sys.executable, "-c", script, str(resumed), str(tmp_path / "clip.pt"), str(tmp_path / "embedded.pt")],
+                   check=True)
+    with torch.no_grad():
+        here = mucon.load(resumed).encoder.embed(clip)
+    torch.testing.assert_close(torch.load(tmp_path / "embedded.pt"), here, rtol=0, atol=0)
+
+
+def test_trainer_compile_without_a_cpp_compiler_warns_and_trains_the_eager_network(tmp_path, tone_store, monkeypatch):
+    from mucon.training import compile_network
+
+    config = cpu_config(tmp_path, tone_store, "trainer.compile=true")
+    method = CLMR(config)
+    eager_call = method.encoder.forward_spectrogram
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler found"):
+        assert compile_network(method, config) is False
+    assert method.encoder.forward_spectrogram == eager_call

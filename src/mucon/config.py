@@ -169,6 +169,7 @@ class TrainerConfig:
     checkpoint_every_minutes: float | None = None  # also save last.ckpt this often: slow CPU steps lose little
     keep_checkpoints: list[int] = field(default_factory=list)  # steps whose checkpoint stays as step-N.ckpt
     progress_bar: bool = True
+    compile: bool = False  # torch.compile the encoder's network for training (needs a C++ compiler on CPU)
 
 
 @dataclass

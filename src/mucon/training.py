@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -381,6 +382,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
         resume_step = checkpoint["global_step"]
         del checkpoint  # Lightning reads the file again itself
     method.check_composition(datamodule.composition(method.data_request))
+    compile_network(method, config)
     with contextlib.ExitStack() as run:
         run.enter_context(lightning_quieted())
         trainer = build_trainer(config, resume_step)
@@ -413,6 +415,24 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
                    + (f" ({seconds / steps:.2f} s/step)" if steps else "")
                    + (f", final loss {float(loss):.4g}" if loss is not None else "") + f"; checkpoint: {last}")
     return last
+
+
+def compile_network(method: Method, config: RunConfig) -> bool:
+    """Compile the encoder's network where ``trainer.compile`` asks for it and a C++ compiler is there for
+    inductor's CPU kernels; without one the run trains eagerly after a warning (the same method, a slower step).
+
+    The first steps pay the compile (inductor caches it on disk, so a later run of the same shapes pays
+    less). One run compiles at a time: dynamo's caches are cleared first, so that a process training
+    several runs (``mucon demo``) does not fill its recompile limit with earlier runs' graphs.
+    """
+    if not config.trainer.compile:
+        return False
+    if not any(shutil.which(name) for name in (os.environ.get("CXX") or "g++", "c++", "clang++")):
+        warnings.warn("trainer.compile: no C++ compiler found (install g++), training uncompiled", stacklevel=2)
+        return False
+    torch._dynamo.reset()
+    method.encoder.compile_network()
+    return True
 
 
 def check_crop_fits(datamodule: StoreDataModule, method: Method) -> None:
