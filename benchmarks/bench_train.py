@@ -48,35 +48,22 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
 def measure_preset(config_path: str, steps: int, device: torch.device, precision: str | None = None,
                    profile: bool = False, compiled: bool = False) -> dict:
     from mucon.config import load_config
-    from mucon.data.synthetic import synthetic_batch
-    from mucon.methods import method_class
-    from mucon.precision import resolve_precision
-    from mucon.training import compile_network
+    from mucon.step_timing import synthetic_training_step
 
+    eager = load_config(config_path, ["trainer.compile=false"])
+    _, eager_step, _, _ = synthetic_training_step(eager, device, precision)
+    counter = FlopCounterMode(display=False)
+    with counter:  # counted eagerly: the counter does not see inside inductor's kernels, the FLOPs are the same
+        eager_step()
+    flops_per_step = counter.get_total_flops()
     config = load_config(config_path, [f"trainer.compile={str(compiled).lower()}"])
-    precision, _ = resolve_precision(precision or config.trainer.precision, device.type)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
-    method = method_class(config.method_name)(config).to(device)
-    method.train()
-    optimizer = torch.optim.Adam(method.parameters(), lr=1e-4)
+    method, step, precision, compiled = synthetic_training_step(config, device, precision)
     batch_size = config.data.batch_size
-    batch = synthetic_batch(method.data_request, batch_size, n_classes=10, device=device)
-    compiled = compile_network(method, config)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:  # as Lightning's mixed precision: the forward under autocast, backward outside
-            loss, _ = method.compute_loss(batch)
-        loss.backward()
-        optimizer.step()
 
     start = time.perf_counter()
     step()  # a compiled network compiles here
     first_step = time.perf_counter() - start
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()
-    flops_per_step = counter.get_total_flops()
+    step()
     if profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
             step()

@@ -27,6 +27,10 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     assert (report / "figures" / "training-curves.png").is_file()
     printed = capsys.readouterr().out
     assert "task" in printed and "total" in printed
+    plan = printed[printed.index("plan:"):printed.index("[1/4]")].splitlines()  # before anything is built or trained
+    rows = [line.split() for line in plan[2:2 + len(demo_presets())]]
+    assert [(row[0], row[1]) for row in rows] == [(preset, "2") for preset in demo_presets()]  # preset, steps
+    assert "pretraining: about" in plan[-1] and "--budget-minutes" in plan[-1]
     for preset in demo_presets():
         assert preset in printed
         assert (tmp_path / "demo" / "runs" / preset / "checkpoints" / "last.ckpt").is_file()

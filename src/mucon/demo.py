@@ -17,8 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mucon.config import load_config, preset_names
+import torch
+
+from mucon.config import RunConfig, load_config, preset_names
 from mucon.files import cache_root
+from mucon.precision import resolve_precision
+from mucon.step_timing import StepTiming, time_training_step
 
 CORPUS_SAMPLE_RATE = 22050
 # Pretraining minutes (all CPU presets together, on 2 CPU cores) that the presets' max_steps are sized for.
@@ -79,6 +83,58 @@ class DemoTimes:
                 f"{self.pretrain / 60:.1f} min, evaluate {self.evaluate / 60:.1f} min, total {total / 60:.1f} min")
 
 
+def demo_config(preset: str, corpus_dir: Path, out_dir: Path, budget_minutes: float, seed: int, progress: bool,
+                overrides: list[str] | None) -> RunConfig:
+    """The config the demo trains ``preset`` with: its steps under the budget, the corpus's cached training
+    store at the preset's rate, a run folder in ``out_dir``, then the caller's overrides."""
+    from mucon.audio.store_format import FORMAT_VERSION
+
+    config = load_config(preset)
+    store = cache_root() / "stores" / f"{corpus_dir.name}-train-{config.data.sample_rate}-format{FORMAT_VERSION}"
+    return load_config(preset, [
+        f"data.store={store}", f"run_dir={out_dir / 'runs' / preset}", f"seed={seed}",
+        f"trainer.max_steps={budget_steps(config.trainer.max_steps, budget_minutes)}",
+        f"trainer.progress_bar={str(progress).lower()}",
+        *(overrides or []),
+    ])
+
+
+@dataclass(frozen=True)
+class PresetPlan:
+    preset: str
+    steps: int
+    timing: StepTiming
+
+
+def plan_demo(configs: dict[str, RunConfig]) -> list[PresetPlan]:
+    """Each preset's steps and the time of its step on the device it will train on, from a few steps on a
+    synthetic batch (compiled where the preset compiles: the first step then holds the compile, which
+    inductor caches on disk for the run itself)."""
+    return [PresetPlan(preset, config.trainer.max_steps, time_training_step(config, device=training_device(config)))
+            for preset, config in configs.items()]
+
+
+def training_device(config: RunConfig) -> str:
+    """Where Lightning will train ``config``: a GPU where one is visible and the accelerator allows it."""
+    gpu = config.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "cuda" if gpu else "cpu"
+
+
+def plan_text(plans: list[PresetPlan], budget_minutes: float) -> str:
+    device = "a GPU" if torch.cuda.is_available() else f"{torch.get_num_threads()} CPU threads"
+    _, why = resolve_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
+    lines = [f"plan: pretrain {len(plans)} presets on {device}; precision auto is {why}",
+             f"  {'preset':<18}{'steps':>7}{'precision':>12}{'compiled':>10}{'first step':>12}{'s/step':>8}{'minutes':>9}"]
+    for plan in plans:
+        timing = plan.timing
+        lines.append(f"  {plan.preset:<18}{plan.steps:>7}{timing.precision:>12}{'yes' if timing.compiled else 'no':>10}"
+                     f"{timing.first_step_seconds:>11.1f}s{timing.seconds_per_step:>8.2f}{timing.minutes(plan.steps):>9.1f}")
+    total = sum(plan.timing.minutes(plan.steps) for plan in plans)
+    lines.append(f"  pretraining: about {total:.1f} min here (timed steps; loading batches adds a little), then "
+                 f"evaluation; --budget-minutes {budget_minutes:g} gives these steps, twice the budget twice the steps")
+    return "\n".join(lines)
+
+
 def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO_BUDGET_MINUTES,
              corpus_dir: str | Path | None = None,
              corpus_size: str = "default", presets: list[str] | None = None, seed: int = 0,
@@ -90,7 +146,6 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     `presets` defaults to every CPU preset; `overrides` (key.sub=value) apply to every preset, after the
     demo's own settings.
     """
-    from mucon.audio.store_format import FORMAT_VERSION
     from mucon.audio.store_writer import prepare_store
     from mucon.data.corpus import build_corpus
     from mucon.data.corpus.build import FORMAT as CORPUS_FORMAT
@@ -100,35 +155,29 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     out_dir = Path(out_dir)
     presets = presets or demo_presets()
     times = DemoTimes()
-
-    started = time.time()
     # The corpus format is in the name: a cache left by an older mucon is not resumed (build_corpus refuses it).
     cached = f"corpus-{corpus_size}-{CORPUS_SAMPLE_RATE}-seed{seed}-format{CORPUS_FORMAT}"
     corpus_dir = Path(corpus_dir) if corpus_dir else cache_root() / cached
+    configs = {preset: demo_config(preset, corpus_dir, out_dir, budget_minutes, seed, progress, overrides)
+               for preset in presets}
+    print(plan_text(plan_demo(configs), budget_minutes))
+
+    started = time.time()
     print(f"[1/4] corpus: {corpus_dir}")
     print(build_corpus(corpus_dir, size=corpus_size, sample_rate=CORPUS_SAMPLE_RATE, seed=seed, progress=progress).summary())
     times.corpus = time.time() - started
 
     checkpoints = {}
-    for number, preset in enumerate(presets, 1):
-        config = load_config(preset)
-        rate = config.data.sample_rate
-        store = cache_root() / "stores" / f"{corpus_dir.name}-train-{rate}-format{FORMAT_VERSION}"
+    for number, (preset, config) in enumerate(configs.items(), 1):
         started = time.time()
-        print(f"[2/4] store of the training split at {rate} Hz: {store}")  # pretraining never hears a test piece
-        print(prepare_store(corpus_dir, store, rate, splits=["train"], progress=progress).summary())
+        print(f"[2/4] store of the training split at {config.data.sample_rate} Hz: {config.data.store}")
+        # pretraining never hears a test piece
+        print(prepare_store(corpus_dir, config.data.store, config.data.sample_rate, splits=["train"],
+                            progress=progress).summary())
         times.prepare += time.time() - started
-
-        run_dir = out_dir / "runs" / preset
-        config = load_config(preset, [
-            f"data.store={store}", f"run_dir={run_dir}", f"seed={seed}",
-            f"trainer.max_steps={budget_steps(config.trainer.max_steps, budget_minutes)}",
-            f"trainer.progress_bar={str(progress).lower()}",
-            *(overrides or []),
-        ])
         started = time.time()
         print(f"[3/4] pretraining {preset} ({number}/{len(presets)}): {config.trainer.max_steps} steps")
-        last = run_dir / LAST_CHECKPOINT
+        last = Path(config.run_dir) / LAST_CHECKPOINT
         checkpoints[preset] = pretrain(config, resume=last.exists())
         times.pretrain += time.time() - started
 
