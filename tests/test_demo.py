@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from mucon.demo import demo_presets, run_demo
 from mucon.evaluation.robustness import CORRUPTION_PRESETS
 
@@ -34,3 +36,14 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     for preset in demo_presets():
         assert preset in printed
         assert (tmp_path / "demo" / "runs" / preset / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_budget_scales_every_presets_own_steps_and_the_default_trains_a_share_of_them():
+    from mucon.demo import DEMO_BUDGET_MINUTES, PRESET_BUDGET_MINUTES, budget_steps
+
+    assert budget_steps(600, PRESET_BUDGET_MINUTES) == 600  # the preset's own steps
+    assert budget_steps(600, 2 * PRESET_BUDGET_MINUTES) == 1200
+    assert budget_steps(600, DEMO_BUDGET_MINUTES) == round(600 * DEMO_BUDGET_MINUTES / PRESET_BUDGET_MINUTES) < 600
+    assert budget_steps(3, 0.01) == 1  # never no step
+    with pytest.raises(ValueError, match="--budget-minutes must be positive"):
+        budget_steps(600, 0)

@@ -404,8 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole loop on the built-in corpus: pretrain every method, evaluate, compare")
     demo.add_argument("--out", type=Path, default=Path("mucon-demo"))
     demo.add_argument("--budget-minutes", type=float, default=DEMO_BUDGET_MINUTES,
-                      help="pretraining minutes of all CPU presets together on 2 CPU cores (default %(default)s); "
-                           "it scales every preset's steps, so the same budget trains the same on any machine")
+                      help="pretraining minutes of all CPU presets together on 2 CPU cores with bf16 (default "
+                           "%(default)s; a preset's own max_steps are its share of 16): it scales every preset's steps, "
+                           "so the same budget trains the same on any machine; the plan printed first says the minutes here")
     demo.add_argument("--methods", nargs="+", help="methods or presets to pretrain (default: every CPU preset)")
     demo.add_argument("--corpus", type=Path, help="an existing corpus folder (default: built and cached)")
     # `small` (a dozen items, for the tests) holds fewer training clips than one batch of a CPU preset

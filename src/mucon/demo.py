@@ -6,9 +6,10 @@ table. Everything lands in one folder; the corpus and store are cached across ru
 (default ~/.cache/mucon).
 
 The budget is counted in steps, not seconds: each CPU preset's ``max_steps`` is its share of
-``DEMO_BUDGET_MINUTES`` on a 2-core CPU, and ``--budget-minutes`` scales every preset's steps. A run
-that stopped on a clock would train a different number of steps whenever the machine is busier, and
-the same seed would give another table.
+``PRESET_BUDGET_MINUTES`` (on 2 CPU cores in bf16), and the demo trains ``--budget-minutes`` of it
+(``DEMO_BUDGET_MINUTES`` by default): every preset's steps scaled by budget / PRESET_BUDGET_MINUTES. A
+run that stopped on a clock would train a different number of steps whenever the machine is busier,
+and the same seed would give another table.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from mucon.precision import resolve_precision
 from mucon.step_timing import StepTiming, time_training_step
 
 CORPUS_SAMPLE_RATE = 22050
-# Pretraining minutes (all CPU presets together, on 2 CPU cores) that the presets' max_steps are sized for.
-DEMO_BUDGET_MINUTES = 16.0
+# Pretraining minutes (all CPU presets together, 2 CPU cores, bf16) that the presets' own max_steps add up to.
+PRESET_BUDGET_MINUTES = 16.0
+# The demo's default share of that: sized so that the whole demo, corpus and evaluation included, takes about
+# 12 minutes in float32 on 2 cores of the README's machine and 30 on a 2-core CPU without AVX-512 (where a
+# float32 step takes about 2.8 times as long), and less where the CPU has bf16. See the README's times.
+DEMO_BUDGET_MINUTES = 3.0
 # The robustness conditions the demo's report shows: evaluate's quick preset (see
 # robustness.CORRUPTION_PRESETS): SemiSupCon's pretraining chain and two everyday corruptions (a room,
 # which CLMR and PEMR pretrain with and the report marks seen for them, and a low-bitrate codec, which
@@ -35,10 +40,10 @@ DEMO_CORRUPTIONS = "quick"
 
 
 def budget_steps(max_steps: int, budget_minutes: float) -> int:
-    """A preset's steps under a demo budget: its own max_steps scaled by budget / DEMO_BUDGET_MINUTES."""
+    """A preset's steps under a demo budget: its own max_steps scaled by budget / PRESET_BUDGET_MINUTES."""
     if budget_minutes <= 0:
         raise ValueError(f"--budget-minutes must be positive, got {budget_minutes}")
-    return max(1, round(max_steps * budget_minutes / DEMO_BUDGET_MINUTES))
+    return max(1, round(max_steps * budget_minutes / PRESET_BUDGET_MINUTES))
 
 
 def select_presets(methods: list[str] | None) -> list[str]:
