@@ -163,3 +163,15 @@ def test_a_missing_onnx_model_is_a_one_line_error(tmp_path, capsys):
     assert main(["embed", str(audio), "--model", f"onnx:{missing}", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert f"{missing}: no such ONNX file" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("argv", [["--methods", "clmr-cpu", "trainer.precision=32-true", "--seed", "3"],
+                                  ["--seed", "3", "--methods", "clmr-cpu", "--", "trainer.precision=32-true"],
+                                  ["trainer.precision=32-true", "--methods", "clmr-cpu", "--seed", "3"]])
+def test_demo_passes_settings_to_every_preset_wherever_they_stand(tmp_path, monkeypatch, argv):
+    calls = []
+    monkeypatch.setattr("mucon.demo.run_demo", lambda out, **options: calls.append(options))
+    assert main(["demo", "--out", str(tmp_path), *argv]) == 0
+    (options,) = calls
+    assert options["presets"] == ["clmr-cpu"] and options["overrides"] == ["trainer.precision=32-true"]
+    assert options["seed"] == 3

@@ -243,8 +243,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     from mucon.demo import select_presets
 
+    # `--methods clmr-cpu trainer.precision=32-true`: the list option takes the settings after it too
+    methods = [name for name in args.methods or [] if "=" not in name]
+    overrides = [*(name for name in args.methods or [] if "=" in name), *args.overrides]
     run_demo(args.out, budget_minutes=args.budget_minutes, corpus_dir=args.corpus, corpus_size=args.corpus_size,
-             presets=select_presets(args.methods), seed=args.seed, progress=not args.quiet)
+             presets=select_presets(methods), seed=args.seed, overrides=overrides, progress=not args.quiet)
     return 0
 
 
@@ -413,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--corpus-size", choices=["default", "full"], default="default")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("overrides", nargs="*",
+                      help="key.sub=value settings over every preset, e.g. trainer.precision=32-true (float32, what a "
+                           "CPU without bf16 gets) or trainer.compile=true")
     demo.set_defaults(run=_demo)
 
     corpus = commands.add_parser("corpus", help="the built-in corpus: rendered multitrack music with labels")
