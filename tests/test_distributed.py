@@ -60,6 +60,23 @@ def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path, clip
     assert_same_as_single_process(results, loss, net)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_composed_mask_on_two_processes_gives_the_single_process_loss_and_gradients(tmp_path, weighted):
+    """Views OR shared labels OR same store item, with rows left out (absent sources), across two gloo ranks:
+    items are global, so two clips of one track on different ranks are positives, as in one process."""
+    results = run_two_ranks(tmp_path, 4, 3, "composed", 1, "weighted" if weighted else "counted")
+    inputs, labels = two_process_worker.global_batch(4, WORLD_SIZE, 3)
+    items, kept = two_process_worker.items_and_kept(4, WORLD_SIZE, 3)
+    net = two_process_worker.model()
+    global_ids = torch.cat([torch.arange(4).repeat(3) + rank * 4 for rank in range(WORLD_SIZE)])
+    item_pairs = positive_mask(global_ids, global_ids, items=items.flatten(), candidate_items=items.flatten())
+    assert (item_pairs[:12, 12:] > 0).any() and not kept.all()  # the items add positives across the ranks
+    loss = ContrastiveLoss(0.2, weighted=weighted)(net(inputs.flatten(0, 1)), global_ids, labels.flatten(0, 1),
+                                                   items.flatten(), kept.flatten())
+    loss.backward()
+    assert_same_as_single_process(results, loss, net)
+
+
 def test_pemr_objectives_on_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     """The paper's negatives and the release's batch statistics and correlations span both ranks."""
     results = run_two_ranks(tmp_path, 3, 3, "pemr")
