@@ -10,6 +10,7 @@ from mucon.audio.store_writer import prepare_store
 from mucon.config import ConfigError, load_config
 from mucon.losses import ContrastiveLoss, nt_xent_ids, positive_mask
 from mucon.methods import CLMR, Composed, SemiSupCon, method_class
+from mucon.methods.pemr import frame_tokens, replace_frames
 from mucon.training import pretrain
 
 from conftest import CONFIGS, assert_loads_back_as_trained, pretrain_keeping_the_model
@@ -193,3 +194,27 @@ def test_composed_is_a_built_in_name_but_no_demo_method():
 
     assert method_class("composed") is Composed
     assert "semisupcon-mscol-cpu" not in demo_presets()
+
+
+def test_pemrs_masked_positive_is_a_third_view_of_semisupcons_chunks(monkeypatch):
+    """The masked view is the second chunk's spectrogram with PEMR's k least important frames (scored against
+    the first chunk) replaced by the [MASK] frame, a positive of its clip; PEMR's prediction loss is added."""
+    method = composed("method.views=[chunks, masked]", "method.positives=[views]").eval()  # eval: no dropout
+    spectrograms, ids = [], []
+    original = method.project_spectrogram
+    monkeypatch.setattr(method, "project_spectrogram", lambda s: spectrograms.append(s.detach()) or original(s))
+    anchor_losses = method.loss.anchor_losses
+    monkeypatch.setattr(method.loss, "anchor_losses", lambda z, clip_ids, *rest: ids.append(clip_ids) or
+                        anchor_losses(z, clip_ids, *rest))
+    loss, logged = method.compute_loss(labelled_batch(clips=4))
+    first, second, masked = spectrograms[0].chunk(3)
+    _, dropped = method.select(frame_tokens(first), frame_tokens(second))
+    assert dropped.sum(1).tolist() == [int(first.shape[2] * 0.1)] * 4
+    torch.testing.assert_close(masked, replace_frames(second, dropped, method.mask_frame.detach()))
+    assert ids[0].tolist() == list(range(4)) * 3
+    assert loss.item() == pytest.approx(logged["objective"].item() + 0.01 * logged["prediction"].item(), rel=1e-6)
+
+
+def test_a_masked_view_needs_two_views_to_score_frames_against():
+    with pytest.raises(ConfigError, match="masked masks a clip's second view"):
+        composed("method.views=[source_crop, masked]")

@@ -7,7 +7,11 @@
 - ``mixture_crop``: MSCOL's anchor, one crop of the mixture inside a segment (``segment_samples``), as is;
 - ``source_crop``: MSCOL's positive, one crop of the batch's source (drawn per batch from ``sources``)
   of the same excerpt, as is; an absent source gives no view (its row is left out of the loss, since
-  zero inputs embed alike and would be each other's hard negatives).
+  zero inputs embed alike and would be each other's hard negatives);
+- ``masked``: PEMR's positive, added after the others: the second view's spectrogram with its
+  ``mask_ratio`` least important frames (scored by PEMR's frame transformer against the first view)
+  replaced by the learned [MASK] frame; the transformer learns from PEMR's frame prediction task, whose
+  loss is added with ``prediction_weight``. It needs a first part of two views or more (chunks, crops).
 
 ``method.positives`` lists positive parts, OR-ed into one mask (summed and clipped at 1 when weighted):
 ``views`` (views of one clip, always on: without it a clip's own views would be negatives), ``labels``
@@ -41,6 +45,7 @@ from mucon.losses import ContrastiveLoss, nt_xent_ids
 from mucon.losses.contrastive import global_mean
 from mucon.methods.base import Method, MethodParams
 from mucon.methods.clmr import two_view_crops
+from mucon.methods.pemr import FrameMasking, frame_tokens, replace_frames
 from mucon.methods.semisupcon import SemiSupCon
 
 
@@ -62,6 +67,16 @@ class ComposedParams(MethodParams):
     temperature: float = 0.1
     severity: float = 1.0  # the chunks part's SemiSupCon chain
     pitch_shift: bool = True  # the crops part's CLMR chain
+    # the masked part: PEMR's settings and defaults
+    mask_ratio: float = 0.1
+    prediction_weight: float = 0.01
+    prediction_share: float = 0.15
+    huber_delta: float = 0.1
+    transformer_layers: int = 3
+    transformer_heads: int = 3
+    feedforward_dim: int = 2048
+    dropout: float = 0.1
+    prediction_hidden_dim: int = 512
 
 
 class Views(NamedTuple):
@@ -123,6 +138,8 @@ VIEW_PARTS: dict[str, ViewPart] = {
                                        "source_per_batch": True, "present_only_probability": p.present_only_probability,
                                        "presence_threshold": p.presence_threshold}, _source_crop),
 }
+MASKED = "masked"  # made from the other parts' spectrograms, so none of VIEW_PARTS
+VIEW_NAMES = (*VIEW_PARTS, MASKED)
 POSITIVE_PARTS: dict[str, Callable[[ComposedParams], dict[str, Any]]] = {
     "views": lambda p: {},
     "labels": lambda p: {"labels": True, "labelled_share": p.labelled_share, "labelled_keep": p.labelled_keep},
@@ -151,13 +168,13 @@ def _check_names(kind: str, names: list[str], known) -> None:
         raise ConfigError(f"method.{kind}: {names} must name distinct parts among {', '.join(known)}")
 
 
-class Composed(Method):
+class Composed(FrameMasking, Method):
     Params = ComposedParams
 
     def __init__(self, config, label_vocabulary=None):
         super().__init__(config, label_vocabulary)
         params = self.params
-        _check_names("views", params.views, VIEW_PARTS)
+        _check_names("views", params.views, VIEW_NAMES)
         _check_names("positives", params.positives, POSITIVE_PARTS)
         if "views" not in params.positives:
             raise ConfigError(f"method.positives: {params.positives} lacks 'views': a clip's own views would be "
@@ -182,10 +199,15 @@ class Composed(Method):
             self.augment["chunks"] = semisupcon_chain(config.data.sample_rate, params.severity)
         if "crops" in params.views:
             self.augment["crops"] = clmr_chain(config.data.sample_rate, pitch_shift=params.pitch_shift)
+        if MASKED in params.views:
+            if params.views[0] not in ("chunks", "crops") or params.views[0] == "chunks" and params.chunks < 2:
+                raise ConfigError(f"method.views: {params.views}: masked masks a clip's second view, so the first "
+                                  "part must give two views or more (chunks, crops)")
+            self.build_frame_masking()
         self.loss = ContrastiveLoss(params.temperature, min_shared_labels=params.min_shared_labels,
                                     weighted=params.weighted)
         self._data_request = union_request(
-            {**{name: VIEW_PARTS[name].request(params) for name in params.views},
+            {**{name: VIEW_PARTS[name].request(params) for name in params.views if name != MASKED},
              **{f"positives {name}": POSITIVE_PARTS[name](params) for name in params.positives}},
             item_level=self.scales_by_item_level)
 
@@ -197,29 +219,41 @@ class Composed(Method):
         if "labels" in self.params.positives:
             SemiSupCon.check_composition(self, composition)  # same settings, same warning
 
-    def embed_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every part's views through the network in one batch: projections ``[V B, d]`` view-major, and
-        which rows are absent."""
-        views = [VIEW_PARTS[name].make(self, batch) for name in self.params.views]
+    def embed_views(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Every part's views through the network in one batch: projections ``[V B, d]`` view-major, which
+        rows are absent, and the masked part's frame prediction loss (if it is a part)."""
+        views = [VIEW_PARTS[name].make(self, batch) for name in self.params.views if name != MASKED]
         waveforms = torch.cat([view.waveforms for view in views])
         level = torch.cat([view.level for view in views]) if self.scales_by_item_level else None
         absent = torch.cat([view.absent for view in views])
-        if "source_crop" not in self.params.views:
-            return self.project(waveforms, level), absent
+        if "source_crop" not in self.params.views and MASKED not in self.params.views:
+            return self.project(waveforms, level), absent, {}
         spectrograms = self.spectrograms(waveforms, level).masked_fill(absent[:, None, None], 0.0)
-        return self.project_spectrogram(spectrograms), absent
+        if MASKED not in self.params.views:
+            return self.project_spectrogram(spectrograms), absent, {}
+        clips = batch["audio"].shape[0]
+        first, second = spectrograms[:clips], spectrograms[clips : 2 * clips]
+        frames_first, frames_second = frame_tokens(first), frame_tokens(second)
+        prediction = self.prediction_loss(torch.cat([frames_first, frames_second]))
+        _, dropped = self.select(frames_first, frames_second)
+        spectrograms = torch.cat([spectrograms, replace_frames(second, dropped, self.mask_frame)])
+        return self.project_spectrogram(spectrograms), torch.cat([absent, absent[clips : 2 * clips]]), {"prediction": prediction}
 
     def compute_loss(self, batch):
-        z, absent = self.embed_views(batch)
+        z, absent, extra = self.embed_views(batch)
         clips = batch["audio"].shape[0]
         n_views = z.shape[0] // clips
         labels = batch["labels"].repeat(n_views, 1) if "labels" in self.params.positives and batch["labels"].shape[1] else None
         items = batch["index"].repeat(n_views) if "sources" in self.params.positives else None
         kept = ~absent if "source_crop" in self.params.views else None  # on every process alike: it is gathered
         losses, counted = self.loss.anchor_losses(z, nt_xent_ids(clips, n_views, z.device), labels, items, kept)
+        loss = global_mean(losses, counted)
         logged = {}
+        if extra:
+            logged = {"objective": loss.detach(), "prediction": extra["prediction"].detach()}
+            loss = loss + self.params.prediction_weight * extra["prediction"]
         if labels is not None:
             logged["labelled_clips"] = batch["labelled"].sum().float()
         if "source_crop" in self.params.views:
             logged["source_present"] = batch["source_present"][:, 0].float().mean()
-        return global_mean(losses, counted), logged
+        return loss, logged
