@@ -43,14 +43,14 @@ from mucon.data.request import ADJACENT, ANYWHERE, INDEPENDENT, DataRequest
 from mucon.encoders import SpectrogramEncoder
 from mucon.losses import ContrastiveLoss, nt_xent_ids
 from mucon.losses.contrastive import global_mean
-from mucon.methods.base import Method, MethodParams
+from mucon.methods.base import Method
 from mucon.methods.clmr import two_view_crops
-from mucon.methods.pemr import FrameMasking, frame_tokens, replace_frames
+from mucon.methods.pemr import FrameMasking, FrameMaskingParams, frame_tokens, replace_frames
 from mucon.methods.semisupcon import SemiSupCon
 
 
 @dataclasses.dataclass
-class ComposedParams(MethodParams):
+class ComposedParams(FrameMaskingParams):  # the masked part's settings, PEMR's defaults
     views: list[str] = dataclasses.field(default_factory=lambda: ["chunks"])
     positives: list[str] = dataclasses.field(default_factory=lambda: ["views"])
     loss: str = "supcon"
@@ -67,16 +67,6 @@ class ComposedParams(MethodParams):
     temperature: float = 0.1
     severity: float = 1.0  # the chunks part's SemiSupCon chain
     pitch_shift: bool = True  # the crops part's CLMR chain
-    # the masked part: PEMR's settings and defaults
-    mask_ratio: float = 0.1
-    prediction_weight: float = 0.01
-    prediction_share: float = 0.15
-    huber_delta: float = 0.1
-    transformer_layers: int = 3
-    transformer_heads: int = 3
-    feedforward_dim: int = 2048
-    dropout: float = 0.1
-    prediction_hidden_dim: int = 512
 
 
 class Views(NamedTuple):

@@ -58,13 +58,10 @@ BERT_ZEROED, BERT_RANDOM = 0.8, 0.1  # of the picked frames; the remaining 10% a
 
 
 @dataclasses.dataclass
-class PEMRParams(MethodParams):
-    crop_samples: int = 59049
-    objective: str = "cross_correlation"  # or "contrastive"; see the module docstring
+class FrameMaskingParams(MethodParams):
+    """The settings of PEMR's masks and frame prediction task (``FrameMasking``)."""
+
     mask_ratio: float = 0.1
-    temperature: float = 0.5  # contrastive objective
-    off_diagonal_weight: float = 5e-3  # cross-correlation objective
-    negative_weight: float = 5e-3  # cross-correlation objective
     prediction_weight: float = 0.01
     prediction_share: float = 0.15
     huber_delta: float = 0.1
@@ -73,6 +70,15 @@ class PEMRParams(MethodParams):
     feedforward_dim: int = 2048
     dropout: float = 0.1
     prediction_hidden_dim: int = 512
+
+
+@dataclasses.dataclass
+class PEMRParams(FrameMaskingParams):
+    crop_samples: int = 59049
+    objective: str = "cross_correlation"  # or "contrastive"; see the module docstring
+    temperature: float = 0.5  # contrastive objective
+    off_diagonal_weight: float = 5e-3  # cross-correlation objective
+    negative_weight: float = 5e-3  # cross-correlation objective
     pitch_shift: bool = False
     crop_per_view: bool = True  # false: one crop, augmented twice (an ablation)
 
@@ -185,7 +191,7 @@ class FrameTransformer(nn.Module):
 
 class FrameMasking:
     """PEMR's mask generator, its [MASK] frame and its frame prediction task, for a ``Method`` whose params
-    hold PEMR's settings of them: PEMR's own, and a composed method's ``masked`` view."""
+    are ``FrameMaskingParams``: PEMR, and a composed method's ``masked`` view."""
 
     def build_frame_masking(self) -> None:
         params, config = self.params, self.config
