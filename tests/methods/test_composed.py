@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import mucon
+from mucon import hear
 from mucon.audio.store_writer import prepare_store
 from mucon.config import ConfigError, load_config
 from mucon.losses import ContrastiveLoss, nt_xent_ids, positive_mask
@@ -175,9 +176,9 @@ def musdb_store(tmp_path_factory):
     return root.parent / "store"
 
 
-def test_the_preset_trains_resumes_and_loads_back_as_trained(tmp_path, musdb_store, monkeypatch):
-    """Chunks of the mixture and a source crop, clips of one track positives, on a multitrack store; the
-    resumed run continues from its step."""
+def test_the_preset_trains_loads_through_mucon_and_hear_and_resumes(tmp_path, musdb_store, monkeypatch):
+    """Chunks of the mixture and a source crop, clips of one track positives, on a multitrack store; it loads
+    through mucon.load and HEAR, and the resumed run continues from its step."""
     settings = [f"data.store={musdb_store}", "data.batch_size=4", "data.label_column=null", "data.crops_per_item=2",
                 "method.positives=[views, sources]", *SMALL, *FAST]  # the store has no labels; its tracks repeat
     config = load_config("semisupcon-mscol-cpu", [f"run_dir={tmp_path / 'run'}", "trainer.max_steps=2", *settings])
@@ -185,6 +186,10 @@ def test_the_preset_trains_resumes_and_loads_back_as_trained(tmp_path, musdb_sto
     model = mucon.load(checkpoint)
     assert isinstance(model, Composed) and model.params.views == ["chunks", "source_crop"]
     assert_loads_back_as_trained(model, trained, torch.randn(2, 8000))
+    clips = torch.randn(2, 8000) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(hear.get_scene_embeddings(clips, hear.load_model(str(checkpoint))),
+                                   model.encoder.embed(clips), atol=1e-5, rtol=1e-4)
     last = pretrain(load_config(tmp_path / "run" / "config.yaml", ["trainer.max_steps=3"]), resume=True)
     assert torch.load(last, weights_only=False)["global_step"] == 3
 
