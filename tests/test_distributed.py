@@ -77,6 +77,19 @@ def test_a_composed_mask_on_two_processes_gives_the_single_process_loss_and_grad
     assert_same_as_single_process(results, loss, net)
 
 
+def test_a_mean_of_each_processs_own_mean_would_differ_where_processes_count_different_anchors():
+    """Guards the test above: with rows left out, the ranks count different anchors, so averaging per-rank
+    means (what DDP does to a plain mean) is not the global batch's mean that the loss gives."""
+    inputs, labels = two_process_worker.global_batch(4, WORLD_SIZE, 3)
+    items, kept = two_process_worker.items_and_kept(4, WORLD_SIZE, 3)
+    global_ids = torch.cat([torch.arange(4).repeat(3) + rank * 4 for rank in range(WORLD_SIZE)])
+    losses, counted = ContrastiveLoss(0.2).anchor_losses(two_process_worker.model()(inputs.flatten(0, 1)), global_ids,
+                                                         labels.flatten(0, 1), items.flatten(), kept.flatten())
+    per_rank = [part_losses[part_counted].mean() for part_losses, part_counted in zip(losses.chunk(2), counted.chunk(2))]
+    assert counted[:12].sum() != counted[12:].sum()
+    assert abs(sum(per_rank).item() / 2 - losses[counted].mean().item()) > 1e-3
+
+
 def test_pemr_objectives_on_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     """The paper's negatives and the release's batch statistics and correlations span both ranks."""
     results = run_two_ranks(tmp_path, 3, 3, "pemr")
