@@ -2,12 +2,15 @@
 labels OR same source recording) against a float64 loop, its data request the union of its parts', and
 SemiSupCon and CLMR written as compositions computing their own loss on the same batch."""
 
+import sys
+
 import pytest
 import torch
 
 import mucon
 from mucon import hear
 from mucon.audio.store_writer import prepare_store
+from mucon.checkpoint import CheckpointError
 from mucon.config import ConfigError, load_config
 from mucon.losses import ContrastiveLoss, nt_xent_ids, positive_mask
 from mucon.methods import CLMR, Composed, SemiSupCon, method_class
@@ -223,3 +226,42 @@ def test_pemrs_masked_positive_is_a_third_view_of_semisupcons_chunks(monkeypatch
 def test_a_masked_view_needs_two_views_to_score_frames_against():
     with pytest.raises(ConfigError, match="masked masks a clip's second view"):
         composed("method.views=[source_crop, masked]")
+
+
+LOUDER = '''
+import torch
+
+import mucon
+
+
+class Louder(mucon.Augmentation):
+    """A gain of 1 .. 2, drawn per row: the least a chain of one's own defines."""
+
+    def __init__(self, sample_rate):
+        super().__init__(p=1.0)
+
+    def transform(self, x, generator):
+        return x * (1 + torch.rand(x.shape[0], 1, generator=generator, device=x.device))
+'''
+
+
+def test_a_chain_of_ones_own_by_import_path_trains_is_recorded_and_loads_only_where_importable(
+        tmp_path, tone_store, monkeypatch):
+    package = tmp_path / "site" / "my_chains"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('__version__ = "1.2"\n')
+    (package / "louder.py").write_text(LOUDER)
+    monkeypatch.syspath_prepend(str(package.parent))
+    path = "my_chains.louder:Louder"
+    config = load_config("semisupcon-mscol-cpu", [
+        f"data.store={tone_store}", f"run_dir={tmp_path / 'run'}", "data.batch_size=4", "data.label_column=null",
+        "trainer.max_steps=1", "method.views=[chunks]", "method.positives=[views]", f"method.chain={path}", *SMALL, *FAST])
+    last = pretrain(config)
+    checkpoint = torch.load(last, weights_only=False)
+    assert checkpoint["mucon"]["user_code"] == {path: "1.2"}
+    assert type(mucon.load(last).augment["chunks"]).__module__ == "my_chains.louder"
+    for name in [name for name in sys.modules if name.startswith("my_chains")]:
+        del sys.modules[name]
+    sys.path.remove(str(package.parent))
+    with pytest.raises(CheckpointError, match=f"'{path}'.*No module named 'my_chains'.*trained with my_chains version 1.2$"):
+        mucon.load(last)

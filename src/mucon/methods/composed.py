@@ -18,7 +18,9 @@
 (SemiSupCon's: at least T shared labels, or their Dice overlap; with the labelled share b_s and the kept
 share p_s of its data request) and ``sources`` (clips cut from the same source recording, a store item).
 ``method.loss`` is ``supcon`` (SupCon's L_out over that mask) or ``ntxent`` (the same loss, which
-admits only the ``views`` positive: CLMR's).
+admits only the ``views`` positive: CLMR's). ``method.chain`` names, by import path, an augmentation chain
+of the user's own (a ``mucon.Augmentation`` subclass built with the sample rate) that the chunks and
+crops parts apply instead of their method's.
 
 Every view has the same length, ``crop_samples``, so that all go through the network as one batch (one
 set of batch-norm statistics, as SemiSupCon's chunks and MSCOL's pairs do). The data request is the
@@ -35,7 +37,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from mucon.audio.augment import ClipGroups
+from mucon.audio.augment import Augmentation, ClipGroups
 from mucon.audio.chains import clmr_chain, semisupcon_chain
 from mucon.config import ConfigError
 from mucon.data.layouts import SOURCE_TYPES
@@ -47,6 +49,7 @@ from mucon.methods.base import Method
 from mucon.methods.clmr import two_view_crops
 from mucon.methods.pemr import FrameMasking, FrameMaskingParams, frame_tokens, replace_frames
 from mucon.methods.semisupcon import SemiSupCon
+from mucon.user_code import import_named
 
 
 @dataclasses.dataclass
@@ -67,6 +70,7 @@ class ComposedParams(FrameMaskingParams):  # the masked part's settings, PEMR's 
     temperature: float = 0.1
     severity: float = 1.0  # the chunks part's SemiSupCon chain
     pitch_shift: bool = True  # the crops part's CLMR chain
+    chain: str | None = None  # the user's own chain for chunks and crops, by import path (my_lab.chains:MyChain)
 
 
 class Views(NamedTuple):
@@ -185,10 +189,12 @@ class Composed(FrameMasking, Method):
         if "labels" in params.positives and params.min_shared_labels < 1:
             raise ConfigError(f"method.min_shared_labels (T) must be at least 1, got {params.min_shared_labels}")
         self.augment = torch.nn.ModuleDict()  # by view part; named as the five name their chain (robustness reads it)
+        rate = config.data.sample_rate
+        own_chain = import_named(params.chain, Augmentation, "method.chain") if params.chain else None
         if "chunks" in params.views:
-            self.augment["chunks"] = semisupcon_chain(config.data.sample_rate, params.severity)
+            self.augment["chunks"] = own_chain(rate) if own_chain else semisupcon_chain(rate, params.severity)
         if "crops" in params.views:
-            self.augment["crops"] = clmr_chain(config.data.sample_rate, pitch_shift=params.pitch_shift)
+            self.augment["crops"] = own_chain(rate) if own_chain else clmr_chain(rate, pitch_shift=params.pitch_shift)
         if MASKED in params.views:
             if params.views[0] not in ("chunks", "crops") or params.views[0] == "chunks" and params.chunks < 2:
                 raise ConfigError(f"method.views: {params.views}: masked masks a clip's second view, so the first "
