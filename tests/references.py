@@ -5,20 +5,26 @@ import math
 import torch
 
 
-def reference_supcon(z, clip_ids, labels=None, temperature=0.1, min_shared=1, weighted=False):
+def reference_supcon(z, clip_ids, labels=None, temperature=0.1, min_shared=1, weighted=False, items=None, kept=None):
     """SupCon L_out written out term by term, in float64, from the formula in METHODS.md."""
-    terms = [term for term in reference_supcon_terms(z, clip_ids, labels, temperature, min_shared, weighted) if term is not None]
+    terms = [term for term in reference_supcon_terms(z, clip_ids, labels, temperature, min_shared, weighted, items, kept)
+             if term is not None]
     return sum(terms) / len(terms)
 
 
-def reference_supcon_terms(z, clip_ids, labels=None, temperature=0.1, min_shared=1, weighted=False):
-    """Each anchor's L_out term in float64 (None for an anchor without a positive, which does not count)."""
+def reference_supcon_terms(z, clip_ids, labels=None, temperature=0.1, min_shared=1, weighted=False, items=None,
+                           kept=None):
+    """Each anchor's L_out term in float64 (None for an anchor without a positive, which does not count).
+
+    ``items``: embeddings of one store item are positives too (the same source recording); ``kept``: rows
+    left False are no anchor, no positive and no negative."""
     z = torch.nn.functional.normalize(z.double(), dim=1).tolist()
     n = len(z)
     sim = [[sum(a * b for a, b in zip(z[i], z[j])) / temperature for j in range(n)] for i in range(n)]
+    kept = [True] * n if kept is None else [bool(k) for k in kept]
 
     def target(i, j):
-        same = 1.0 if clip_ids[i] == clip_ids[j] else 0.0
+        same = 1.0 if clip_ids[i] == clip_ids[j] or (items is not None and items[i] == items[j]) else 0.0
         if labels is None:
             return same
         yi, yj = labels[i], labels[j]
@@ -32,9 +38,9 @@ def reference_supcon_terms(z, clip_ids, labels=None, temperature=0.1, min_shared
 
     terms = []
     for i in range(n):
-        denominator = sum(math.exp(sim[i][k]) for k in range(n) if k != i)
-        weights = [target(i, j) if j != i else 0.0 for j in range(n)]
-        if sum(weights) == 0:
+        denominator = sum(math.exp(sim[i][k]) for k in range(n) if k != i and kept[k])
+        weights = [target(i, j) if j != i and kept[j] else 0.0 for j in range(n)]
+        if sum(weights) == 0 or not kept[i]:
             terms.append(None)
             continue
         total = sum(w * -math.log(math.exp(sim[i][j]) / denominator) for j, w in enumerate(weights) if w)

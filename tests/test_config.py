@@ -49,10 +49,10 @@ def _numeric(annotation) -> bool:
 
 def test_every_numeric_setting_of_the_run_and_of_every_method_has_a_range():
     from mucon.config import DataConfig, OptimizerConfig, TrainerConfig
-    from mucon.methods import METHODS
+    from mucon.methods import METHODS, Composed
 
     sections = [("", RunConfig), ("data.", DataConfig), ("optimizer.", OptimizerConfig), ("trainer.", TrainerConfig),
-                *[("method.", method.Params) for method in METHODS.values()]]
+                *[("method.", method.Params) for method in [*METHODS.values(), Composed]]]
     numeric = {f"{prefix}{name}" for prefix, cls in sections
                for name, annotation in typing.get_type_hints(cls).items() if _numeric(annotation)}
     assert "method.temperature" in numeric and "trainer.max_steps" in numeric

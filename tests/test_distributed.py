@@ -60,6 +60,36 @@ def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path, clip
     assert_same_as_single_process(results, loss, net)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_composed_mask_on_two_processes_gives_the_single_process_loss_and_gradients(tmp_path, weighted):
+    """Views OR shared labels OR same store item, with rows left out (absent sources), across two gloo ranks:
+    items are global, so two clips of one track on different ranks are positives, as in one process."""
+    results = run_two_ranks(tmp_path, 4, 3, "composed", 1, "weighted" if weighted else "counted")
+    inputs, labels = two_process_worker.global_batch(4, WORLD_SIZE, 3)
+    items, kept = two_process_worker.items_and_kept(4, WORLD_SIZE, 3)
+    net = two_process_worker.model()
+    global_ids = torch.cat([torch.arange(4).repeat(3) + rank * 4 for rank in range(WORLD_SIZE)])
+    item_pairs = positive_mask(global_ids, global_ids, items=items.flatten(), candidate_items=items.flatten())
+    assert (item_pairs[:12, 12:] > 0).any() and not kept.all()  # the items add positives across the ranks
+    loss = ContrastiveLoss(0.2, weighted=weighted)(net(inputs.flatten(0, 1)), global_ids, labels.flatten(0, 1),
+                                                   items.flatten(), kept.flatten())
+    loss.backward()
+    assert_same_as_single_process(results, loss, net)
+
+
+def test_a_mean_of_each_processs_own_mean_would_differ_where_processes_count_different_anchors():
+    """Guards the test above: with rows left out, the ranks count different anchors, so averaging per-rank
+    means (what DDP does to a plain mean) is not the global batch's mean that the loss gives."""
+    inputs, labels = two_process_worker.global_batch(4, WORLD_SIZE, 3)
+    items, kept = two_process_worker.items_and_kept(4, WORLD_SIZE, 3)
+    global_ids = torch.cat([torch.arange(4).repeat(3) + rank * 4 for rank in range(WORLD_SIZE)])
+    losses, counted = ContrastiveLoss(0.2).anchor_losses(two_process_worker.model()(inputs.flatten(0, 1)), global_ids,
+                                                         labels.flatten(0, 1), items.flatten(), kept.flatten())
+    per_rank = [part_losses[part_counted].mean() for part_losses, part_counted in zip(losses.chunk(2), counted.chunk(2))]
+    assert counted[:12].sum() != counted[12:].sum()
+    assert abs(sum(per_rank).item() / 2 - losses[counted].mean().item()) > 1e-3
+
+
 def test_pemr_objectives_on_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     """The paper's negatives and the release's batch statistics and correlations span both ranks."""
     results = run_two_ranks(tmp_path, 3, 3, "pemr")

@@ -1,7 +1,8 @@
 """One rank of the two-process gloo check; run by tests/test_distributed.py, writes its loss and gradients.
 
 ``objective`` names what the rank computes on its share of the batch: ``supcon`` (views and labels,
-``ContrastiveLoss`` with T shared labels or Dice weights) or ``pemr``: each of PEMR's objectives over
+``ContrastiveLoss`` with T shared labels or Dice weights), ``composed`` (the same, plus clips of one store
+item as positives and rows left out, as a composed method's absent sources) or ``pemr``: each of PEMR's objectives over
 (anchor, positive, negative) triples, one after the other in the same process group (one start-up).
 """
 
@@ -22,6 +23,14 @@ def global_batch(clips_per_rank: int, world_size: int, n_views: int):
     labels = (torch.rand(world_size, clips_per_rank, 4, generator=generator) < 0.6).float()
     labels[:, ::2] = 0  # half the clips unlabelled
     return inputs, labels.repeat(1, n_views, 1)
+
+
+def items_and_kept(clips_per_rank: int, world_size: int, n_views: int):
+    """Each row's store item (shared across ranks: clips of one track on both) and whether it is kept, rank-major."""
+    generator = torch.Generator().manual_seed(11)
+    items = torch.randint(clips_per_rank, (world_size, clips_per_rank), generator=generator).repeat(1, n_views)
+    kept = torch.rand(world_size, clips_per_rank * n_views, generator=generator) > 0.25
+    return items, kept
 
 
 def model():
@@ -52,11 +61,13 @@ def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_r
          objective: str, *settings: str):
     dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world_size)
     inputs, labels = global_batch(clips_per_rank, world_size, n_views)
-    if objective == "supcon":
+    if objective in ("supcon", "composed"):
         min_shared_labels, weighting = settings
         net = model()
         loss_fn = ContrastiveLoss(0.2, min_shared_labels=int(min_shared_labels), weighted=weighting == "weighted")
-        loss = loss_fn(net(inputs[rank]), nt_xent_ids(clips_per_rank, n_views), labels[rank])
+        items, kept = (part[rank] for part in items_and_kept(clips_per_rank, world_size, n_views))
+        composed = (items, kept) if objective == "composed" else ()
+        loss = loss_fn(net(inputs[rank]), nt_xent_ids(clips_per_rank, n_views), labels[rank], *composed)
         result = averaged(loss, list(net.parameters()))
     else:
         result = {}

@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
-# The public bases of a user's own method and encoder (``method.name: my_lab.methods:MyMethod``), imported
+# The public bases of a user's own method, encoder and chain (``method.name: my_lab.methods:MyMethod``), imported
 # on first use so that ``import mucon`` stays light.
-_PUBLIC_BASES = {"Method": "mucon.methods", "MethodParams": "mucon.methods.base", "Encoder": "mucon.encoders"}
+_PUBLIC_BASES = {"Method": "mucon.methods", "MethodParams": "mucon.methods.base", "Encoder": "mucon.encoders",
+                 "Augmentation": "mucon.audio.augment"}
 
 
 def __getattr__(name):
@@ -22,4 +23,4 @@ def load(path, device="cpu"):
     return load_checkpoint(path, device)
 
 
-__all__ = ["Encoder", "Method", "MethodParams", "load"]
+__all__ = ["Augmentation", "Encoder", "Method", "MethodParams", "load"]

@@ -79,6 +79,7 @@ SETTING_RANGES: dict[str, Range] = {
     "method.segment_samples": AT_LEAST_ONE,
     "method.chunk_samples": AT_LEAST_ONE,
     "method.views": AT_LEAST_ONE,
+    "method.chunks": AT_LEAST_ONE,
     "method.temperature": POSITIVE,
     "method.present_only_probability": FRACTION,
     "method.presence_threshold": NON_NEGATIVE,

@@ -43,6 +43,10 @@ def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     return _AllGatherWithGrad.apply(tensor), dist.get_rank() * tensor.shape[0]
 
 
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """All ranks' rows concatenated in rank order, without gradient (ids, labels)."""
     if not is_distributed():

@@ -66,5 +66,5 @@ def package_version(path: str) -> str:
 
 def recorded_code(config: RunConfig) -> dict[str, str]:
     """``{import path: package version}`` of the user's code a run config names, for its checkpoints."""
-    names = (config.method_name, config.encoder.name, config.head.name)
-    return {name: package_version(name) for name in names if is_import_path(name)}
+    names = (config.method_name, config.encoder.name, config.head.name, config.method.get("chain"))
+    return {name: package_version(name) for name in names if isinstance(name, str) and is_import_path(name)}

@@ -58,13 +58,10 @@ BERT_ZEROED, BERT_RANDOM = 0.8, 0.1  # of the picked frames; the remaining 10% a
 
 
 @dataclasses.dataclass
-class PEMRParams(MethodParams):
-    crop_samples: int = 59049
-    objective: str = "cross_correlation"  # or "contrastive"; see the module docstring
+class FrameMaskingParams(MethodParams):
+    """The settings of PEMR's masks and frame prediction task (``FrameMasking``)."""
+
     mask_ratio: float = 0.1
-    temperature: float = 0.5  # contrastive objective
-    off_diagonal_weight: float = 5e-3  # cross-correlation objective
-    negative_weight: float = 5e-3  # cross-correlation objective
     prediction_weight: float = 0.01
     prediction_share: float = 0.15
     huber_delta: float = 0.1
@@ -73,6 +70,15 @@ class PEMRParams(MethodParams):
     feedforward_dim: int = 2048
     dropout: float = 0.1
     prediction_hidden_dim: int = 512
+
+
+@dataclasses.dataclass
+class PEMRParams(FrameMaskingParams):
+    crop_samples: int = 59049
+    objective: str = "cross_correlation"  # or "contrastive"; see the module docstring
+    temperature: float = 0.5  # contrastive objective
+    off_diagonal_weight: float = 5e-3  # cross-correlation objective
+    negative_weight: float = 5e-3  # cross-correlation objective
     pitch_shift: bool = False
     crop_per_view: bool = True  # false: one crop, augmented twice (an ablation)
 
@@ -183,35 +189,24 @@ class FrameTransformer(nn.Module):
         return scores.mean(dim=1).squeeze(1)
 
 
-class PEMR(Method):
-    Params = PEMRParams
+class FrameMasking:
+    """PEMR's mask generator, its [MASK] frame and its frame prediction task, for a ``Method`` whose params
+    are ``FrameMaskingParams``: PEMR, and a composed method's ``masked`` view."""
 
-    def __init__(self, config, label_vocabulary=None):
-        super().__init__(config, label_vocabulary)
-        params = self.params
-        if params.objective not in OBJECTIVES:
-            raise ValueError(f"method.objective must be one of {', '.join(OBJECTIVES)}, got {params.objective!r}")
+    def build_frame_masking(self) -> None:
+        params, config = self.params, self.config
         if not 0.0 < params.mask_ratio < 1.0:
             raise ValueError(f"method.mask_ratio must lie in (0, 1), got {params.mask_ratio}")
         if not isinstance(self.encoder, SpectrogramEncoder):
             raise ValueError(f"PEMR masks spectrogram frames; encoder {config.encoder.name!r} has no spectrogram "
                              "front end (use pemr_cnn or small_cnn)")
         n_mels = self.encoder.frontend.n_mels
-        self.augment = clmr_chain(config.data.sample_rate, pitch_shift=params.pitch_shift)
         self.transformer = FrameTransformer(n_mels, params.transformer_layers, params.transformer_heads,
                                             params.feedforward_dim, params.dropout)
         self.mask_frame = nn.Parameter(torch.zeros(n_mels))
         self.prediction_head = nn.Sequential(
             nn.Linear(n_mels, params.prediction_hidden_dim), nn.ReLU(), nn.Linear(params.prediction_hidden_dim, n_mels)
         )
-        if params.objective == "contrastive":
-            self.loss = HardNegativeLoss(params.temperature)
-        else:
-            self.loss = CrossCorrelationLoss(params.off_diagonal_weight, params.negative_weight)
-
-    @property
-    def data_request(self) -> DataRequest:
-        return view_crops_request(self.params.crop_samples, self.params.crop_per_view)
 
     def masked_count(self, n_frames: int) -> int:
         k = int(n_frames * self.params.mask_ratio)
@@ -241,6 +236,26 @@ class PEMR(Method):
         corrupted = torch.where(swapped[..., None], random_frames, corrupted)
         predicted = self.prediction_head(self.transformer(corrupted)[:, 1:])
         return F.huber_loss(predicted[picked], frames[picked], delta=self.params.huber_delta)
+
+
+class PEMR(FrameMasking, Method):
+    Params = PEMRParams
+
+    def __init__(self, config, label_vocabulary=None):
+        super().__init__(config, label_vocabulary)
+        params = self.params
+        if params.objective not in OBJECTIVES:
+            raise ValueError(f"method.objective must be one of {', '.join(OBJECTIVES)}, got {params.objective!r}")
+        self.augment = clmr_chain(config.data.sample_rate, pitch_shift=params.pitch_shift)
+        self.build_frame_masking()
+        if params.objective == "contrastive":
+            self.loss = HardNegativeLoss(params.temperature)
+        else:
+            self.loss = CrossCorrelationLoss(params.off_diagonal_weight, params.negative_weight)
+
+    @property
+    def data_request(self) -> DataRequest:
+        return view_crops_request(self.params.crop_samples, self.params.crop_per_view)
 
     def compute_loss(self, batch):
         crop_i, crop_j = two_view_crops(self.audio(batch))
