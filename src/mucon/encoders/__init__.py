@@ -10,6 +10,7 @@ from mucon.encoders.fcn import PEMRCNN
 from mucon.encoders.heads import COLAHead, ProjectionHead
 from mucon.encoders.samplecnn import SampleCNN
 from mucon.encoders.small_cnn import SmallCNN
+from mucon.encoders.vit import SimpleViT
 from mucon.user_code import import_named, is_import_path
 
 ENCODERS: dict[str, type[Encoder]] = {
@@ -17,6 +18,7 @@ ENCODERS: dict[str, type[Encoder]] = {
     "pemr_cnn": PEMRCNN,
     "efficientnet_b0": EfficientNetB0,
     "small_cnn": SmallCNN,
+    "simple_vit": SimpleViT,
 }
 
 PROJECTION_HEADS: dict[str, type[nn.Module]] = {
@@ -62,6 +64,7 @@ __all__ = [
     "PROJECTION_HEADS",
     "ProjectionHead",
     "SampleCNN",
+    "SimpleViT",
     "SmallCNN",
     "SpectrogramEncoder",
     "build_encoder",
