@@ -223,9 +223,12 @@ class LogMelSpectrogram(nn.Module):
         return torch.fft.rfft(frames, n=self.n_fft).abs()
 
     def _power_spectrum(self, x: Tensor) -> Tensor:
-        """``|STFT|**2`` ``[B, frames, freqs]``; the conv path squares no square root."""
+        """``|STFT|**2`` ``[B, frames, freqs]`` as real^2 + imaginary^2: no square root to square again
+        (a complex abs took as long as the FFT)."""
         if self.stft == "fft":
-            return self._magnitude(x).pow(2.0)
+            frames = x.unfold(-1, self.win_length, self.hop_length) * self.window.to(x.dtype)
+            spectrum = torch.fft.rfft(frames, n=self.n_fft)
+            return spectrum.real.square() + spectrum.imag.square()
         parts = nn.functional.conv1d(x.unsqueeze(1), self.stft_basis.to(x.dtype), stride=self.hop_length)
         real, imaginary = parts.transpose(1, 2).chunk(2, dim=-1)
         return real.square() + imaginary.square()

@@ -7,7 +7,7 @@ from torch import nn
 from mucon.encoders.base import Encoder, SpectrogramEncoder, pool_frames
 from mucon.encoders.efficientnet import EfficientNetB0, EfficientNetB0Backbone
 from mucon.encoders.fcn import PEMRCNN
-from mucon.encoders.heads import COLAHead, ProjectionHead
+from mucon.encoders.heads import COLAHead, LinearHead, ProjectionHead
 from mucon.encoders.samplecnn import SampleCNN
 from mucon.encoders.small_cnn import SmallCNN
 from mucon.encoders.vit import SimpleViT
@@ -24,6 +24,7 @@ ENCODERS: dict[str, type[Encoder]] = {
 PROJECTION_HEADS: dict[str, type[nn.Module]] = {
     "projection": ProjectionHead,
     "cola": COLAHead,
+    "linear": LinearHead,
 }
 
 
@@ -58,6 +59,7 @@ __all__ = [
     "COLAHead",
     "EfficientNetB0",
     "EfficientNetB0Backbone",
+    "LinearHead",
     "ENCODERS",
     "Encoder",
     "PEMRCNN",

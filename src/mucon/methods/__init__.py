@@ -4,12 +4,14 @@ from mucon.methods.base import Method
 from mucon.methods.clmr import CLMR
 from mucon.methods.cola import COLA
 from mucon.methods.mscol import MSCOL
+from mucon.methods.myna import Myna
 from mucon.methods.pemr import PEMR
 from mucon.methods.semisupcon import SemiSupCon
 from mucon.user_code import import_named, is_import_path
 
 # Registration order is the demo's order: the baselines first, then the methods built on them.
-METHODS: dict[str, type[Method]] = {"clmr": CLMR, "cola": COLA, "mscol": MSCOL, "pemr": PEMR, "semisupcon": SemiSupCon}
+METHODS: dict[str, type[Method]] = {"clmr": CLMR, "cola": COLA, "mscol": MSCOL, "pemr": PEMR, "semisupcon": SemiSupCon,
+                                    "myna": Myna}
 
 
 def method_class(name: str) -> type[Method]:
@@ -22,4 +24,4 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None
 
 
-__all__ = ["CLMR", "COLA", "METHODS", "MSCOL", "Method", "PEMR", "SemiSupCon", "method_class"]
+__all__ = ["CLMR", "COLA", "METHODS", "MSCOL", "Method", "Myna", "PEMR", "SemiSupCon", "method_class"]
