@@ -21,15 +21,26 @@ from mucon.audio.frontend import (
 )
 
 
-def reference_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max):
-    """HTK-mel triangles, written the slow obvious way."""
+def htk_hz_to_mel(f):
+    return 2595.0 * math.log10(1.0 + f / 700.0)
 
-    def hz_to_mel(f):
-        return 2595.0 * math.log10(1.0 + f / 700.0)
 
-    def mel_to_hz(m):
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+def htk_mel_to_hz(m):
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
+
+def slaney_hz_to_mel(f):
+    return f / (200.0 / 3.0) if f < 1000.0 else 15.0 + math.log(f / 1000.0) / (math.log(6.4) / 27.0)
+
+
+def slaney_mel_to_hz(m):
+    return m * 200.0 / 3.0 if m < 15.0 else 1000.0 * math.exp((m - 15.0) * math.log(6.4) / 27.0)
+
+
+def reference_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max, hz_to_mel=htk_hz_to_mel,
+                         mel_to_hz=htk_mel_to_hz, unit_area=False):
+    """Mel triangles (HTK's by default; Slaney's of unit area as librosa's ``norm="slaney"`` and nnAudio's
+    ``norm=1``), written the slow obvious way."""
     low_mel, high_mel = hz_to_mel(f_min), hz_to_mel(f_max)
     edges = [mel_to_hz(low_mel + i * (high_mel - low_mel) / (n_mels + 1)) for i in range(n_mels + 2)]
     weights = np.zeros((n_freqs, n_mels))
@@ -37,10 +48,11 @@ def reference_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max):
         f = k * (sample_rate / 2) / (n_freqs - 1)
         for m in range(n_mels):
             left, centre, right = edges[m], edges[m + 1], edges[m + 2]
+            scale = 2.0 / (right - left) if unit_area else 1.0
             if left < f <= centre:
-                weights[k, m] = (f - left) / (centre - left)
+                weights[k, m] = (f - left) / (centre - left) * scale
             elif centre < f < right:
-                weights[k, m] = (right - f) / (right - centre)
+                weights[k, m] = (right - f) / (right - centre) * scale
     return weights
 
 
@@ -54,33 +66,11 @@ def test_mel_filterbank_matches_numpy_reference(n_freqs, n_mels, sample_rate, f_
     np.testing.assert_allclose(ours, reference, atol=1e-6)
 
 
-def reference_slaney_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max):
-    """Slaney-mel triangles of unit area (librosa's ``norm="slaney"``, nnAudio's ``norm=1``), the slow way."""
-
-    def hz_to_mel(f):
-        return f / (200.0 / 3.0) if f < 1000.0 else 15.0 + math.log(f / 1000.0) / (math.log(6.4) / 27.0)
-
-    def mel_to_hz(m):
-        return m * 200.0 / 3.0 if m < 15.0 else 1000.0 * math.exp((m - 15.0) * math.log(6.4) / 27.0)
-
-    low_mel, high_mel = hz_to_mel(f_min), hz_to_mel(f_max)
-    edges = [mel_to_hz(low_mel + i * (high_mel - low_mel) / (n_mels + 1)) for i in range(n_mels + 2)]
-    weights = np.zeros((n_freqs, n_mels))
-    for k in range(n_freqs):
-        f = k * (sample_rate / 2) / (n_freqs - 1)
-        for m in range(n_mels):
-            left, centre, right = edges[m], edges[m + 1], edges[m + 2]
-            if left < f <= centre:
-                weights[k, m] = (f - left) / (centre - left) * 2.0 / (right - left)
-            elif centre < f < right:
-                weights[k, m] = (right - f) / (right - centre) * 2.0 / (right - left)
-    return weights
-
-
 @pytest.mark.parametrize(("n_freqs", "n_mels", "sample_rate"), [(1025, 128, 16000), (257, 40, 22050)])
 def test_slaney_filterbank_matches_numpy_reference(n_freqs, n_mels, sample_rate):
     ours = mel_filterbank(n_freqs, n_mels, sample_rate, 0.0, sample_rate / 2, mel_scale="slaney").numpy()
-    reference = reference_slaney_filterbank(n_freqs, n_mels, sample_rate, 0.0, sample_rate / 2)
+    reference = reference_filterbank(n_freqs, n_mels, sample_rate, 0.0, sample_rate / 2, slaney_hz_to_mel,
+                                     slaney_mel_to_hz, unit_area=True)
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-9)
 
 
