@@ -120,3 +120,29 @@ def reference_absence_aware(anchors, positives, present, weight):
         log_denominator = top + math.log(sum(math.exp(s - top) for s in scores))
         total -= scores[target] - log_denominator
     return total / len(anchors)
+
+
+def reference_sogclr_step(first, second, items, stored, temperature, gamma, eps=1e-8):
+    """One SogCLR step the release's way (libauc's GCLoss_v1), one item and one view at a time.
+
+    first, second: lists of embedding rows (the two views of each item); items: each row's item;
+    stored: {item: u} before the step (a missing item was never seen). Returns (loss, {item: u after}).
+    """
+    first, second = [_unit(v) for v in first], [_unit(v) for v in second]
+    count = len(first)
+    new_u = {}
+    total = 0.0
+    for i in range(count):
+        previous = stored.get(items[i], 0.0)
+        rate = gamma if previous > 0 else 1.0
+        item_terms = []
+        for own, other in ((first, second), (second, first)):
+            negatives = [other[j] for j in range(count) if j != i] + [own[j] for j in range(count) if j != i]
+            similarities = [_dot(own[i], n) for n in negatives]
+            estimate = sum(math.exp(s / temperature) for s in similarities) / (2 * (count - 1))
+            u = (1 - rate) * previous + rate * estimate
+            weighted = sum(math.exp(s / temperature) / max(u, eps) * s for s in similarities) / (2 * (count - 1))
+            total += -_dot(own[i], other[i]) + weighted
+            item_terms.append(u)
+        new_u.setdefault(items[i], []).append(sum(item_terms) / 2)
+    return total / count, {item: sum(us) / len(us) for item, us in new_u.items()}

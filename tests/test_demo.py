@@ -10,7 +10,8 @@ from mucon.evaluation.robustness import CORRUPTION_PRESETS
 
 def test_every_cpu_preset_of_a_registered_method_joins_the_demo_clmr_first():
     """Variants such as a source-targeted MSCOL are not method names but join next to their method."""
-    assert demo_presets() == ["clmr-cpu", "cola-cpu", "mscol-cpu", "mscol-drums-cpu", "pemr-cpu", "semisupcon-cpu"]
+    assert demo_presets() == ["clmr-cpu", "cola-cpu", "mscol-cpu", "mscol-drums-cpu", "pemr-cpu", "semisupcon-cpu",
+                              "myna-cpu"]
 
 
 def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, capsys):
@@ -18,7 +19,7 @@ def test_demo_runs_the_whole_loop_and_writes_the_report(tmp_path, monkeypatch, c
     results = run_demo(tmp_path / "demo", corpus_size="small", budget_minutes=1.0, robustness_severities=(2.0,),
                        overrides=["data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
                                   "trainer.log_every_n_steps=1"], progress=False)
-    assert list(results["models"])[:6] == demo_presets()
+    assert list(results["models"])[:7] == demo_presets()
     assert "mfcc-chroma" in results["models"]
     assert any(name.startswith("small_cnn random-init") for name in results["models"])
     assert {"key", "composer", "cover-retrieval"} <= set(results["tasks"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mucon.losses import ContrastiveLoss, positive_mask
+from mucon.losses import ContrastiveLoss, SogCLRLoss, positive_mask
 
 WORKER = Path(__file__).with_name("two_process_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -99,6 +99,22 @@ def test_pemr_objectives_on_two_processes_equal_one_process_on_the_global_batch(
         loss = two_process_worker.triple_loss(objective, [net(inputs[rank]) for rank in range(WORLD_SIZE)])
         loss.backward()
         assert_same_as_single_process([result[objective] for result in results], loss, net)
+
+
+def test_sogclr_on_two_processes_equals_one_process_and_keeps_equal_denominators(tmp_path):
+    """Negatives from both ranks, and every rank writes the whole global batch's u (an item met twice
+    keeps the mean of its estimates), so the second step reads the same u on every rank as one process."""
+    results = run_two_ranks(tmp_path, 3, 2, "sogclr")
+    net, loss_fn = two_process_worker.model(), SogCLRLoss(0.2, 0.5)
+    (first_inputs, first_items), (second_inputs, second_items) = two_process_worker.sogclr_steps(3, WORLD_SIZE)
+    with torch.no_grad():
+        two_process_worker.sogclr_step(loss_fn, net, first_inputs, first_items)
+    loss = two_process_worker.sogclr_step(loss_fn, net, second_inputs, second_items)
+    loss.backward()
+    assert_same_as_single_process(results, loss, net)
+    for result in results:
+        torch.testing.assert_close(result["denominators"], loss_fn.denominators)
+    assert (loss_fn.denominators[second_items[0]] > 0).all()
 
 
 @pytest.mark.parametrize("objective", ["supcon", *sorted(two_process_worker.TRIPLE_OBJECTIVES)])

@@ -202,19 +202,22 @@ def test_the_same_command_trains_on_two_cpu_processes_with_ddp(tmp_path, tone_st
     assert checkpoint["mucon"]["config"]["trainer"]["devices"] == 2
 
 
-def assert_resumed_equals_straight(tmp_path: Path, settings: list[str], stopped_at: int, steps: int) -> None:
-    """A CLMR run of ``steps`` steps into tmp_path/a, and one stopped at ``stopped_at`` and resumed to ``steps``
-    into tmp_path/b, end with the same weights, bit for bit."""
-    straight = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'a'}",
-                                                                  f"trainer.max_steps={steps}"]))
-    pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
-                                                     f"trainer.max_steps={stopped_at}"]))
-    resumed = pretrain(load_config(CONFIGS / "clmr-cpu.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
-                                                                 f"trainer.max_steps={steps}"]), resume=True)
+def assert_resumed_equals_straight(tmp_path: Path, settings: list[str], stopped_at: int, steps: int,
+                                   preset: str = "clmr-cpu") -> dict[str, torch.Tensor]:
+    """A run of ``preset`` of ``steps`` steps into tmp_path/a, and one stopped at ``stopped_at`` and resumed to
+    ``steps`` into tmp_path/b, end with the same weights and buffers, bit for bit; returns that state."""
+    straight = pretrain(load_config(CONFIGS / f"{preset}.yaml", [*settings, f"run_dir={tmp_path / 'a'}",
+                                                                   f"trainer.max_steps={steps}"]))
+    pretrain(load_config(CONFIGS / f"{preset}.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
+                                                      f"trainer.max_steps={stopped_at}"]))
+    resumed = pretrain(load_config(CONFIGS / f"{preset}.yaml", [*settings, f"run_dir={tmp_path / 'b'}",
+                                                                  f"trainer.max_steps={steps}"]), resume=True)
     straight_state = torch.load(straight, weights_only=True)["state_dict"]
     resumed_state = torch.load(resumed, weights_only=True)["state_dict"]
+    assert resumed_state.keys() == straight_state.keys()
     for name, value in straight_state.items():
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
+    return resumed_state
 
 
 def test_a_run_interrupted_at_step_5_and_resumed_to_10_equals_the_straight_10_step_run(tmp_path, tone_store):
@@ -229,6 +232,18 @@ def test_a_run_with_gradient_accumulation_resumed_mid_epoch_equals_the_straight_
     resumed run goes on at batch 2, as the straight run does (its position is the step times the accumulation)."""
     assert_resumed_equals_straight(tmp_path, [f"data.store={tone_store}", *FAST, "trainer.accumulate_grad_batches=2"],
                                    1, 2)
+
+
+def test_a_myna_run_resumed_mid_epoch_continues_its_sogclr_denominators_exactly(tmp_path, tone_store):
+    """SogCLR's per-item denominators are in the checkpoint, sized for the store from the first step: the
+    resumed run reads each item's u as the straight run does (12 items, 3 batches of 4 an epoch, so steps 4
+    and 5 meet items again)."""
+    state = assert_resumed_equals_straight(
+        tmp_path, [f"data.store={tone_store}", *FAST, "method.crop_samples=16000", "encoder.params.input_samples=16000",
+                   "trainer.precision=32-true"], 2, 5, preset="myna-cpu")
+    for shape in (0, 1):  # the Hybrid's two patch shapes, each its own denominators
+        denominators = state[f"losses.{shape}.denominators"]
+        assert denominators.shape == (12,) and (denominators > 0).all()
 
 
 def _other_labels(checkpoint):

@@ -2,8 +2,10 @@
 
 ``objective`` names what the rank computes on its share of the batch: ``supcon`` (views and labels,
 ``ContrastiveLoss`` with T shared labels or Dice weights), ``composed`` (the same, plus clips of one store
-item as positives and rows left out, as a composed method's absent sources) or ``pemr``: each of PEMR's objectives over
-(anchor, positive, negative) triples, one after the other in the same process group (one start-up).
+item as positives and rows left out, as a composed method's absent sources), ``pemr``: each of PEMR's
+objectives over (anchor, positive, negative) triples, one after the other in the same process group (one
+start-up), or ``sogclr``: two SogCLR steps (``sogclr_steps``), the rank's loss and gradients of the second and
+its denominators after both.
 """
 
 import sys
@@ -11,7 +13,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from mucon.losses import ContrastiveLoss, CrossCorrelationLoss, HardNegativeLoss, nt_xent_ids
+from mucon.losses import ContrastiveLoss, CrossCorrelationLoss, HardNegativeLoss, SogCLRLoss, nt_xent_ids
 
 TRIPLE_OBJECTIVES = {"hard_negative": lambda: HardNegativeLoss(0.3), "cross_correlation": lambda: CrossCorrelationLoss(0.1, 0.5)}
 
@@ -45,6 +47,24 @@ def triple_loss(objective: str, embeddings_per_rank: list[torch.Tensor]) -> torc
     return TRIPLE_OBJECTIVES[objective]()(anchors, positives, negatives)
 
 
+def sogclr_steps(clips_per_rank: int, world_size: int):
+    """Two steps' inputs [world, 2 x clips, 6] (each rank's two views view-major) and items [world, clips]:
+    the second step meets some items again, among them one twice, and some for the first time."""
+    inputs, _ = global_batch(clips_per_rank, world_size, 2)
+    first_items = torch.arange(world_size * clips_per_rank)
+    second_items = (first_items * 3 + 1) % (world_size * clips_per_rank + 2)
+    second_items[-1] = second_items[0]
+    return [(inputs, first_items.view(world_size, -1)), (inputs.roll(1, dims=1), second_items.view(world_size, -1))]
+
+
+def sogclr_step(loss_fn: SogCLRLoss, net: torch.nn.Module, inputs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """The SogCLR loss of ranks' inputs and items laid out as one batch: first views of every rank, then
+    second views."""
+    clips = items.shape[1]
+    z = net(inputs)  # [ranks, 2 x clips, d]
+    return loss_fn(torch.cat([z[:, :clips].flatten(0, 1), z[:, clips:].flatten(0, 1)]), items.flatten())
+
+
 def averaged(loss: torch.Tensor, parameters: list[torch.Tensor]) -> dict:
     """Backward, then what DDP does: the loss and gradients averaged over ranks."""
     world_size = dist.get_world_size()
@@ -69,6 +89,13 @@ def main(rank: int, world_size: int, store_file: str, out_file: str, clips_per_r
         composed = (items, kept) if objective == "composed" else ()
         loss = loss_fn(net(inputs[rank]), nt_xent_ids(clips_per_rank, n_views), labels[rank], *composed)
         result = averaged(loss, list(net.parameters()))
+    elif objective == "sogclr":
+        net, loss_fn = model(), SogCLRLoss(0.2, 0.5)
+        (first_inputs, first_items), (second_inputs, second_items) = sogclr_steps(clips_per_rank, world_size)
+        with torch.no_grad():
+            sogclr_step(loss_fn, net, first_inputs[rank : rank + 1], first_items[rank : rank + 1])
+        loss = sogclr_step(loss_fn, net, second_inputs[rank : rank + 1], second_items[rank : rank + 1])
+        result = {**averaged(loss, list(net.parameters())), "denominators": loss_fn.denominators}
     else:
         result = {}
         for name in TRIPLE_OBJECTIVES:

@@ -98,6 +98,7 @@ SETTING_RANGES: dict[str, Range] = {
     "method.feedforward_dim": AT_LEAST_ONE,
     "method.dropout": Range(0, 1, high_open=True),
     "method.prediction_hidden_dim": AT_LEAST_ONE,
+    "method.gamma": Range(0, 1, low_open=True),  # SogCLR: the batch's weight in each moving denominator
 }
 
 

@@ -374,6 +374,7 @@ def pretrain(config: RunConfig, resume: bool = False) -> Path:
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = StoreDataModule(config.data, seed=config.seed)
     method = method_class(config.method_name)(config, label_vocabulary=datamodule.vocabulary)
+    method.size_item_state(len(datamodule.store))
     check_crop_fits(datamodule, method)
     resume_step = None
     if resume:

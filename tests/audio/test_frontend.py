@@ -14,20 +14,33 @@ from mucon.audio.frontend import (
     PEMR_CROP_SAMPLES,
     LogMelSpectrogram,
     cola_frontend,
+    hz_to_slaney_mel,
     mel_filterbank,
+    myna_frontend,
     pemr_frontend,
 )
 
 
-def reference_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max):
-    """HTK-mel triangles, written the slow obvious way."""
+def htk_hz_to_mel(f):
+    return 2595.0 * math.log10(1.0 + f / 700.0)
 
-    def hz_to_mel(f):
-        return 2595.0 * math.log10(1.0 + f / 700.0)
 
-    def mel_to_hz(m):
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+def htk_mel_to_hz(m):
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
+
+def slaney_hz_to_mel(f):
+    return f / (200.0 / 3.0) if f < 1000.0 else 15.0 + math.log(f / 1000.0) / (math.log(6.4) / 27.0)
+
+
+def slaney_mel_to_hz(m):
+    return m * 200.0 / 3.0 if m < 15.0 else 1000.0 * math.exp((m - 15.0) * math.log(6.4) / 27.0)
+
+
+def reference_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max, hz_to_mel=htk_hz_to_mel,
+                         mel_to_hz=htk_mel_to_hz, unit_area=False):
+    """Mel triangles (HTK's by default; Slaney's of unit area as librosa's ``norm="slaney"`` and nnAudio's
+    ``norm=1``), written the slow obvious way."""
     low_mel, high_mel = hz_to_mel(f_min), hz_to_mel(f_max)
     edges = [mel_to_hz(low_mel + i * (high_mel - low_mel) / (n_mels + 1)) for i in range(n_mels + 2)]
     weights = np.zeros((n_freqs, n_mels))
@@ -35,10 +48,11 @@ def reference_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max):
         f = k * (sample_rate / 2) / (n_freqs - 1)
         for m in range(n_mels):
             left, centre, right = edges[m], edges[m + 1], edges[m + 2]
+            scale = 2.0 / (right - left) if unit_area else 1.0
             if left < f <= centre:
-                weights[k, m] = (f - left) / (centre - left)
+                weights[k, m] = (f - left) / (centre - left) * scale
             elif centre < f < right:
-                weights[k, m] = (right - f) / (right - centre)
+                weights[k, m] = (right - f) / (right - centre) * scale
     return weights
 
 
@@ -50,6 +64,29 @@ def test_mel_filterbank_matches_numpy_reference(n_freqs, n_mels, sample_rate, f_
     ours = mel_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max).numpy()
     reference = reference_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max)
     np.testing.assert_allclose(ours, reference, atol=1e-6)
+
+
+@pytest.mark.parametrize(("n_freqs", "n_mels", "sample_rate"), [(1025, 128, 16000), (257, 40, 22050)])
+def test_slaney_filterbank_matches_numpy_reference(n_freqs, n_mels, sample_rate):
+    ours = mel_filterbank(n_freqs, n_mels, sample_rate, 0.0, sample_rate / 2, mel_scale="slaney").numpy()
+    reference = reference_filterbank(n_freqs, n_mels, sample_rate, 0.0, sample_rate / 2, slaney_hz_to_mel,
+                                     slaney_mel_to_hz, unit_area=True)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-9)
+
+
+def test_slaney_scale_is_linear_to_15_mels_at_1_khz_then_27_mels_per_factor_6_4():
+    mels = hz_to_slaney_mel(torch.tensor([500.0, 1000.0, 6400.0], dtype=torch.float64))
+    torch.testing.assert_close(mels, torch.tensor([7.5, 15.0, 42.0], dtype=torch.float64))
+
+
+def test_myna_frontend_takes_log1p_and_gives_196_frames_for_the_release_crop():
+    frontend = myna_frontend()
+    waveform = torch.randn(1, 100_000) * 0.1
+    features = frontend(waveform)
+    assert features.shape == (1, 128, 196)
+    power = torch.fft.rfft(torch.nn.functional.pad(waveform.unsqueeze(1), (1024, 1024), mode="reflect").squeeze(1)
+                           .unfold(-1, 2048, 512) * torch.hann_window(2048), n=2048).abs().pow(2)
+    torch.testing.assert_close(features, torch.log1p(power @ frontend.filterbank).transpose(1, 2), rtol=1e-4, atol=1e-4)
 
 
 def test_sine_lands_in_the_band_centred_nearest_to_it():

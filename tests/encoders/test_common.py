@@ -13,10 +13,12 @@ CONFIGS = {
     "pemr_cnn": {},
     "efficientnet_b0": {"drop_path_rate": 0.0},
     "small_cnn": {"input_samples": 16000},
+    "simple_vit": {"input_samples": 32000, "patch_sizes": [[16, 16], [128, 2]], "width": 32, "depth": 2, "heads": 2,
+                   "head_dim": 16, "mlp_dim": 64},
 }
-EXPECTED_POOLING = {"samplecnn": "mean", "pemr_cnn": "max", "efficientnet_b0": "max", "small_cnn": "mean"}
-EXPECTED_DIM = {"samplecnn": 512, "pemr_cnn": 512, "efficientnet_b0": 1280, "small_cnn": 128}
-EXPECTED_RATE = {"samplecnn": 22050, "pemr_cnn": 22050, "efficientnet_b0": 16000, "small_cnn": 16000}
+EXPECTED_POOLING = {"samplecnn": "mean", "pemr_cnn": "max", "efficientnet_b0": "max", "small_cnn": "mean", "simple_vit": "mean"}
+EXPECTED_DIM = {"samplecnn": 512, "pemr_cnn": 512, "efficientnet_b0": 1280, "small_cnn": 128, "simple_vit": 64}
+EXPECTED_RATE = {"samplecnn": 22050, "pemr_cnn": 22050, "efficientnet_b0": 16000, "small_cnn": 16000, "simple_vit": 16000}
 
 
 # Module scope: building once and reusing one input shape per encoder keeps oneDNN from compiling

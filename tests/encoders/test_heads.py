@@ -36,3 +36,10 @@ def test_cola_head_outputs_are_bounded_layer_normed_projections():
 def test_build_projection_head_makes_heads_by_config_name():
     assert isinstance(build_projection_head("projection", in_dim=512, hidden_dim=512, out_dim=64), ProjectionHead)
     assert isinstance(build_projection_head("cola", in_dim=1280), COLAHead)
+
+
+def test_linear_head_is_one_linear_layer_with_bias_by_name():
+    head = build_projection_head("linear", in_dim=384)
+    assert [(m.in_features, m.out_features, m.bias is not None) for m in head.modules() if isinstance(m, nn.Linear)] \
+        == [(384, 50, True)]
+    assert head(torch.randn(3, 384)).shape == (3, 50)

@@ -7,11 +7,13 @@ each paper's frame counts (PEMR: 59049 samples -> 128 x 462; COLA: 16000 samples
 
 Mel scale: HTK (mel = 2595 log10(1 + f / 700)), triangles linear in Hz between mel-spaced edges,
 no area normalisation; this is torchaudio's default, which PEMR used, and the scale TensorFlow's
-mel matrix (COLA) is built on.
+mel matrix (COLA) is built on. Myna's release reads nnAudio's default instead, Slaney's scale (linear
+below 1 kHz, logarithmic above) with each triangle scaled to unit area (``mel_scale="slaney"``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -19,7 +21,9 @@ from torch import Tensor, nn
 
 from mucon.precision import full_precision
 
-Scale = Literal["db", "log"]
+Scale = Literal["db", "log", "log1p"]
+SCALES = ("db", "log", "log1p")
+MelScale = Literal["htk", "slaney"]
 Stft = Literal["fft", "conv"]
 STFTS = ("fft", "conv")
 WaveformLevel = Literal["item", "crop"]
@@ -41,26 +45,53 @@ def mel_to_hz(mel: Tensor) -> Tensor:
     return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> Tensor:
-    """HTK-mel triangular filterbank ``[n_freqs, n_mels]`` for rFFT bins 0 .. sample_rate / 2.
+SLANEY_LINEAR_HZ_PER_MEL = 200.0 / 3.0
+SLANEY_LOG_FROM_HZ = 1000.0
+SLANEY_LOG_STEP = math.log(6.4) / 27.0  # 27 mels per factor 6.4 above 1 kHz
+
+
+def hz_to_slaney_mel(hz: Tensor) -> Tensor:
+    """Slaney's mel scale (librosa's and nnAudio's default): linear up to 1 kHz (15 mels), log above."""
+    linear = hz / SLANEY_LINEAR_HZ_PER_MEL
+    logarithmic = SLANEY_LOG_FROM_HZ / SLANEY_LINEAR_HZ_PER_MEL + torch.log(hz.clamp(min=1e-12) / SLANEY_LOG_FROM_HZ) / SLANEY_LOG_STEP
+    return torch.where(hz < SLANEY_LOG_FROM_HZ, linear, logarithmic)
+
+
+def slaney_mel_to_hz(mel: Tensor) -> Tensor:
+    """Inverse of ``hz_to_slaney_mel``."""
+    log_from_mel = SLANEY_LOG_FROM_HZ / SLANEY_LINEAR_HZ_PER_MEL
+    logarithmic = SLANEY_LOG_FROM_HZ * torch.exp(SLANEY_LOG_STEP * (mel - log_from_mel))
+    return torch.where(mel < log_from_mel, mel * SLANEY_LINEAR_HZ_PER_MEL, logarithmic)
+
+
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float,
+                   mel_scale: MelScale = "htk") -> Tensor:
+    """Triangular mel filterbank ``[n_freqs, n_mels]`` for rFFT bins 0 .. sample_rate / 2.
 
     Band m rises linearly (in Hz) from edge m to edge m + 1 and falls to edge m + 2, the
-    ``n_mels + 2`` edges being evenly spaced in mel between ``f_min`` and ``f_max``.
+    ``n_mels + 2`` edges being evenly spaced in mel between ``f_min`` and ``f_max``. ``"htk"``: HTK's
+    scale, peaks of 1; ``"slaney"``: Slaney's scale, each band scaled by 2 / its width in Hz (unit area).
     """
     if not 0.0 <= f_min < f_max <= sample_rate / 2:
         raise ValueError(f"need 0 <= f_min < f_max <= sample_rate / 2, got {f_min}, {f_max}")
+    if mel_scale not in ("htk", "slaney"):
+        raise ValueError(f"mel_scale must be 'htk' or 'slaney', got {mel_scale!r}")
+    to_mel, to_hz = (hz_to_mel, mel_to_hz) if mel_scale == "htk" else (hz_to_slaney_mel, slaney_mel_to_hz)
     bin_hz = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)
     mel_edges = torch.linspace(
-        hz_to_mel(torch.tensor(f_min, dtype=torch.float64)),
-        hz_to_mel(torch.tensor(f_max, dtype=torch.float64)),
+        to_mel(torch.tensor(f_min, dtype=torch.float64)),
+        to_mel(torch.tensor(f_max, dtype=torch.float64)),
         n_mels + 2,
         dtype=torch.float64,
     )
-    hz_edges = mel_to_hz(mel_edges)
+    hz_edges = to_hz(mel_edges)
     lower, centre, upper = hz_edges[:-2], hz_edges[1:-1], hz_edges[2:]
     rising = (bin_hz.unsqueeze(1) - lower) / (centre - lower)
     falling = (upper - bin_hz.unsqueeze(1)) / (upper - centre)
-    return torch.minimum(rising, falling).clamp(min=0.0).to(torch.float32)
+    bands = torch.minimum(rising, falling).clamp(min=0.0)
+    if mel_scale == "slaney":
+        bands = bands * (2.0 / (upper - lower))
+    return bands.to(torch.float32)
 
 
 class LogMelSpectrogram(nn.Module):
@@ -75,7 +106,8 @@ class LogMelSpectrogram(nn.Module):
 
     ``power`` 2 gives a power spectrogram, 1 a magnitude one. ``scale='db'`` gives
     10 log10(max(mel, 1e-10)), optionally floored at ``top_db`` below each example's maximum;
-    ``scale='log'`` gives log(max(mel, 1e-5)).
+    ``scale='log'`` gives log(max(mel, 1e-5)); ``scale='log1p'`` gives log(1 + mel) (Myna's), which needs
+    no floor. ``mel_scale``: see ``mel_filterbank``.
 
     ``waveform_level`` scales the waveform before anything else (COLA, MSCOL), so that the features do
     not depend on the recording's level. ``"item"``: by the level of the whole item the crop was cut
@@ -113,10 +145,11 @@ class LogMelSpectrogram(nn.Module):
         top_db: float | None = None,
         filterbank_sample_rate: int | None = None,
         stft: Stft = "fft",
+        mel_scale: MelScale = "htk",
     ):
         super().__init__()
-        if scale not in ("db", "log"):
-            raise ValueError(f"scale must be 'db' or 'log', got {scale!r}")
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r}")
         if waveform_level is not None and waveform_level not in WAVEFORM_LEVELS:
             raise ValueError(f"waveform_level must be 'item', 'crop' or None, got {waveform_level!r}")
         self.sample_rate = sample_rate
@@ -135,7 +168,7 @@ class LogMelSpectrogram(nn.Module):
         f_max = self.filterbank_sample_rate / 2 if f_max is None else f_max
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
         self.register_buffer(
-            "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, self.filterbank_sample_rate, f_min, f_max),
+            "filterbank", mel_filterbank(n_fft // 2 + 1, n_mels, self.filterbank_sample_rate, f_min, f_max, mel_scale),
             persistent=False,
         )
         self.use_stft(stft)
@@ -176,6 +209,8 @@ class LogMelSpectrogram(nn.Module):
             if self.top_db is not None:
                 ceiling = features.amax(dim=(-2, -1), keepdim=True)
                 features = torch.maximum(features, ceiling - self.top_db)
+        elif self.scale == "log1p":
+            features = torch.log1p(mel)
         else:
             features = torch.log(mel.clamp(min=1e-5))
         return features.transpose(-1, -2).reshape(*leading, self.n_mels, -1)
@@ -188,9 +223,12 @@ class LogMelSpectrogram(nn.Module):
         return torch.fft.rfft(frames, n=self.n_fft).abs()
 
     def _power_spectrum(self, x: Tensor) -> Tensor:
-        """``|STFT|**2`` ``[B, frames, freqs]``; the conv path squares no square root."""
+        """``|STFT|**2`` ``[B, frames, freqs]`` as real^2 + imaginary^2: no square root to square again
+        (a complex abs took as long as the FFT)."""
         if self.stft == "fft":
-            return self._magnitude(x).pow(2.0)
+            frames = x.unfold(-1, self.win_length, self.hop_length) * self.window.to(x.dtype)
+            spectrum = torch.fft.rfft(frames, n=self.n_fft)
+            return spectrum.real.square() + spectrum.imag.square()
         parts = nn.functional.conv1d(x.unsqueeze(1), self.stft_basis.to(x.dtype), stride=self.hop_length)
         real, imaginary = parts.transpose(1, 2).chunk(2, dim=-1)
         return real.square() + imaginary.square()
@@ -214,6 +252,14 @@ def conv_stft_basis(window: Tensor, n_fft: int) -> Tensor:
     windowed = window.double().cpu()
     basis = torch.cat([torch.cos(phase) * windowed, -torch.sin(phase) * windowed])
     return basis.unsqueeze(1).to(torch.float32)
+
+
+def myna_frontend(sample_rate: int = 16000, n_mels: int = 128) -> LogMelSpectrogram:
+    """Myna: nnAudio's default ``MelSpectrogram`` (2048-point FFT and Hann window, hop 512, centre reflect
+    padding, power, 128 Slaney-scale unit-area bands over 0 .. sample_rate / 2), then log(1 + x) as the
+    release's ``--log_mel``: 100,000 samples at 16 kHz give 1 + 100000 // 512 = 196 frames."""
+    return LogMelSpectrogram(sample_rate=sample_rate, n_fft=2048, hop_length=512, n_mels=n_mels,
+                             scale="log1p", center=True, mel_scale="slaney")
 
 
 def pemr_frontend(

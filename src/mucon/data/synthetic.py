@@ -12,14 +12,14 @@ from mucon.data.request import DataRequest
 def synthetic_batch(request: DataRequest, batch_size: int, n_classes: int = 10,
                     device: torch.device | str = "cpu", seed: int = 0) -> dict[str, torch.Tensor]:
     """int16 noise for every crop and stem, random presence flags and tags, the requested labelled share;
-    item levels are the noise's RMS."""
+    item levels are the noise's RMS; row i is item i."""
     generator = torch.Generator().manual_seed(seed)
 
     def pcm(*shape: int) -> torch.Tensor:
         return torch.randint(-8000, 8000, shape, generator=generator, dtype=torch.int16)
 
     noise_rms = 8000 / 32768 / 3**0.5  # of uniform int16 noise in -8000 .. 8000
-    batch = {"audio": pcm(batch_size, request.views, request.crop_samples)}
+    batch = {"audio": pcm(batch_size, request.views, request.crop_samples), "index": torch.arange(batch_size)}
     if request.item_level:
         batch["level"] = torch.full((batch_size,), noise_rms)
     if request.sources:

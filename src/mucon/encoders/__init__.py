@@ -7,9 +7,10 @@ from torch import nn
 from mucon.encoders.base import Encoder, SpectrogramEncoder, pool_frames
 from mucon.encoders.efficientnet import EfficientNetB0, EfficientNetB0Backbone
 from mucon.encoders.fcn import PEMRCNN
-from mucon.encoders.heads import COLAHead, ProjectionHead
+from mucon.encoders.heads import COLAHead, LinearHead, ProjectionHead
 from mucon.encoders.samplecnn import SampleCNN
 from mucon.encoders.small_cnn import SmallCNN
+from mucon.encoders.vit import SimpleViT
 from mucon.user_code import import_named, is_import_path
 
 ENCODERS: dict[str, type[Encoder]] = {
@@ -17,11 +18,13 @@ ENCODERS: dict[str, type[Encoder]] = {
     "pemr_cnn": PEMRCNN,
     "efficientnet_b0": EfficientNetB0,
     "small_cnn": SmallCNN,
+    "simple_vit": SimpleViT,
 }
 
 PROJECTION_HEADS: dict[str, type[nn.Module]] = {
     "projection": ProjectionHead,
     "cola": COLAHead,
+    "linear": LinearHead,
 }
 
 
@@ -56,12 +59,14 @@ __all__ = [
     "COLAHead",
     "EfficientNetB0",
     "EfficientNetB0Backbone",
+    "LinearHead",
     "ENCODERS",
     "Encoder",
     "PEMRCNN",
     "PROJECTION_HEADS",
     "ProjectionHead",
     "SampleCNN",
+    "SimpleViT",
     "SmallCNN",
     "SpectrogramEncoder",
     "build_encoder",

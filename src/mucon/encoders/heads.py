@@ -29,6 +29,20 @@ class ProjectionHead(nn.Module):
         return self.layers(x)
 
 
+class LinearHead(nn.Module):
+    """One Linear layer with bias: SimpleViT's ``linear_head``, which Myna's release trains its loss on
+    (``--num_outputs``, 50 by default) unless ``--proj_head`` asks for an MLP."""
+
+    def __init__(self, in_dim: int, out_dim: int = 50):
+        super().__init__()
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.linear = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x)
+
+
 class COLAHead(nn.Module):
     """COLA / MSCOL head: Linear -> LayerNorm -> tanh, bounding the embedding that the bilinear
     similarity a^T W p then compares (unbounded inputs would let the logits grow without limit)."""

@@ -6,6 +6,7 @@ from mucon.losses.contrastive import ContrastiveLoss, contrastive_loss, nt_xent_
 from mucon.losses.cross_correlation import CrossCorrelationLoss, cross_correlation_loss
 from mucon.losses.hard_negative import HardNegativeLoss, hard_negative_loss
 from mucon.losses.positives import positive_mask
+from mucon.losses.sogclr import SogCLRLoss, sogclr_loss
 
 __all__ = [
     "AbsenceAwareLoss",
@@ -13,6 +14,7 @@ __all__ = [
     "ContrastiveLoss",
     "CrossCorrelationLoss",
     "HardNegativeLoss",
+    "SogCLRLoss",
     "absence_aware_loss",
     "bilinear_loss",
     "contrastive_loss",
@@ -20,4 +22,5 @@ __all__ = [
     "hard_negative_loss",
     "nt_xent_ids",
     "positive_mask",
+    "sogclr_loss",
 ]

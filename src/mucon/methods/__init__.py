@@ -5,13 +5,15 @@ from mucon.methods.clmr import CLMR
 from mucon.methods.cola import COLA
 from mucon.methods.composed import Composed
 from mucon.methods.mscol import MSCOL
+from mucon.methods.myna import Myna
 from mucon.methods.pemr import PEMR
 from mucon.methods.semisupcon import SemiSupCon
 from mucon.user_code import import_named, is_import_path
 
 # Registration order is the demo's order: the baselines first, then the methods built on them.
-METHODS: dict[str, type[Method]] = {"clmr": CLMR, "cola": COLA, "mscol": MSCOL, "pemr": PEMR, "semisupcon": SemiSupCon}
-# Built in but none of the five: a method whose parts the config names (not a demo method).
+METHODS: dict[str, type[Method]] = {"clmr": CLMR, "cola": COLA, "mscol": MSCOL, "pemr": PEMR, "semisupcon": SemiSupCon,
+                                    "myna": Myna}
+# Built in but none of the six: a method whose parts the config names (not a demo method).
 COMPOSED = "composed"
 
 
@@ -27,4 +29,5 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted([*METHODS, COMPOSED]))}") from None
 
 
-__all__ = ["CLMR", "COLA", "COMPOSED", "METHODS", "Composed", "MSCOL", "Method", "PEMR", "SemiSupCon", "method_class"]
+__all__ = ["CLMR", "COLA", "COMPOSED", "METHODS", "Composed", "MSCOL", "Method", "Myna", "PEMR", "SemiSupCon",
+           "method_class"]

@@ -59,6 +59,11 @@ class Method(L.LightningModule):
         """Handed, once before training, how the run's batches mix labelled and unlabelled items: a method
         warns here about settings of its own that those batches make moot (by default nothing to check)."""
 
+    def size_item_state(self, items: int) -> None:
+        """Handed, once before training (and before a resume checks its checkpoint's shapes), how many
+        items the store holds: a method that keeps state per item (Myna's SogCLR denominators) sizes it
+        here, so that its checkpoint's shapes are fixed from the first step (by default nothing)."""
+
     def build_projector(self) -> nn.Module:
         return build_projection_head(self.config.head.name, in_dim=self.encoder.dim, **self.config.head.params)
 
