@@ -19,7 +19,7 @@ import torch
 
 from mucon.config import load_config
 from mucon.encoders import build_run_encoder
-from mucon.export import EmbeddingModel, export_onnx, export_program, program_metadata, with_stft
+from mucon.export import EmbeddingModel, export_onnx, export_program, input_feed, program_metadata, with_stft
 
 COLUMNS = ("eager", "torch.export", "onnx fft", "onnx conv")
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mucon" / "configs"
@@ -36,14 +36,15 @@ def embeddings_per_second(embed, waveform: torch.Tensor, batches: int, repeats: 
     return batches * waveform.shape[0] / best
 
 
-def onnx_session(encoder, stft: str, folder: Path, threads: int) -> onnxruntime.InferenceSession:
+def onnx_session(encoder, stft: str, folder: Path, threads: int):
+    """(an onnxruntime session of ``encoder`` with the ``stft`` front end, the file's metadata)."""
     encoder = with_stft(encoder, stft)
     program = export_program(encoder)
-    path = folder / f"{stft}.onnx"
-    export_onnx(program, path, program_metadata(program, encoder, "0" * 64, stft))
+    path, metadata = folder / f"{stft}.onnx", program_metadata(program, encoder, "0" * 64, stft)
+    export_onnx(program, path, metadata)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), metadata
 
 
 def main() -> None:
@@ -62,12 +63,16 @@ def main() -> None:
             torch.manual_seed(0)
             encoder = build_run_encoder(load_config(preset, [])).eval()
             waveform = 0.3 * torch.randn(args.batch_size, encoder.input_samples)
-            program = export_program(encoder).module()
-            rates = [embeddings_per_second(EmbeddingModel(encoder), waveform, args.batches, args.repeats),
-                     embeddings_per_second(program, waveform, args.batches, args.repeats)]
+            exported = export_program(encoder)
+            metadata = program_metadata(exported, encoder, "0" * 64, "fft")
+            inputs = list(input_feed(metadata, waveform).values())  # a COLA/MSCOL clip at its own level
+            program = exported.module()
+            rates = [embeddings_per_second(lambda _: EmbeddingModel(encoder)(*inputs), waveform, args.batches,
+                                           args.repeats),
+                     embeddings_per_second(lambda _: program(*inputs), waveform, args.batches, args.repeats)]
             for stft in ("fft", "conv"):
-                session = onnx_session(encoder, stft, Path(folder), args.threads)
-                feed = {"waveform": waveform.numpy()}
+                session, metadata = onnx_session(encoder, stft, Path(folder), args.threads)
+                feed = {name: value.numpy() for name, value in input_feed(metadata, waveform).items()}
                 rates.append(embeddings_per_second(lambda _, session=session: session.run(None, feed), waveform,
                                                    args.batches, args.repeats))
             print(f"{preset:18} {encoder.input_samples:>8} " + "".join(f"{rate:>13.0f}" for rate in rates), flush=True)
