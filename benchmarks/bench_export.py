@@ -2,6 +2,7 @@
 eager PyTorch, the torch.export program, and ONNX through onnxruntime with the FFT and the conv-STFT front end.
 
     python benchmarks/bench_export.py                       # every CPU preset, batch 8, 2 threads
+    python benchmarks/bench_export.py --presets clmr pemr cola  # the papers' encoders (random weights)
     python benchmarks/bench_export.py --presets cola-cpu --batch-size 32 --threads 4
 
 Each figure is the best of ``--repeats`` timed runs of ``--batches`` batches, after one warm-up batch.
@@ -71,11 +72,15 @@ def main() -> None:
                                            args.repeats),
                      embeddings_per_second(lambda _: program(*inputs), waveform, args.batches, args.repeats)]
             for stft in ("fft", "conv"):
+                if stft == "conv" and not hasattr(getattr(encoder, "frontend", None), "use_stft"):
+                    rates.append(None)  # a raw-waveform encoder (SampleCNN): no spectrum to compute
+                    continue
                 session, metadata = onnx_session(encoder, stft, Path(folder), args.threads)
                 feed = {name: value.numpy() for name, value in input_feed(metadata, waveform).items()}
                 rates.append(embeddings_per_second(lambda _, session=session: session.run(None, feed), waveform,
                                                    args.batches, args.repeats))
-            print(f"{preset:18} {encoder.input_samples:>8} " + "".join(f"{rate:>13.0f}" for rate in rates), flush=True)
+            print(f"{preset:18} {encoder.input_samples:>8} "
+                  + "".join(f"{'-' if rate is None else f'{rate:.0f}':>13}" for rate in rates), flush=True)
 
 
 if __name__ == "__main__":
