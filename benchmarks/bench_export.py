@@ -2,6 +2,7 @@
 eager PyTorch, the torch.export program, and ONNX through onnxruntime with the FFT and the conv-STFT front end.
 
     python benchmarks/bench_export.py                       # every CPU preset, batch 8, 2 threads
+    python benchmarks/bench_export.py --presets clmr pemr cola  # the papers' encoders (random weights)
     python benchmarks/bench_export.py --presets cola-cpu --batch-size 32 --threads 4
 
 Each figure is the best of ``--repeats`` timed runs of ``--batches`` batches, after one warm-up batch.
@@ -19,7 +20,7 @@ import torch
 
 from mucon.config import load_config
 from mucon.encoders import build_run_encoder
-from mucon.export import EmbeddingModel, export_onnx, export_program, program_metadata, with_stft
+from mucon.export import EmbeddingModel, export_onnx, export_program, input_feed, program_metadata, with_stft
 
 COLUMNS = ("eager", "torch.export", "onnx fft", "onnx conv")
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mucon" / "configs"
@@ -36,14 +37,15 @@ def embeddings_per_second(embed, waveform: torch.Tensor, batches: int, repeats: 
     return batches * waveform.shape[0] / best
 
 
-def onnx_session(encoder, stft: str, folder: Path, threads: int) -> onnxruntime.InferenceSession:
+def onnx_session(encoder, stft: str, folder: Path, threads: int):
+    """(an onnxruntime session of ``encoder`` with the ``stft`` front end, the file's metadata)."""
     encoder = with_stft(encoder, stft)
     program = export_program(encoder)
-    path = folder / f"{stft}.onnx"
-    export_onnx(program, path, program_metadata(program, encoder, "0" * 64, stft))
+    path, metadata = folder / f"{stft}.onnx", program_metadata(program, encoder, "0" * 64, stft)
+    export_onnx(program, path, metadata)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), metadata
 
 
 def main() -> None:
@@ -62,15 +64,23 @@ def main() -> None:
             torch.manual_seed(0)
             encoder = build_run_encoder(load_config(preset, [])).eval()
             waveform = 0.3 * torch.randn(args.batch_size, encoder.input_samples)
-            program = export_program(encoder).module()
-            rates = [embeddings_per_second(EmbeddingModel(encoder), waveform, args.batches, args.repeats),
-                     embeddings_per_second(program, waveform, args.batches, args.repeats)]
+            exported = export_program(encoder)
+            metadata = program_metadata(exported, encoder, "0" * 64, "fft")
+            inputs = list(input_feed(metadata, waveform).values())  # a COLA/MSCOL clip at its own level
+            program = exported.module()
+            rates = [embeddings_per_second(lambda _: EmbeddingModel(encoder)(*inputs), waveform, args.batches,
+                                           args.repeats),
+                     embeddings_per_second(lambda _: program(*inputs), waveform, args.batches, args.repeats)]
             for stft in ("fft", "conv"):
-                session = onnx_session(encoder, stft, Path(folder), args.threads)
-                feed = {"waveform": waveform.numpy()}
+                if stft == "conv" and not hasattr(getattr(encoder, "frontend", None), "use_stft"):
+                    rates.append(None)  # a raw-waveform encoder (SampleCNN): no spectrum to compute
+                    continue
+                session, metadata = onnx_session(encoder, stft, Path(folder), args.threads)
+                feed = {name: value.numpy() for name, value in input_feed(metadata, waveform).items()}
                 rates.append(embeddings_per_second(lambda _, session=session: session.run(None, feed), waveform,
                                                    args.batches, args.repeats))
-            print(f"{preset:18} {encoder.input_samples:>8} " + "".join(f"{rate:>13.0f}" for rate in rates), flush=True)
+            print(f"{preset:18} {encoder.input_samples:>8} "
+                  + "".join(f"{'-' if rate is None else f'{rate:.0f}':>13}" for rate in rates), flush=True)
 
 
 if __name__ == "__main__":

@@ -97,17 +97,18 @@ def test_evaluate_names_one_hear_module_with_two_weights_files_apart(tmp_path, m
                      "lab.encoder:large": "hear:lab.encoder:w/large.pt"}
 
 
-def test_evaluate_names_an_onnx_model_after_its_file_and_two_files_of_one_name_by_their_paths(tmp_path, monkeypatch):
+def test_evaluate_names_an_exported_model_after_its_file_and_two_files_of_one_name_by_their_paths(tmp_path,
+                                                                                                   monkeypatch):
     import mucon.evaluation
 
     given = {}
     monkeypatch.setattr(mucon.evaluation, "evaluate",
                         lambda models, *args, **kwargs: given.update(models) or {"failed_models": {}})
     argv = ["evaluate", "--tasks", "unused", "--out", str(tmp_path / "out"), "--model", "onnx:ship/clmr.onnx",
-            "--model", "onnx:a/pemr.onnx", "--model", "onnx:b/pemr.onnx"]
+            "--model", "onnx:a/pemr.onnx", "--model", "onnx:b/pemr.onnx", "--model", "pt2:ship/clmr.pt2"]
     assert main(argv) == 0
     assert given == {"clmr.onnx": "onnx:ship/clmr.onnx", "a/pemr.onnx": "onnx:a/pemr.onnx",
-                     "b/pemr.onnx": "onnx:b/pemr.onnx"}
+                     "b/pemr.onnx": "onnx:b/pemr.onnx", "clmr.pt2": "pt2:ship/clmr.pt2"}
 
 
 def test_evaluate_without_a_checkpoint_or_model_is_one_line_and_exit_status_two(tmp_path, capsys):
@@ -143,18 +144,22 @@ def test_evaluate_accepts_only_the_precisions_it_can_run(tmp_path, capsys):
         evaluate({"unused": "unused.ckpt"}, ["unused"], tmp_path / "out", precision="17")
 
 
-def test_embed_with_an_exported_onnx_model_writes_the_checkpoints_embeddings(tmp_path, clmr_checkpoint, capsys):
+def test_embed_with_an_exported_onnx_file_or_program_writes_the_checkpoints_embeddings(tmp_path, clmr_checkpoint,
+                                                                                      capsys):
     audio = write_tone_folder(tmp_path / "audio", 3, 16000, 2.0)
-    onnx_path = tmp_path / "clmr.onnx"
-    assert main(["export", str(clmr_checkpoint), "--onnx", str(onnx_path)]) == 0
+    onnx_path, program_path = tmp_path / "clmr.onnx", tmp_path / "clmr.pt2"
+    assert main(["export", str(clmr_checkpoint), "--onnx", str(onnx_path), "--torch", str(program_path)]) == 0
     common = ["--precision", "32-true", "--cache", str(tmp_path / "cache"), "--quiet"]
     assert main(["embed", str(audio), "--checkpoint", str(clmr_checkpoint), "--out", str(tmp_path / "eager"),
                  *common]) == 0
-    assert main(["embed", str(audio), "--model", f"onnx:{onnx_path}", "--out", str(tmp_path / "onnx"), *common]) == 0
-    eager, exported = (np.load(tmp_path / out / "embeddings.npy") for out in ("eager", "onnx"))
-    difference = np.abs(exported - eager).max() / np.abs(eager).max()
-    print(f"largest embedding difference {difference:.2e} (tolerance 1e-4)")
-    assert eager.shape == exported.shape == (3, 128) and difference <= 1e-4
+    eager = np.load(tmp_path / "eager" / "embeddings.npy")
+    for source in (f"onnx:{onnx_path}", f"pt2:{program_path}"):
+        out = tmp_path / source.split(":")[0]
+        assert main(["embed", str(audio), "--model", source, "--out", str(out), *common]) == 0
+        exported = np.load(out / "embeddings.npy")
+        difference = np.abs(exported - eager).max() / np.abs(eager).max()
+        print(f"{source}: largest embedding difference {difference:.2e} (tolerance 1e-4)")
+        assert eager.shape == exported.shape == (3, 128) and difference <= 1e-4
 
 
 def test_a_missing_onnx_model_is_a_one_line_error(tmp_path, capsys):

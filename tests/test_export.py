@@ -4,6 +4,7 @@ than the example it was traced with, and carries where it came from."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import onnx
@@ -18,10 +19,10 @@ from mucon.cli import main
 from mucon.config import load_config
 from mucon.encoders import build_run_encoder
 from mucon.encoders.small_cnn import small_cnn_frontend
-from mucon.export import (EmbeddingModel, ExportError, export_onnx, export_program, export_torch, file_sha256,
-                          load_torch, onnx_metadata, program_metadata, with_stft)
+from mucon.export import (EmbeddingModel, ExportError, MaxPool1dThrough2d, export_onnx, export_program, export_torch,
+                          file_sha256, input_feed, load_torch, onnx_metadata, program_metadata, with_stft)
 
-CPU_PRESETS = sorted(path.stem for path in CONFIGS.glob("*-cpu.yaml"))
+PRESETS = sorted(path.stem for path in CONFIGS.glob("*.yaml"))
 RELATIVE_TOLERANCE = 1e-4
 
 
@@ -52,22 +53,75 @@ def assert_relatively_close(found, expected) -> None:
     assert np.abs(found - expected).max() <= RELATIVE_TOLERANCE * np.abs(expected).max()
 
 
-@pytest.mark.parametrize("preset", CPU_PRESETS)
-def test_onnx_and_torch_export_of_each_cpu_preset_match_eager_at_two_lengths_and_two_batch_sizes(preset, tmp_path):
+def encoder_settings(preset: str) -> str:
+    """What ``build_run_encoder`` builds the preset's encoder from, but its crop length (which changes no weight
+    and no computation): presets that share it share an export."""
+    config = load_config(preset, [])
+    params = {name: value for name, value in dict(config.encoder.params).items() if name != "input_samples"}
+    return json.dumps([config.encoder.name, config.data.sample_rate, params], sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def exports_by_encoder(tmp_path_factory):
+    """One export per distinct preset encoder (seed 0 makes equal settings equal weights), made on first use."""
+    exports = {}
+
+    def export(preset: str):
+        settings = encoder_settings(preset)
+        if settings not in exports:
+            exports[settings] = exported_both_ways(random_encoder(preset), tmp_path_factory.mktemp("export"))
+        return exports[settings]
+
+    return export
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_onnx_and_torch_export_of_each_preset_match_eager_at_two_lengths_and_two_batch_sizes(preset,
+                                                                                             exports_by_encoder):
     encoder = random_encoder(preset)
-    session, program, metadata = exported_both_ways(encoder, tmp_path)
-    lengths = (metadata.min_input_samples, encoder.input_samples + 1001)  # neither is the traced example's
-    for batch in (1, 3):
-        for length in lengths:
+    session, program, metadata = exports_by_encoder(preset)
+    assert metadata.min_input_samples <= encoder.input_samples
+    shortest, crop = metadata.min_input_samples, encoder.input_samples
+    for batch in (1, 2):
+        for length in (shortest, crop) if shortest < crop else (crop, crop + 1001):
             waveform = 0.3 * torch.randn(batch, length)
+            inputs = [waveform, *([0.1 * torch.rand(batch) + 0.05] if encoder.scales_by_item_level else [])]
             with torch.no_grad():
-                expected = [output.numpy() for output in EmbeddingModel(encoder)(waveform)]
-            from_onnx = session.run(None, {"waveform": waveform.numpy()})
-            from_program = [output.detach().numpy() for output in program(waveform)]
+                expected = [output.numpy() for output in EmbeddingModel(encoder)(*inputs)]
+            from_onnx = session.run(None, dict(zip(metadata.inputs.split(","), [value.numpy() for value in inputs])))
+            from_program = [output.detach().numpy() for output in program(*inputs)]
             assert expected[0].shape == (batch, encoder.dim) and expected[1].shape[::2] == (batch, encoder.dim)
             for found in (from_onnx, from_program):
                 for output, reference in zip(found, expected):
                     assert_relatively_close(output, reference)
+
+
+def test_an_exported_samplecnn_accepts_its_one_frame_crop_and_a_longer_input_of_several_frames(
+        exports_by_encoder):
+    _, program, metadata = exports_by_encoder("clmr")
+    assert metadata.min_input_samples == 59049  # its crop length, one frame: refused before
+    assert program(torch.zeros(1, 3 * 59049 + 5))[1].shape == (1, 3, 512)
+
+
+def test_an_encoder_that_scales_by_its_items_level_exports_with_a_level_input_and_its_own_rms_as_default(
+        exports_by_encoder):
+    session, program, metadata = exports_by_encoder("cola-cpu")
+    assert (metadata.inputs, [value.name for value in session.get_inputs()]) == ("waveform,level", ["waveform", "level"])
+    waveform = 0.3 * torch.randn(2, 16000) * torch.tensor([[1.0], [0.1]])
+    with torch.no_grad():
+        own_item = random_encoder("cola-cpu").embed(waveform)  # each clip its own item: no level
+    assert_relatively_close(program(*input_feed(metadata, waveform).values())[0].detach(), own_item)
+    assert exports_by_encoder("clmr-cpu")[2].inputs == "waveform"
+
+
+def test_max_pool_1d_through_2d_equals_max_pool_1d():
+    signal = torch.randn(2, 4, 101, generator=torch.Generator().manual_seed(0))
+    for settings in ({"kernel_size": 3}, {"kernel_size": 4, "stride": 2, "padding": 1, "ceil_mode": True},
+                     {"kernel_size": 2, "dilation": 3}):
+        pool = nn.MaxPool1d(**settings)
+        through_2d = copy.deepcopy(pool)
+        through_2d.__class__ = MaxPool1dThrough2d
+        assert torch.equal(through_2d(signal), pool(signal))
 
 
 @pytest.mark.parametrize("frontend", [small_cnn_frontend(), cola_frontend(), pemr_frontend()],
@@ -88,10 +142,11 @@ def test_conv_stft_encoder_exports_to_onnx_without_an_stft_or_dft_op_and_matches
     op_types = {node.op_type for node in onnx.load(str(tmp_path / "encoder.onnx")).graph.node}
     assert not op_types & {"STFT", "DFT"} and "Conv" in op_types
     assert metadata.stft == "conv"
-    waveform = 0.3 * torch.randn(2, encoder.input_samples + 777)
+    waveform, level = 0.3 * torch.randn(2, encoder.input_samples + 777), torch.tensor([0.05, 0.2])
     with torch.no_grad():
-        expected = encoder.embed(waveform).numpy()
-    assert_relatively_close(session.run(["embedding"], {"waveform": waveform.numpy()})[0], expected)
+        expected = encoder.embed(waveform, level).numpy()
+    feed = {name: value.numpy() for name, value in input_feed(metadata, waveform, level).items()}
+    assert_relatively_close(session.run(["embedding"], feed)[0], expected)
 
 
 def test_export_command_writes_both_files_with_the_checkpoints_metadata_and_prints_it(tmp_path, clmr_checkpoint,

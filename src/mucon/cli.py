@@ -186,13 +186,11 @@ def _hear_names(sources: list[str]) -> dict[str, str]:
             for module, stem, source in zip(modules, weights, sources)}
 
 
-def _onnx_names(sources: list[str]) -> dict[str, str]:
-    """A name per ONNX file: its file name, or its whole path where two files share a name."""
+def _exported_names(sources: list[str]) -> dict[str, str]:
+    """A name per exported file (ONNX or .pt2): its file name, or its whole path where two files share a name."""
     if len(set(sources)) < len(sources):
         raise ValueError(f"{next(source for source in sources if sources.count(source) > 1)}: given twice as --model")
-    from mucon.evaluation.onnx_models import ONNX_PREFIX
-
-    paths = [source.removeprefix(ONNX_PREFIX) for source in sources]
+    paths = [source.split(":", 1)[1] for source in sources]
     names = [Path(path).name for path in paths]
     return {name if names.count(name) == 1 else path: source for name, path, source in zip(names, paths, sources)}
 
@@ -203,15 +201,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     preset = len(args.corruptions) == 1 and args.corruptions[0] in CORRUPTION_PRESETS
     from mucon.evaluation.hear_models import is_hear_source
-    from mucon.evaluation.onnx_models import is_onnx_source
+    from mucon.evaluation.exported_models import is_exported_source
 
     sources = [*(args.checkpoint or []), *(args.model or [])]
     if not sources:
         raise ValueError("give at least one --checkpoint or --model")
     models = {**_model_names([source for source in sources if not is_hear_source(source) and
-                              not is_onnx_source(source)]),
+                              not is_exported_source(source)]),
               **_hear_names([source for source in sources if is_hear_source(source)]),
-              **_onnx_names([source for source in sources if is_onnx_source(source)])}
+              **_exported_names([source for source in sources if is_exported_source(source)])}
     results = evaluate(models, args.tasks, args.out, robustness=not args.no_robustness,
              seed=args.seed, baselines=not args.no_baselines, device=args.device,
              severities=tuple(args.severities) if args.severities else None,
@@ -330,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("audio_dir", type=Path)
     embedded_model = embed.add_mutually_exclusive_group(required=True)
     embedded_model.add_argument("--checkpoint", type=Path)
-    embedded_model.add_argument("--model", help="onnx:FILE, a file written by `mucon export --onnx`")
+    embedded_model.add_argument("--model", help="onnx:FILE or pt2:FILE, a file written by `mucon export --onnx` "
+                                "or `--torch`")
     embed.add_argument("--out", required=True, type=Path, help="folder for embeddings.npy, index.csv, failed.csv")
     embed.add_argument("--hop-seconds", type=float, help="window hop (default: the encoder's window, as evaluate)")
     embed.add_argument("--max-windows", type=int, default=MAX_CHUNKS, help="windows per file at most, evenly "
@@ -358,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser("evaluate", help="probe checkpoints and baselines on tasks; table, JSON, MD, PNG")
     evaluation.add_argument("--checkpoint", action="append", help="a mucon checkpoint (repeatable)")
     evaluation.add_argument("--model", action="append", help="a checkpoint, or a HEAR 2021 module with its weights: "
-                            "hear:PACKAGE.MODULE[:WEIGHTS], or a file of `mucon export --onnx`: "
-                            "onnx:FILE (repeatable; a row next to the checkpoints')")
+                            "hear:PACKAGE.MODULE[:WEIGHTS], or a file of `mucon export`: onnx:FILE (--onnx) "
+                            "or pt2:FILE (--torch) (repeatable; a row next to the checkpoints')")
     evaluation.add_argument("--tasks", required=True, nargs="+", help="task header files (.yaml/.json), corpus "
                             "folders, or built-in benchmark task names (`mucon tasks`) with --data-root")
     evaluation.add_argument("--data-root", action="append", type=Path, help="a benchmark dataset's folder, as its "

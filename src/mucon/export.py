@@ -3,7 +3,8 @@ computed in a service, a plugin or a browser without mucon.
 
 The exported model maps waveforms ``[B, samples]`` (float32 at the encoder's sample rate, batch and length
 dynamic) to ``embedding [B, D]`` and ``frames [B, T, D]``, exactly ``encoder.embed`` and ``encoder``. An encoder
-that scales by its item's level (COLA, MSCOL) takes each input as its own item, as ``embed`` without ``level``.
+that scales by its item's level (COLA, MSCOL) takes a second input, ``level [B]``: the RMS of the whole item
+each waveform was cut from, as ``embed(waveform, level)`` (a clip's own RMS takes it as its own item).
 Each file carries ``ExportMetadata``: ONNX as metadata_props, a ``.pt2`` as its extra file ``mucon.json``.
 """
 
@@ -30,6 +31,7 @@ from mucon.encoders import Encoder
 from mucon.encoders.base import smallest_length_with_frames
 
 INPUT_NAME = "waveform"
+LEVEL_NAME = "level"  # the second input of an encoder that scales by its item's level
 OUTPUT_NAMES = ("embedding", "frames")
 METADATA_FILE = "mucon.json"
 ONNX_OPSET = 20  # the first with DFT and STFT as the exporter writes them
@@ -53,6 +55,10 @@ class ExportMetadata:
     inputs: str = INPUT_NAME
     outputs: str = ",".join(OUTPUT_NAMES)
 
+    @property
+    def takes_level(self) -> bool:
+        return LEVEL_NAME in self.inputs.split(",")
+
     def as_strings(self) -> dict[str, str]:
         return {field.name: str(getattr(self, field.name)) for field in dataclasses.fields(self)}
 
@@ -64,15 +70,26 @@ class ExportMetadata:
 
 
 class EmbeddingModel(nn.Module):
-    """The exported computation: waveform -> (``encoder.embed``, ``encoder`` frames)."""
+    """The exported computation: waveform (and item level) -> (``encoder.embed``, ``encoder`` frames)."""
 
     def __init__(self, encoder: Encoder):
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, waveform: Tensor) -> tuple[Tensor, Tensor]:
-        frames = self.encoder(waveform)
+    def forward(self, waveform: Tensor, level: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        frames = self.encoder(waveform) if level is None else self.encoder(waveform, level)
         return self.encoder.pool(frames), frames
+
+
+def input_feed(metadata: ExportMetadata, waveform: Tensor, level: Tensor | None = None) -> dict[str, Tensor]:
+    """The exported model's inputs by name: ``level``, for a model that takes it, each waveform's own RMS where
+    not given (each clip its own item, as the encoder's ``embed`` without ``level``)."""
+    from mucon.evaluation.windows import track_level
+
+    feed = {INPUT_NAME: waveform.float()}
+    if metadata.takes_level:
+        feed[LEVEL_NAME] = (track_level(waveform) if level is None else level).float()
+    return feed
 
 
 def file_sha256(path: str | Path) -> str:
@@ -99,29 +116,94 @@ def with_stft(encoder: Encoder, stft: Stft) -> Encoder:
 
 def export_program(encoder: Encoder) -> torch.export.ExportedProgram:
     """``EmbeddingModel(encoder)`` traced by ``torch.export`` with batch and length dynamic, from
-    ``shortest_export_input`` samples up. A failure raises ``ExportError`` naming the innermost module traced."""
-    model = EmbeddingModel(encoder).eval()
-    example = torch.zeros(2, max(encoder.input_samples, 2 * shortest_export_input(encoder)))
+    ``shortest_accepted_input`` samples up (for an encoder that scales by its item's level, with a ``level``
+    input of the same batch). A failure raises ``ExportError`` naming the innermost module traced."""
+    encoder.min_input_samples  # noqa: B018 -- found by forwards, which must run before tracing, not inside it
+    model = EmbeddingModel(exportable(encoder)).eval()
+    batch = Dim("batch", min=1)
     # Dim.DYNAMIC: a named Dim("samples", min=...) fails on the guards a frame count of 1 adds
-    dynamic_shapes = ({0: Dim("batch", min=1), 1: Dim.DYNAMIC},)
-    with _modules_entered(model) as stack:
+    inputs = [(torch.zeros(2, _example_samples(model.encoder)), {0: batch, 1: Dim.DYNAMIC})]
+    if encoder.scales_by_item_level:
+        inputs.append((torch.full((2,), 0.1), {0: batch}))
+    examples, dynamic_shapes = zip(*inputs)
+    with _modules_entered(model) as stack, _size_oblivious_tracing():
         try:
-            return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes, strict=False)
+            return torch.export.export(model, examples, dynamic_shapes=dynamic_shapes, strict=False)
         except Exception as error:  # the exporter fails in many types; each means the same to a user
             name, module = stack[-1] if stack else ("", model)
             raise ExportError(f"cannot export: {name or 'the model'} ({type(module).__name__}) stops "
                               f"torch.export: {_first_line(error)}") from error
 
 
-def shortest_export_input(encoder: Encoder) -> int:
-    """The fewest samples an exported encoder accepts: those giving two frames, since tracing specialises a
-    length of one frame away (the program refuses it). Found by bisection over forwards once per encoder."""
-    if encoder not in _SHORTEST_EXPORT_INPUT:
-        _SHORTEST_EXPORT_INPUT[encoder] = smallest_length_with_frames(encoder.eval(), min_frames=2, frame_axis=1)
-    return _SHORTEST_EXPORT_INPUT[encoder]
+def _size_oblivious_tracing():
+    """Tracing that treats a size of 1 as any other: otherwise the one-frame output of an encoder at its own
+    crop length (SampleCNN's 59049 samples, PEMR's CNN) is guarded against, and the program refuses that
+    length. The example traced still gives two frames, so that no size of it is 1."""
+    from torch.fx.experimental import _config as shape_config
+
+    return shape_config.patch(backed_size_oblivious=True)
 
 
-_SHORTEST_EXPORT_INPUT: weakref.WeakKeyDictionary[Encoder, int] = weakref.WeakKeyDictionary()
+class MaxPool1dThrough2d(nn.MaxPool1d):
+    """``nn.MaxPool1d`` computed by ``max_pool2d`` over a unit height, equal to it: torch's ``max_pool1d``
+    reads its input's length as a plain int, which fixes the length of an exported program to the example's."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        def along_time(value, height: int) -> tuple[int, int]:
+            return height, value[0] if isinstance(value, tuple) else value
+
+        return torch.nn.functional.max_pool2d(
+            input.unsqueeze(-2), along_time(self.kernel_size, 1), along_time(self.stride, 1),
+            along_time(self.padding, 0), along_time(self.dilation, 1), ceil_mode=self.ceil_mode).squeeze(-2)
+
+
+def exportable(encoder: Encoder) -> Encoder:
+    """``encoder``, or a copy of it computing the same with the modules ``torch.export`` cannot keep dynamic
+    replaced (``MaxPool1dThrough2d``)."""
+    def replaceable(module: nn.Module) -> bool:
+        return type(module) is nn.MaxPool1d and not module.return_indices
+
+    if not any(replaceable(module) for module in encoder.modules()):
+        return encoder
+    replaced = copy.deepcopy(encoder)
+    for module in replaced.modules():
+        if replaceable(module):
+            module.__class__ = MaxPool1dThrough2d
+    return replaced
+
+
+@torch.no_grad()
+def _example_samples(encoder: Encoder) -> int:
+    """The length traced: the crop length, doubled until it gives two frames, so that tracing sees no frame count
+    of 1 (a forward or two, where finding the shortest such length takes a bisection)."""
+    length = max(encoder.input_samples, encoder.min_input_samples)
+    while encoder(torch.zeros(1, length)).shape[1] < 2:
+        length *= 2
+    return length
+
+
+def _two_frame_samples(encoder: Encoder) -> int:
+    """The fewest samples that give two frames, found by bisection over forwards once per encoder."""
+    if encoder not in _TWO_FRAME_SAMPLES:
+        _TWO_FRAME_SAMPLES[encoder] = smallest_length_with_frames(encoder.eval(), min_frames=2, frame_axis=1)
+    return _TWO_FRAME_SAMPLES[encoder]
+
+
+_TWO_FRAME_SAMPLES: weakref.WeakKeyDictionary[Encoder, int] = weakref.WeakKeyDictionary()
+
+
+def shortest_accepted_input(program: torch.export.ExportedProgram, encoder: Encoder) -> int:
+    """The fewest samples ``program`` accepts: the lower bound of its length (the encoder's ``min_input_samples``,
+    or more where a kernel asks more: EfficientNet's convolutions want two spectrogram frames), or, where the
+    program refuses a single frame there (a guard torch's own transpose adds, in SmallCNN), two frames' worth."""
+    waveform = next(node for node in program.graph.nodes if node.name == program.graph_signature.user_inputs[0])
+    length = waveform.meta["val"].shape[1]
+    lower = length if isinstance(length, int) else int(program.range_constraints[length.node.expr].lower)
+    try:
+        program.module()(*(torch.zeros(1, lower), torch.ones(1))[:len(program.graph_signature.user_inputs)])
+    except (AssertionError, RuntimeError):  # a guard of the program failing
+        return max(lower, _two_frame_samples(encoder))
+    return lower
 
 
 def export_onnx(program: torch.export.ExportedProgram, out: str | Path, metadata: ExportMetadata) -> None:
@@ -130,8 +212,9 @@ def export_onnx(program: torch.export.ExportedProgram, out: str | Path, metadata
         raise ExportError("exporting to ONNX needs onnx and onnxscript: pip install 'mucon[export]'")
     try:
         with _quiet_onnx_exporter():
-            onnx_program = torch.onnx.export(program, (), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                                             opset_version=ONNX_OPSET, dynamo=True, verbose=False)
+            onnx_program = torch.onnx.export(program, (), input_names=metadata.inputs.split(","),
+                                             output_names=list(OUTPUT_NAMES), opset_version=ONNX_OPSET, dynamo=True,
+                                             verbose=False)
     except Exception as error:  # mostly a torch op without an ONNX translation
         raise ExportError(f"cannot export to ONNX: {_onnx_failure(error)}") from error
     onnx_program.model.metadata_props.update(metadata.as_strings())
@@ -149,6 +232,8 @@ def load_torch(path: str | Path) -> tuple[torch.export.ExportedProgram, ExportMe
     """A ``.pt2`` written by ``export_torch`` and its metadata."""
     extra_files = {METADATA_FILE: ""}
     program = torch.export.load(str(path), extra_files=extra_files)
+    if not extra_files[METADATA_FILE]:
+        raise ValueError(f"{path}: not written by mucon export (it has no {METADATA_FILE})")
     return program, ExportMetadata.from_strings(json.loads(extra_files[METADATA_FILE]))
 
 
@@ -163,8 +248,9 @@ def onnx_metadata(path: str | Path) -> ExportMetadata:
 def program_metadata(program: torch.export.ExportedProgram, encoder: Encoder, checkpoint_sha256: str,
                      stft: Stft) -> ExportMetadata:
     return ExportMetadata(sample_rate=encoder.sample_rate, input_samples=encoder.input_samples,
-                          min_input_samples=shortest_export_input(encoder), embedding_dim=encoder.dim,
-                          mucon_version=__version__, checkpoint_sha256=checkpoint_sha256, stft=stft)
+                          min_input_samples=shortest_accepted_input(program, encoder), embedding_dim=encoder.dim,
+                          mucon_version=__version__, checkpoint_sha256=checkpoint_sha256, stft=stft,
+                          inputs=",".join([INPUT_NAME, LEVEL_NAME] if encoder.scales_by_item_level else [INPUT_NAME]))
 
 
 def export_checkpoint(checkpoint: str | Path, onnx_out: str | Path | None = None,

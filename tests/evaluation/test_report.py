@@ -15,7 +15,7 @@ from mucon.encoders import build_encoder
 from mucon.export import export_checkpoint, file_sha256
 from mucon.evaluation import evaluate, plots
 from mucon.evaluation.hear_models import load_hear_encoder
-from mucon.evaluation.onnx_models import load_onnx_encoder
+from mucon.evaluation.exported_models import load_exported_encoder
 from mucon.evaluation.report import markdown_report, summary_table, summary_text, text_table, write_report
 from mucon.evaluation.tasks import Task, task_from_table
 from mucon.methods import method_class
@@ -49,7 +49,12 @@ def tone_tasks(root):
 @pytest.fixture
 def checkpoint(tmp_path):
     """A checkpoint in a run folder with a Lightning-style CSV log, as `mucon pretrain` leaves it."""
-    config = load_config(CONFIGS / "clmr-cpu.yaml", ["encoder.params.input_samples=8000"])
+    return untrained_checkpoint(tmp_path, "clmr-cpu")
+
+
+def untrained_checkpoint(tmp_path, preset: str):
+    """A checkpoint of ``preset`` at 8000 samples with seeded random weights, in a run folder with a CSV log."""
+    config = load_config(CONFIGS / f"{preset}.yaml", ["encoder.params.input_samples=8000"])
     with torch.random.fork_rng():
         torch.manual_seed(1)
         method = method_class(config.method_name)(config)
@@ -502,7 +507,7 @@ EMBEDDING_TOLERANCE = 1e-4  # relative to the largest embedding value: float32 r
 def test_an_exported_onnx_file_scores_what_its_checkpoint_scores_and_its_row_names_both_hashes(tmp_path, checkpoint):
     onnx_path = tmp_path / "clmr.onnx"
     export_checkpoint(checkpoint, onnx_out=onnx_path)
-    exported, eager = load_onnx_encoder(f"onnx:{onnx_path}"), mucon.load(checkpoint).encoder.eval()
+    exported, eager = load_exported_encoder(f"onnx:{onnx_path}"), mucon.load(checkpoint).encoder.eval()
     windows = 0.3 * torch.randn(3, eager.input_samples, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = eager.embed(windows)
@@ -520,3 +525,45 @@ def test_an_exported_onnx_file_scores_what_its_checkpoint_scores_and_its_row_nam
     assert results["models"]["exported"]["source"] == (
         f"ONNX file {onnx_path} (sha256 {file_sha256(onnx_path)}), exported by mucon {mucon.__version__} "
         f"from checkpoint sha256 {file_sha256(checkpoint)}")
+
+
+def evaluated_next_to_its_checkpoint(tmp_path, checkpoint, source):
+    """evaluate's results for ``checkpoint`` as "eager" and ``source`` (an export of it) as "exported"."""
+    return evaluate({"eager": checkpoint, "exported": source}, tone_tasks(tmp_path / "audio")[:1], tmp_path / "report",
+                    heads=("linear",), robustness=False, baselines=False, precision="32-true", verbose=False)
+
+
+def test_a_torch_export_program_scores_what_its_checkpoint_scores_and_its_row_names_both_hashes(tmp_path, checkpoint):
+    program_path = tmp_path / "clmr.pt2"
+    export_checkpoint(checkpoint, torch_out=program_path)
+    exported, eager = load_exported_encoder(f"pt2:{program_path}"), mucon.load(checkpoint).encoder.eval()
+    windows = 0.3 * torch.randn(3, eager.input_samples + 500, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = eager.embed(windows)
+    assert (exported.embed(windows) - expected).abs().max() <= EMBEDDING_TOLERANCE * expected.abs().max()
+
+    results = evaluated_next_to_its_checkpoint(tmp_path, checkpoint, f"pt2:{program_path}")
+    scores = results["scores"]
+    assert scores["exported"]["register"]["linear"] == pytest.approx(scores["eager"]["register"]["linear"], abs=1e-3)
+    assert results["models"]["exported"]["source"] == (
+        f"torch.export program {program_path} (sha256 {file_sha256(program_path)}), exported by mucon "
+        f"{mucon.__version__} from checkpoint sha256 {file_sha256(checkpoint)}")
+
+
+def test_an_exported_cola_encoder_takes_the_tracks_level_and_scores_what_its_checkpoint_scores(tmp_path):
+    checkpoint = untrained_checkpoint(tmp_path, "cola-cpu")
+    onnx_path = tmp_path / "cola.onnx"
+    export_checkpoint(checkpoint, onnx_out=onnx_path)
+    exported, eager = load_exported_encoder(f"onnx:{onnx_path}"), mucon.load(checkpoint).encoder.eval()
+    assert exported.scales_by_item_level  # so evaluation brings each window its track's level
+    windows = 0.3 * torch.randn(3, eager.input_samples, generator=torch.Generator().manual_seed(0))
+    track_levels = torch.tensor([0.05, 0.1, 0.2])
+    with torch.no_grad():
+        at_track_level, own_level = eager.embed(windows, track_levels), eager.embed(windows)
+    for found, expected in ((exported.embed(windows, track_levels), at_track_level),
+                            (exported.embed(windows), own_level)):
+        assert (found - expected).abs().max() <= EMBEDDING_TOLERANCE * expected.abs().max()
+    assert (at_track_level - own_level).abs().max() > 100 * EMBEDDING_TOLERANCE * own_level.abs().max()
+
+    scores = evaluated_next_to_its_checkpoint(tmp_path, checkpoint, f"onnx:{onnx_path}")["scores"]
+    assert scores["exported"]["register"]["linear"] == pytest.approx(scores["eager"]["register"]["linear"], abs=1e-3)

@@ -230,8 +230,9 @@ class LogMelSpectrogram(nn.Module):
             spectrum = torch.fft.rfft(frames, n=self.n_fft)
             return spectrum.real.square() + spectrum.imag.square()
         parts = nn.functional.conv1d(x.unsqueeze(1), self.stft_basis.to(x.dtype), stride=self.hop_length)
-        real, imaginary = parts.transpose(1, 2).chunk(2, dim=-1)
-        return real.square() + imaginary.square()
+        real, imaginary = parts.chunk(2, dim=1)
+        # contiguous: a transposed spectrum takes matmul's batched path, whose traced reshape fixes the batch
+        return (real.square() + imaginary.square()).transpose(1, 2).contiguous()
 
     def extra_repr(self) -> str:
         return (

@@ -17,7 +17,7 @@ from mucon.encoders import Encoder
 from mucon.evaluation.embedding_cache import cached_embed_jobs, embedding_cache_dir
 from mucon.evaluation.embed import EmbeddingJob
 from mucon.evaluation.model_identity import model_fingerprint, module_device, resolve_encoder
-from mucon.evaluation.onnx_models import is_onnx_source, load_onnx_encoder
+from mucon.evaluation.exported_models import is_exported_source, load_exported_encoder
 from mucon.evaluation.tasks import MAX_CHUNKS
 from mucon.evaluation.windows import hop_samples
 from mucon.files import write_atomically
@@ -54,7 +54,7 @@ def embed_folder(
     overwrite: bool = False,
 ) -> FolderEmbeddings:
     """The clip embedding of every audio file under ``audio_dir`` (links followed), written to ``out_dir``;
-    ``model``: a checkpoint, an ``Encoder`` or ``onnx:FILE`` (a file of ``mucon export --onnx``).
+    ``model``: a checkpoint, an ``Encoder`` or ``onnx:FILE`` or ``pt2:FILE`` (a file of ``mucon export``).
 
     Writes ``embeddings.npy`` (float32 ``[files, D]``, open it with ``np.load(..., mmap_mode='r')``),
     ``index.csv`` (row, path relative to audio_dir, seconds, windows, then the label columns of the
@@ -85,7 +85,7 @@ def embed_folder(
     if clashing:
         raise ValueError(f"{metadata or audio_dir / 'metadata.csv'}: label column(s) {clashing} clash with index.csv's "
                          f"own columns {list(INDEX_COLUMNS)}; rename them")
-    source = load_onnx_encoder(model) if is_onnx_source(model) else model
+    source = load_exported_encoder(model) if is_exported_source(model) else model
     encoder = resolve_encoder(source, device)
     precision, _ = resolve_precision(precision, module_device(encoder).type)
     hop = hop_samples(encoder, hop_seconds, default_fraction=1.0)

@@ -17,7 +17,7 @@ from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
 from mucon.evaluation.embed import BrokenModel
 from mucon.evaluation.hear_models import is_hear_source, load_hear_encoder
 from mucon.evaluation.model_identity import model_fingerprint, resolve_encoder
-from mucon.evaluation.onnx_models import is_onnx_source, load_onnx_encoder
+from mucon.evaluation.exported_models import is_exported_source, load_exported_encoder
 from mucon.evaluation.results import ModelInfo
 from mucon.evaluation.robustness import pretraining_augmentations
 
@@ -97,7 +97,7 @@ def resolve_models(
     checkpoint architecture and by MFCC+chroma statistics at the first model's sample rate.
 
     A model is a checkpoint path, an ``Encoder``, ``hear:PACKAGE.MODULE[:WEIGHTS]`` (``hear_models``) or
-    ``onnx:FILE`` (``onnx_models``);
+    ``onnx:FILE`` or ``pt2:FILE`` (``exported_models``);
     a HEAR module that fails to load or to embed a trial clip is left out and its problem put in
     ``broken`` ({name: one line}), or raised where ``broken`` is None."""
     if not models:
@@ -117,8 +117,8 @@ def resolve_models(
                 continue
             entries.append(_entry(name, hear, hear, "encoder", hear.describe(), device))
             continue
-        if is_onnx_source(model):
-            exported = load_onnx_encoder(model)
+        if is_exported_source(model):
+            exported = load_exported_encoder(model)
             entries.append(_entry(name, exported, exported, "encoder", exported.describe(), device))
             continue
         entry = _checkpoint_entry(name, Path(model), device)
