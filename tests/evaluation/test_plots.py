@@ -42,6 +42,17 @@ def test_confusion_panels_grow_with_the_classes_and_long_class_names_are_cut_and
     assert axis.get_xticklabels()[0].get_rotation() == 45
 
 
+def test_a_confusion_of_more_classes_than_can_hold_counts_is_shaded_only_in_small_cells(tmp_path, drawn):
+    counted, shaded = plots.MAX_COUNTED_CLASSES, 84  # 84 pitch classes
+    for n in (counted, shaded):
+        plots.confusion_matrices("pitch", {"m": np.ones((n, n), dtype=int)}, [str(i) for i in range(n)],
+                                 tmp_path / "c.png")
+    assert len(drawn[0].axes[0].texts) == counted * counted
+    assert len(drawn[1].axes[0].texts) == 0
+    assert "count" not in drawn[1]._suptitle.get_text()
+    assert drawn[1].get_size_inches()[0] < 12  # was 19 inches at 110 dpi a panel
+
+
 def test_every_class_of_an_embedding_map_has_its_own_colour_the_same_in_every_panel_and_a_legend_entry(
         tmp_path, drawn):
     rng = np.random.default_rng(0)

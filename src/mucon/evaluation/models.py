@@ -16,6 +16,7 @@ from mucon.encoders import Encoder
 from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
 from mucon.evaluation.embed import BrokenModel
 from mucon.evaluation.hear_models import is_hear_source, load_hear_encoder
+from mucon.evaluation.inference_form import for_inference
 from mucon.evaluation.model_identity import model_fingerprint, resolve_encoder
 from mucon.evaluation.exported_models import is_exported_source, load_exported_encoder
 from mucon.evaluation.results import ModelInfo
@@ -70,8 +71,13 @@ def _pretraining_labels(config: Mapping) -> str | None:
 
 
 def _entry(name: str, encoder: Encoder, fingerprint_of: Path | Encoder, kind: str, source: str, device) -> ModelEntry:
-    """``encoder`` on ``device`` in eval mode, cached under the fingerprint of its checkpoint file or its weights."""
-    return ModelEntry(name, resolve_encoder(encoder, device), model_fingerprint(fingerprint_of), kind, source)
+    """``encoder`` on ``device`` in eval mode, cached under the fingerprint of its checkpoint file or its weights;
+    mucon's own encoders (a checkpoint's, a random-init twin) embed in their ``for_inference`` form, which
+    gives the same embeddings in less time (an encoder handed in, a HEAR or ONNX model, is used as it is)."""
+    resolved = resolve_encoder(encoder, device)
+    if kind in ("pretrained", "random-init"):
+        resolved = for_inference(resolved)
+    return ModelEntry(name, resolved, model_fingerprint(fingerprint_of), kind, source)
 
 
 def _checkpoint_entry(name: str, path: Path, device) -> ModelEntry:

@@ -27,7 +27,8 @@ CLASS_COLOURS = [colormaps["tab20"](index) for index in (*range(0, 20, 2), *rang
 CLASS_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 MAX_TICK_LABEL_CHARS = 20
 MAX_NAMED_TICKS = 60  # more classes than this: every n-th tick is named
-MIN_CELL_INCHES = 0.2  # a confusion cell that still holds a legible count (88 pitches: 18 inch panels)
+MAX_COUNTED_CLASSES = 30  # more classes: confusion cells are shaded only, without their counts, in
+SHADED_CELL_INCHES = 0.09  # cells this small (counts in 84 pitch classes made 18 inch panels, 6000 px figures)
 LEGEND_ROW_INCHES = 0.21  # a legend entry at 7 points, its marker scaled 1.5
 
 
@@ -110,15 +111,18 @@ def confusion_matrices(
     title: str, panels: Mapping[str, np.ndarray], class_names: Sequence[str], path: Path
 ) -> Path:
     """Confusion matrix per model (true class down, predicted across): each cell shaded by its share of
-    the true class (rows sum to 1) and labelled with its count (a blank cell: none).
+    the true class (rows sum to 1) and, up to ``MAX_COUNTED_CLASSES`` classes, labelled with its count
+    (a blank cell: none).
 
-    Panels grow with the number of classes, so cells stay big enough for their counts; long class
-    names are cut and the predicted ones slanted.
+    Panels grow with the number of classes, so counted cells stay big enough for their counts; beyond
+    that the shade alone is shown, in small cells, which keeps the figure readable on a screen and
+    cheap to draw; long class names are cut and the predicted ones slanted.
     """
     n_classes = len(class_names)
+    counted = n_classes <= MAX_COUNTED_CLASSES
     labels = [_tick_label(str(name)) for name in class_names]
     label_inches = 0.06 * max(map(len, labels), default=0)
-    cell_inches = float(np.clip(11.0 / max(n_classes, 1), MIN_CELL_INCHES, 0.45))
+    cell_inches = min(11.0 / max(n_classes, 1), 0.45) if counted else SHADED_CELL_INCHES
     panel_size = max(4.2, n_classes * cell_inches + label_inches + 1.2)
     figure, axes = _grid(len(panels), panel_size=panel_size, extra_width=1.0)
     cell_points = cell_inches * 72
@@ -131,7 +135,7 @@ def confusion_matrices(
         counts = np.asarray(counts)
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         image = axis.imshow(rates, cmap=colours, vmin=0.0, vmax=1.0)
-        for (true, predicted), count in np.ndenumerate(counts):
+        for (true, predicted), count in np.ndenumerate(counts if counted else counts[:0]):
             if count:
                 axis.text(predicted, true, str(count), ha="center", va="center", fontsize=count_size,
                           color=_text_colour(colours(rates[true, predicted])))
@@ -143,7 +147,8 @@ def confusion_matrices(
         axis.set_yticks(named, [labels[i] for i in named], fontsize=tick_size)
     if axes:
         figure.colorbar(image, ax=axes, shrink=0.6, label="share of the true class")
-    figure.suptitle(f"{title}: confusion, count in each cell (blank: none), shade: share of the row")
+    counts_said = "count in each cell (blank: none), " if counted else ""
+    figure.suptitle(f"{title}: confusion, {counts_said}shade: share of the row")
     figure.savefig(path, dpi=110)
     return path
 
