@@ -1,11 +1,11 @@
 """An encoder rewritten for embedding: the same outputs, bit for bit, in fewer passes over its activations.
 
-Evaluation spends most of its time in encoder forwards, and most of a small CNN's forward on a CPU is
-memory-bound work over the first layers' full-resolution activations: ReLU and 2x2 max-pooling (torch's
-CPU pooling also writes the argmax indices that only a backward pass needs). In inference a ReLU
-commutes with a max-pool exactly (``max(relu(a), relu(b)) == relu(max(a, b))``), so pooling first runs
-the ReLU on a quarter of the values, and a 2x2 max-pool taken as three elementwise maxima writes no
-indices. Training never sees this: only a copy that evaluation embeds with is rewritten.
+Evaluation spends most of its time in encoder forwards, and much of a small CNN's forward on a CPU is
+memory-bound work over the first layers' full-resolution activations, 2x2 max-pooling among it: torch's
+CPU pooling also writes the argmax indices that only a backward pass needs, and a 2x2 max-pool taken as
+three elementwise maxima writes none. Training never sees this (its backward needs the indices): only a
+copy that evaluation embeds with is rewritten. (The blocks already take their ReLU after the pool:
+``encoders.base.conv_bn_pool_relu``.)
 """
 
 from __future__ import annotations
@@ -39,14 +39,9 @@ def _plain_2x2_pool(module: nn.Module) -> bool:
 
 
 def _rewrite(sequential: nn.Sequential) -> None:
-    """In place: every plain 2x2 max-pool becomes a ``MaxPool2x2``, taken before the ReLU that precedes it."""
-    layers = list(sequential)
-    for index, layer in enumerate(layers):
-        if not _plain_2x2_pool(layer):
-            continue
-        if index and isinstance(layers[index - 1], nn.ReLU):
-            sequential[index - 1], sequential[index] = MaxPool2x2(), layers[index - 1]
-        else:
+    """In place: every plain 2x2 max-pool becomes a ``MaxPool2x2``."""
+    for index, layer in enumerate(sequential):
+        if _plain_2x2_pool(layer):
             sequential[index] = MaxPool2x2()
 
 

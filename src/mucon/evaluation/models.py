@@ -16,9 +16,9 @@ from mucon.encoders import Encoder
 from mucon.evaluation.baselines import HandcraftedFeatures, random_init_encoder
 from mucon.evaluation.embed import BrokenModel
 from mucon.evaluation.hear_models import is_hear_source, load_hear_encoder
+from mucon.evaluation.exported_models import is_exported_source, load_exported_encoder
 from mucon.evaluation.inference_form import for_inference
 from mucon.evaluation.model_identity import model_fingerprint, resolve_encoder
-from mucon.evaluation.exported_models import is_exported_source, load_exported_encoder
 from mucon.evaluation.results import ModelInfo
 from mucon.evaluation.robustness import pretraining_augmentations
 
