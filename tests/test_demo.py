@@ -48,3 +48,13 @@ def test_the_budget_scales_every_presets_own_steps_and_the_default_trains_a_shar
     assert budget_steps(3, 0.01) == 1  # never no step
     with pytest.raises(ValueError, match="--budget-minutes must be positive"):
         budget_steps(600, 0)
+
+
+def test_the_demo_evaluates_at_the_precision_its_presets_trained_at():
+    from mucon.config import load_config
+    from mucon.demo import embedding_precision
+
+    float32 = [load_config(preset, ["trainer.precision=32-true"]) for preset in ("clmr-cpu", "cola-cpu")]
+    assert embedding_precision(float32) == "32-true"
+    mixed = [float32[0], load_config("cola-cpu", ["trainer.precision=bf16-mixed"])]
+    assert embedding_precision(mixed) == "auto"

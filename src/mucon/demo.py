@@ -140,6 +140,13 @@ def plan_text(plans: list[PresetPlan], budget_minutes: float) -> str:
     return "\n".join(lines)
 
 
+def embedding_precision(configs) -> str:
+    """Evaluation embeds at the precision every preset trained at (``trainer.precision=32-true`` makes the
+    whole demo float32, as on a CPU without bf16), or at evaluate's own ``auto`` where they differ."""
+    precisions = {resolve_precision(config.trainer.precision, training_device(config))[0] for config in configs}
+    return precisions.pop() if len(precisions) == 1 else "auto"
+
+
 def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO_BUDGET_MINUTES,
              corpus_dir: str | Path | None = None,
              corpus_size: str = "default", presets: list[str] | None = None, seed: int = 0,
@@ -189,7 +196,8 @@ def run_demo(out_dir: str | Path = "mucon-demo", *, budget_minutes: float = DEMO
     started = time.time()
     print("[4/4] evaluating every model and the baselines on the corpus tasks")
     results = evaluate(checkpoints, [corpus_dir], out_dir / "report", robustness=True, seed=seed,
-                       corruptions=robustness_corruptions, severities=robustness_severities, progress=progress)
+                       corruptions=robustness_corruptions, severities=robustness_severities,
+                       precision=embedding_precision(configs.values()), progress=progress)
     times.evaluate = time.time() - started
     print(times.summary())
     print(f"report: {out_dir / 'report' / 'results.md'}")
