@@ -127,8 +127,8 @@ def training_device(config: RunConfig) -> str:
 
 def plan_text(plans: list[PresetPlan], budget_minutes: float) -> str:
     device = "a GPU" if torch.cuda.is_available() else f"{torch.get_num_threads()} CPU threads"
-    _, why = resolve_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
-    lines = [f"plan: pretrain {len(plans)} presets on {device}; precision auto is {why}",
+    auto, why = resolve_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
+    lines = [f"plan: pretrain {len(plans)} presets on {device}; precision auto is {auto} here: {why}",
              f"  {'preset':<18}{'steps':>7}{'precision':>12}{'compiled':>10}{'first step':>12}{'s/step':>8}{'minutes':>9}"]
     for plan in plans:
         timing = plan.timing
