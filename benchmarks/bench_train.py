@@ -45,17 +45,19 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
+def counted_flops(step) -> int:
+    """The FLOPs of one call of ``step``, as torch.utils.flop_counter counts them."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
 def measure_preset(config_path: str, steps: int, device: torch.device, precision: str | None = None,
                    profile: bool = False, compiled: bool = False) -> dict:
     from mucon.config import load_config
     from mucon.step_timing import synthetic_training_step
 
-    eager = load_config(config_path, ["trainer.compile=false"])
-    _, eager_step, _, _ = synthetic_training_step(eager, device, precision)
-    counter = FlopCounterMode(display=False)
-    with counter:  # counted eagerly: the counter does not see inside inductor's kernels, the FLOPs are the same
-        eager_step()
-    flops_per_step = counter.get_total_flops()
     config = load_config(config_path, [f"trainer.compile={str(compiled).lower()}"])
     method, step, precision, compiled = synthetic_training_step(config, device, precision)
     batch_size = config.data.batch_size
@@ -63,6 +65,11 @@ def measure_preset(config_path: str, steps: int, device: torch.device, precision
     start = time.perf_counter()
     step()  # a compiled network compiles here
     first_step = time.perf_counter() - start
+    if compiled:  # counted eagerly: the counter does not see inside inductor's kernels, and the FLOPs are the same
+        eager = load_config(config_path, ["trainer.compile=false"])
+        flops_per_step = counted_flops(synthetic_training_step(eager, device, precision)[1])
+    else:
+        flops_per_step = counted_flops(step)
     step()
     if profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
