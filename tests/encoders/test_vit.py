@@ -73,3 +73,14 @@ def test_kept_token_count_rounds_and_keeps_at_least_one():
 def test_patch_frames_that_do_not_divide_the_widest_are_refused():
     with pytest.raises(ValueError, match="divide the largest"):
         SimpleViT(patch_sizes=[[16, 16], [128, 3]], **SMALL)
+
+
+def test_compiling_the_network_compiles_the_transformer_the_kept_tokens_go_through(hybrid):
+    """trainer.compile on the base class would compile forward_spectrogram, which Myna's training never calls."""
+    import copy
+
+    encoder = copy.deepcopy(hybrid)
+    eager_spectrogram_call = encoder.forward_spectrogram
+    encoder.compile_network()
+    assert encoder.transformer._compiled_call_impl is not None
+    assert encoder.forward_spectrogram == eager_spectrogram_call

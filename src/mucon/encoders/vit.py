@@ -155,6 +155,11 @@ class SimpleViT(SpectrogramEncoder):
             frames.append(encoded.view(batch, rows, -1, per_span, width).mean(dim=(1, 3)))
         return torch.cat(frames, dim=-1)
 
+    def compile_network(self) -> None:
+        """The transformer: training runs it on the kept tokens (``embed_kept_tokens``), never through
+        ``forward_spectrogram``, which the base class would compile."""
+        self.transformer.compile(dynamic=False)
+
     def embed_kept_tokens(self, spec: Tensor, patching: int, keep_share: float, generator: torch.Generator) -> Tensor:
         """``[B, width]``: the mean of the transformer's outputs over a random ``kept_token_count`` of each
         row's tokens of patch shape ``patching`` (Myna's masking: the rest never reach the transformer),
