@@ -15,7 +15,7 @@ import numpy as np
 from mucon.evaluation.embed import EmbeddingJob, FileEmbeddings, embed_jobs
 from mucon.files import cache_root, write_atomically
 
-CACHE_FORMAT = 3  # bump when what is cached, or how it is computed, changes
+CACHE_FORMAT = 4  # bump when what is cached, or how it is computed, changes (4: batch norms folded at inference)
 
 
 def embedding_cache_dir() -> Path:

@@ -18,6 +18,7 @@ from mucon.evaluation.embedding_cache import cached_embed_jobs, embedding_cache_
 from mucon.evaluation.embed import EmbeddingJob
 from mucon.evaluation.model_identity import model_fingerprint, module_device, resolve_encoder
 from mucon.evaluation.exported_models import is_exported_source, load_exported_encoder
+from mucon.evaluation.inference_form import for_inference
 from mucon.evaluation.tasks import MAX_CHUNKS
 from mucon.evaluation.windows import hop_samples
 from mucon.files import write_atomically
@@ -87,6 +88,8 @@ def embed_folder(
                          f"own columns {list(INDEX_COLUMNS)}; rename them")
     source = load_exported_encoder(model) if is_exported_source(model) else model
     encoder = resolve_encoder(source, device)
+    if source is model and not isinstance(model, Encoder):  # a checkpoint: the form evaluate embeds it in, one cache
+        encoder = for_inference(encoder)
     precision, _ = resolve_precision(precision, module_device(encoder).type)
     hop = hop_samples(encoder, hop_seconds, default_fraction=1.0)
     job = EmbeddingJob(encoder, files, fingerprint=model_fingerprint(source), max_windows=max_windows)
