@@ -29,19 +29,22 @@ from torch.utils.flop_counter import FlopCounterMode
 DEFAULT_PRESETS = ["clmr", "clmr-cpu", "semisupcon", "semisupcon-cpu"]
 
 
-def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 2048,
-                      repeats: int = 10) -> float:
-    """The machine's matmul FLOP/s at ``dtype``: the ceiling a step at that precision is measured against."""
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 1024,
+                      seconds: float = 0.5) -> float:
+    """The machine's matmul FLOP/s at ``dtype``: the ceiling a step at that precision is measured against.
+    Timed for about ``seconds`` however fast the machine is: without bf16 instructions a CPU emulates bf16
+    matmuls hundreds of times slower, and a fixed count of them would take minutes."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
+    repeats, start = 0, time.perf_counter()
+    while repeats == 0 or time.perf_counter() - start < seconds:
         a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        repeats += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
