@@ -28,9 +28,9 @@ from mucon.step_timing import StepTiming, time_training_step
 CORPUS_SAMPLE_RATE = 22050
 # Pretraining minutes (all CPU presets together, 2 CPU cores, bf16) that the presets' own max_steps add up to.
 PRESET_BUDGET_MINUTES = 16.0
-# The demo's default share of that: 5 minutes of float32 pretraining on 2 cores of the README's machine (about
-# 14 on a 2-core CPU without AVX-512, whose float32 step takes 2.8 times as long), less where the CPU has
-# bf16. Evaluation takes longer than pretraining now: see the README's times.
+# The demo's default share of that: 5 minutes of float32 pretraining on 2 cores with AVX-512, 11 on 2 cores
+# with AVX2 only (no bf16, where the whole demo took 28 minutes), less where the CPU has bf16. Evaluation
+# takes longer than pretraining: see the README's times.
 DEMO_BUDGET_MINUTES = 3.0
 # The robustness conditions the demo's report shows: evaluate's quick preset (see
 # robustness.CORRUPTION_PRESETS): SemiSupCon's pretraining chain and two everyday corruptions (a room,
